@@ -1,0 +1,1 @@
+"""ocibuild: a pure-Python Dockerfile interpreter that drives OCI runtimes directly."""
