@@ -1,0 +1,304 @@
+"""OCI image layouts: export an image from the store, import one into it.
+
+Export, per layer (decision: prefer the bytes we already trust):
+
+1. the layer keeps its original blob in the requested compression -> copy it;
+2. it keeps an original blob in another compression -> decompress it and recompress;
+3. otherwise (a built layer) -> regenerate the tar from the layer dir with
+   ``write_tree(mode="upper")`` and the SOURCE_DATE_EPOCH recorded at commit.
+
+In cases 2 and 3 the uncompressed stream is hashed in the same pass and must equal the
+stored diffID, else StoreError "layer ... is corrupt". Memory stays flat: everything streams
+through :class:`DigestingSink` into a temp file that is renamed to its digest.
+
+Import verifies every blob's digest while reading it and accepts OCI and Docker schema 2
+media types; nested indexes resolve to linux/amd64.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from typing import IO
+
+from ocibuild.errors import ImageNotFound, OcibuildError, StoreError
+from ocibuild.image.atomic import unlink_quiet, write_atomic
+from ocibuild.image.digest import hexpart, validate_digest
+from ocibuild.image.model import (
+    INDEX_TYPES,
+    JSON,
+    LAYER_TYPES,
+    MANIFEST_TYPES,
+    MT_OCI_CONFIG,
+    MT_OCI_MANIFEST,
+    REF_NAME,
+    canonical_json,
+    descriptor,
+    diff_ids_of,
+    make_index,
+    make_manifest,
+    platform_matches,
+)
+from ocibuild.image.store import Store
+from ocibuild.layers.compress import (
+    MEDIA_TYPES,
+    Compression,
+    DigestingSink,
+    compression_of_media_type,
+    open_decompressed,
+)
+from ocibuild.layers.tarwriter import write_tree
+
+_CHUNK = 1 << 20
+_MAX_JSON = 16 << 20
+_LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+# -- export -------------------------------------------------------------------------------
+def export_oci_layout(
+    store: Store,
+    config_digest: str,
+    dest_dir: str,
+    *,
+    ref_names: list[str],
+    compression: Compression | str = "gzip",
+) -> str:
+    """Write the image ``config_digest`` as an OCI layout in ``dest_dir``; returns the
+    manifest digest. An existing layout is extended: index entries with the same ref
+    names are replaced, others kept."""
+    if compression not in ("gzip", "zstd", "none"):
+        raise StoreError(f"unknown compression {compression!r}", hint="use gzip, zstd or none")
+    kind: Compression = compression
+    blobs = os.path.join(dest_dir, "blobs", "sha256")
+    os.makedirs(blobs, exist_ok=True)
+    config_bytes = store.read_blob(config_digest)
+    if "sha256:" + hashlib.sha256(config_bytes).hexdigest() != config_digest:
+        raise StoreError(f"image config {config_digest} is corrupt in the store")
+    config = json.loads(config_bytes)
+    _write_blob(blobs, config_digest, config_bytes)
+    layers = [_export_layer(store, d, blobs, kind) for d in diff_ids_of(config)]
+    manifest = make_manifest(descriptor(MT_OCI_CONFIG, config_digest, len(config_bytes)), layers)
+    manifest_bytes = canonical_json(manifest)
+    manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
+    _write_blob(blobs, manifest_digest, manifest_bytes)
+    write_atomic(os.path.join(dest_dir, "oci-layout"), _LAYOUT_VERSION)
+    _update_index(dest_dir, manifest_digest, len(manifest_bytes), ref_names)
+    return manifest_digest
+
+
+def _export_layer(store: Store, diff_id: str, blobs: str, compression: Compression) -> JSON:
+    info = store.layer_info(diff_id)
+    blob = info.get("blob")
+    media_type = MEDIA_TYPES[compression]
+    if isinstance(blob, dict) and store.has_blob(str(blob.get("digest"))):
+        src = store.blob_path(str(blob["digest"]))
+        if compression_of_media_type(str(blob.get("mediaType", ""))) == compression:
+            digest = validate_digest(str(blob["digest"]))
+            size = _copy_blob(src, blobs, digest)
+            return descriptor(media_type, digest, size)
+        with open(src, "rb") as f:
+            return _stream_layer(
+                blobs, diff_id, compression, lambda sink: _pump(open_decompressed(f), sink)
+            )
+    layer_dir = store.layer_dir(diff_id)
+    epoch = info.get("source_date_epoch")
+    epoch = int(epoch) if epoch is not None else None
+
+    def regenerate(sink: DigestingSink) -> None:
+        write_tree(layer_dir, sink, mode="upper", source_date_epoch=epoch)
+
+    return _stream_layer(blobs, diff_id, compression, regenerate)
+
+
+def _pump(src: IO[bytes], sink: DigestingSink) -> None:
+    while chunk := src.read(_CHUNK):
+        sink.write(chunk)
+
+
+def _stream_layer(
+    blobs: str, diff_id: str, compression: Compression, fill: Callable[[DigestingSink], None]
+) -> JSON:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-layer-", dir=blobs)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            sink = DigestingSink(compression, out)
+            try:
+                fill(sink)
+            except (OSError, EOFError, ValueError) as e:
+                raise StoreError(f"layer {diff_id} is corrupt: cannot read it: {e}") from e
+            sink.close()
+            out.flush()
+            os.fsync(out.fileno())
+        if sink.diff_id != diff_id:
+            raise StoreError(
+                f"layer {diff_id} is corrupt: its content hashes to {sink.diff_id}",
+                hint="remove the images that use it and rebuild or re-import them",
+            )
+        _rename_blob(tmp, blobs, sink.digest)
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
+    return descriptor(sink.media_type, sink.digest, sink.compressed_size)
+
+
+def _copy_blob(src: str, blobs: str, digest: str) -> int:
+    dest = os.path.join(blobs, hexpart(digest))
+    if os.path.exists(dest):
+        return os.path.getsize(dest)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-blob-", dir=blobs)
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if "sha256:" + h.hexdigest() != digest:
+            raise StoreError(f"blob {digest} is corrupt in the store")
+        _rename_blob(tmp, blobs, digest)
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
+    return size
+
+
+def _rename_blob(tmp: str, blobs: str, digest: str) -> None:
+    os.chmod(tmp, 0o644)
+    os.rename(tmp, os.path.join(blobs, hexpart(digest)))
+
+
+def _write_blob(blobs: str, digest: str, data: bytes) -> None:
+    if not os.path.exists(os.path.join(blobs, hexpart(digest))):
+        write_atomic(os.path.join(blobs, hexpart(digest)), data)
+
+
+def _update_index(dest_dir: str, digest: str, size: int, ref_names: list[str]) -> None:
+    path = os.path.join(dest_dir, "index.json")
+    kept: list[JSON] = []
+    if os.path.exists(path):
+        try:
+            with open(path, "rb") as f:
+                old = json.load(f)
+            kept = [m for m in old.get("manifests", []) if isinstance(m, dict)]
+        except (OSError, ValueError, AttributeError):
+            kept = []
+    refs = set(ref_names)
+    kept = [
+        m
+        for m in kept
+        if (m.get("annotations") or {}).get(REF_NAME) not in refs
+        and not (not ref_names and m.get("digest") == digest and not m.get("annotations"))
+    ]
+    new = [
+        descriptor(MT_OCI_MANIFEST, digest, size, annotations={REF_NAME: ref}) for ref in ref_names
+    ] or [descriptor(MT_OCI_MANIFEST, digest, size)]
+    write_atomic(path, canonical_json(make_index(kept + new)))
+
+
+# -- import -------------------------------------------------------------------------------
+def _read_json_blob(layout_dir: str, desc: JSON) -> tuple[bytes, JSON]:
+    digest = validate_digest(str(desc.get("digest")))
+    path = os.path.join(layout_dir, "blobs", "sha256", hexpart(digest))
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_MAX_JSON + 1)
+    except FileNotFoundError:
+        raise StoreError(f"layout {layout_dir} lacks blob {digest}") from None
+    if len(data) > _MAX_JSON:
+        raise StoreError(f"blob {digest} in {layout_dir} is too big for a JSON document")
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise StoreError(f"blob {digest} in {layout_dir} does not match its digest")
+    try:
+        doc = json.loads(data)
+    except ValueError as e:
+        raise StoreError(f"blob {digest} in {layout_dir} is not JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise StoreError(f"blob {digest} in {layout_dir} is not a JSON object")
+    return data, doc
+
+
+def _select(layout_dir: str, entries: list[JSON], tag: str | None) -> JSON:
+    refs = [str((e.get("annotations") or {}).get(REF_NAME, "")) for e in entries]
+    if tag is not None:
+        found = [e for e, r in zip(entries, refs, strict=True) if r == tag]
+        if not found:
+            known = ", ".join(r for r in refs if r) or "none"
+            raise ImageNotFound(
+                f"no image tagged {tag!r} in OCI layout {layout_dir}",
+                hint=f"ref names in the layout: {known}",
+            )
+        return found[0]
+    if len(entries) != 1:
+        raise StoreError(
+            f"OCI layout {layout_dir} holds {len(entries)} images",
+            hint="name one with oci-layout://DIR:TAG; refs: "
+            + (", ".join(r for r in refs if r) or "none"),
+        )
+    return entries[0]
+
+
+def _resolve_manifest(layout_dir: str, desc: JSON, depth: int = 0) -> JSON:
+    if depth > 4:
+        raise StoreError(f"OCI layout {layout_dir}: indexes nested too deeply")
+    _, doc = _read_json_blob(layout_dir, desc)
+    media_type = desc.get("mediaType") or doc.get("mediaType")
+    if media_type in INDEX_TYPES or (media_type is None and "manifests" in doc):
+        entries = [m for m in doc.get("manifests", []) if isinstance(m, dict)]
+        for entry in entries:
+            if platform_matches(entry):
+                return _resolve_manifest(layout_dir, entry, depth + 1)
+        raise ImageNotFound(f"OCI layout {layout_dir} has no linux/amd64 image")
+    if media_type in MANIFEST_TYPES or (media_type is None and "config" in doc):
+        return doc
+    raise StoreError(f"OCI layout {layout_dir}: unsupported media type {media_type!r}")
+
+
+def import_oci_layout(store: Store, layout_dir: str, tag: str | None) -> str:
+    """Import one image of an OCI layout into ``store``; returns its config digest."""
+    try:
+        with open(os.path.join(layout_dir, "index.json"), "rb") as f:
+            index = json.load(f)
+        entries = [m for m in index["manifests"] if isinstance(m, dict)]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StoreError(
+            f"{layout_dir} is not a readable OCI layout: {e}",
+            hint="expected a directory with oci-layout, index.json and blobs/",
+        ) from e
+    manifest = _resolve_manifest(layout_dir, _select(layout_dir, entries, tag))
+    config_desc = manifest.get("config") or {}
+    config_bytes, config = _read_json_blob(layout_dir, config_desc)
+    layer_descs = [d for d in manifest.get("layers") or [] if isinstance(d, dict)]
+    diff_ids = diff_ids_of(config)
+    if len(diff_ids) != len(layer_descs):
+        raise StoreError(
+            f"image in {layout_dir}: {len(layer_descs)} layers but {len(diff_ids)} diff_ids"
+        )
+    for layer_desc, diff_id in zip(layer_descs, diff_ids, strict=True):
+        validate_digest(diff_id)
+        if store.has_layer(diff_id):
+            continue
+        media_type = str(layer_desc.get("mediaType", ""))
+        if media_type not in LAYER_TYPES:
+            raise StoreError(f"image in {layout_dir}: unsupported layer type {media_type!r}")
+        digest = validate_digest(str(layer_desc.get("digest")))
+        path = os.path.join(layout_dir, "blobs", "sha256", hexpart(digest))
+        try:
+            with open(path, "rb") as blob:
+                got = store.import_layer_blob(blob, media_type, digest)
+        except FileNotFoundError:
+            raise StoreError(f"layout {layout_dir} lacks layer blob {digest}") from None
+        except StoreError:
+            raise
+        except OcibuildError as e:
+            raise StoreError(f"layer {digest} in {layout_dir}: {e.message}") from e
+        if got != diff_id:
+            raise StoreError(
+                f"layer {digest} in {layout_dir} unpacks to {got}, the config says {diff_id}"
+            )
+    return store.put_blob(config_bytes)

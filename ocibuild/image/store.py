@@ -1,0 +1,410 @@
+"""The local content store: blobs, unpacked layers, tags.
+
+```
+ROOT/blobs/sha256/<hex>              configs, manifests, original compressed layer blobs
+ROOT/layers/<diffid-hex>/diff/       a layer in overlay lower-dir form
+ROOT/layers/<diffid-hex>/layer.json  {"diff_id", "size", "blob", "source_date_epoch"}
+ROOT/images.json                     {"tags": {"name:tag": "sha256:<config digest>"}}
+ROOT/tmp/                            scratch on the same filesystem
+ROOT/lock                            flock for images.json and gc
+```
+
+Every write is atomic: blobs go temp file -> hash while writing -> fsync -> rename; a layer
+dir is assembled in tmp/ and renamed into ``layers/`` in one step; ``images.json`` is
+rewritten through a temp file under the lock. A blob or layer that already exists is kept
+(content addressed: the new copy is identical). Layer trees are not fsynced file by file
+(too slow for big layers); a crash can lose a just-committed layer's data, not corrupt
+the metadata that names it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, BinaryIO
+
+from ocibuild.errors import ImageNotFound, OcibuildError, StoreError
+from ocibuild.image.atomic import unlink_quiet, write_atomic
+from ocibuild.image.digest import hexpart, validate_digest
+from ocibuild.image.model import JSON, canonical_json, diff_ids_of
+from ocibuild.layers.apply import unpack_layer
+
+_CHUNK = 1 << 20
+_TMP_PREFIX = "store-"
+_ID_PREFIX = re.compile(r"[0-9a-f]{12,64}")
+
+
+def normalize_tag(name: str) -> str:
+    """``name`` with ``:latest`` added when it has no tag (a ``host:port/`` is no tag)."""
+    if not name or "@" in name or any(c.isspace() for c in name):
+        raise StoreError(f"invalid image name {name!r}", hint="use NAME or NAME:TAG")
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else name + ":latest"
+
+
+class Store:
+    """A local image store rooted at ``root`` (created on first use)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.blobs = os.path.join(self.root, "blobs", "sha256")
+        self.layers = os.path.join(self.root, "layers")
+        self.tmp = os.path.join(self.root, "tmp")
+        self.images_file = os.path.join(self.root, "images.json")
+        for path in (self.blobs, self.layers, self.tmp):
+            os.makedirs(path, exist_ok=True)
+
+    # -- locking and scratch ---------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive flock on ROOT/lock (not re-entrant)."""
+        fd = os.open(os.path.join(self.root, "lock"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def tmpdir(self, prefix: str = "tmp-") -> str:
+        """A fresh directory in ROOT/tmp (same filesystem as the store)."""
+        return tempfile.mkdtemp(prefix=_TMP_PREFIX + prefix, dir=self.tmp)
+
+    # -- blobs -----------------------------------------------------------------------------
+    def blob_path(self, digest: str) -> str:
+        return os.path.join(self.blobs, hexpart(digest))
+
+    def has_blob(self, digest: str) -> bool:
+        return os.path.isfile(self.blob_path(digest))
+
+    def read_blob(self, digest: str) -> bytes:
+        try:
+            with open(self.blob_path(digest), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise StoreError(f"blob {digest} is missing from the store") from None
+
+    def put_blob(self, data: bytes) -> str:
+        """Store ``data``; returns its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if not self.has_blob(digest):
+            write_atomic(self.blob_path(digest), data, tmp_dir=self.tmp)
+        return digest
+
+    def put_blob_stream(
+        self, stream: BinaryIO, expected_digest: str | None = None
+    ) -> tuple[str, int]:
+        """Store a stream; (digest, size). A digest mismatch raises and leaves nothing."""
+        tmp, digest, size = self._stage_blob(stream, expected_digest)
+        try:
+            self._publish(tmp, digest)
+        except BaseException:
+            unlink_quiet(tmp)
+            raise
+        return digest, size
+
+    def _stage_blob(self, stream: BinaryIO, expected: str | None) -> tuple[str, str, int]:
+        if expected is not None:
+            validate_digest(expected)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX + "blob-", dir=self.tmp)
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as f:
+                while chunk := stream.read(_CHUNK):
+                    h.update(chunk)
+                    f.write(chunk)
+                    size += len(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            digest = "sha256:" + h.hexdigest()
+            if expected is not None and digest != expected:
+                raise StoreError(
+                    f"digest mismatch: expected {expected}, content is {digest}",
+                    hint="the source is corrupt or was modified while being read",
+                )
+        except BaseException:
+            unlink_quiet(tmp)
+            raise
+        return tmp, digest, size
+
+    def _publish(self, tmp: str, digest: str) -> bool:
+        """Rename a verified temp file into place; False when the blob already existed."""
+        dest = self.blob_path(digest)
+        if os.path.exists(dest):
+            unlink_quiet(tmp)
+            return False
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, dest)
+        return True
+
+    def remove_blob(self, digest: str) -> None:
+        unlink_quiet(self.blob_path(digest))
+
+    # -- layers ----------------------------------------------------------------------------
+    def _layer_root(self, diff_id: str) -> str:
+        return os.path.join(self.layers, hexpart(diff_id))
+
+    def has_layer(self, diff_id: str) -> bool:
+        return os.path.isfile(os.path.join(self._layer_root(diff_id), "layer.json"))
+
+    def layer_dir(self, diff_id: str) -> str:
+        """The ``diff`` dir (overlay lower-dir form) of a stored layer."""
+        if not self.has_layer(diff_id):
+            raise StoreError(
+                f"layer {diff_id} is not in the store",
+                hint="rebuild or re-import the image that uses it",
+            )
+        return os.path.join(self._layer_root(diff_id), "diff")
+
+    def layer_info(self, diff_id: str) -> JSON:
+        try:
+            with open(os.path.join(self._layer_root(diff_id), "layer.json"), "rb") as f:
+                info: JSON = json.load(f)
+        except FileNotFoundError:
+            raise StoreError(f"layer {diff_id} is not in the store") from None
+        return info
+
+    def commit_layer_dir(
+        self,
+        src_dir: str,
+        diff_id: str,
+        size: int,
+        blob: JSON | None = None,
+        *,
+        source_date_epoch: int | None = None,
+    ) -> str:
+        """Move ``src_dir`` into the store as layer ``diff_id``; returns its ``diff`` path.
+
+        ``source_date_epoch`` must be the value the diffID was computed with: export
+        regenerates the tar with it. If the layer exists already, ``src_dir`` is removed.
+        """
+        final = self._layer_root(diff_id)
+        if self.has_layer(diff_id):
+            shutil.rmtree(src_dir, ignore_errors=True)
+            return os.path.join(final, "diff")
+        staging = self.tmpdir("layer-")
+        try:
+            try:
+                os.rename(src_dir, os.path.join(staging, "diff"))
+            except OSError as e:
+                hint = "the store's tmp/ must be on the same filesystem as the upper dir"
+                raise StoreError(f"cannot move {src_dir} into the store: {e}", hint=hint) from e
+            info = {
+                "diff_id": diff_id,
+                "size": size,
+                "blob": blob,
+                "source_date_epoch": source_date_epoch,
+            }
+            write_atomic(os.path.join(staging, "layer.json"), canonical_json(info))
+            try:
+                os.rename(staging, final)
+            except OSError as e:
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                shutil.rmtree(staging, ignore_errors=True)  # committed meanwhile by another
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return os.path.join(final, "diff")
+
+    def import_layer_blob(self, stream: BinaryIO, media_type: str, expected_digest: str) -> str:
+        """Store a compressed layer blob and unpack it as a layer; returns its diffID.
+
+        All or nothing: on any failure neither the blob nor the layer is left behind.
+        """
+        tmp, digest, size = self._stage_blob(stream, expected_digest)
+        staging = self.tmpdir("unpack-")
+        published = False
+        try:
+            diff = os.path.join(staging, "diff")
+            os.mkdir(diff)
+            with open(tmp, "rb") as f:
+                unpacked = unpack_layer(f, diff)
+            if self.has_layer(unpacked.diff_id):
+                return unpacked.diff_id
+            published = self._publish(tmp, digest)
+            blob = {"digest": digest, "mediaType": media_type, "size": size}
+            self.commit_layer_dir(diff, unpacked.diff_id, unpacked.size, blob)
+            return unpacked.diff_id
+        except BaseException:
+            if published:
+                self.remove_blob(digest)
+            raise
+        finally:
+            unlink_quiet(tmp)
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def remove_layer(self, diff_id: str) -> None:
+        """Drop a layer (renamed away first, so a half-removed layer is never visible)."""
+        path = self._layer_root(diff_id)
+        if not os.path.isdir(path):
+            return
+        trash = self.tmpdir("trash-")
+        os.rename(path, os.path.join(trash, "layer"))
+        shutil.rmtree(trash, ignore_errors=True)
+
+    # -- configs and tags ------------------------------------------------------------------
+    def put_config(self, config: JSON) -> str:
+        """Store an image config (canonical JSON); its digest is the image ID."""
+        return self.put_blob(canonical_json(config))
+
+    def get_config(self, config_digest: str) -> JSON:
+        try:
+            config: Any = json.loads(self.read_blob(config_digest))
+        except StoreError:
+            raise ImageNotFound(f"image {config_digest} is not in the store") from None
+        except ValueError as e:
+            raise StoreError(f"image config {config_digest} is not valid JSON: {e}") from e
+        if not isinstance(config, dict):
+            raise StoreError(f"image config {config_digest} is not a JSON object")
+        return config
+
+    def _read_tags(self) -> dict[str, str]:
+        try:
+            with open(self.images_file, "rb") as f:
+                data: Any = json.load(f)
+        except FileNotFoundError:
+            return {}
+        except ValueError as e:
+            raise StoreError(f"{self.images_file} is corrupt: {e}") from e
+        tags = data.get("tags") if isinstance(data, dict) else None
+        if not isinstance(tags, dict):
+            raise StoreError(f"{self.images_file} has no 'tags' object")
+        return {str(k): str(v) for k, v in tags.items()}
+
+    def _write_tags(self, tags: dict[str, str]) -> None:
+        write_atomic(self.images_file, canonical_json({"tags": tags}) + b"\n", sync_dir=True)
+
+    def tags(self) -> dict[str, str]:
+        """All tags: ``name:tag`` -> config digest."""
+        return self._read_tags()
+
+    def tag(self, name: str, config_digest: str) -> None:
+        validate_digest(config_digest)
+        if not self.has_blob(config_digest):
+            raise ImageNotFound(f"image {config_digest} is not in the store")
+        with self.lock():
+            tags = self._read_tags()
+            tags[normalize_tag(name)] = config_digest
+            self._write_tags(tags)
+
+    def untag(self, name: str) -> str:
+        """Remove one tag; returns the config digest it pointed to."""
+        with self.lock():
+            tags = self._read_tags()
+            digest = tags.pop(normalize_tag(name), None)
+            if digest is None:
+                raise ImageNotFound(f"no image tagged {normalize_tag(name)!r}")
+            self._write_tags(tags)
+        return digest
+
+    def resolve(self, name_or_id: str) -> str:
+        """Config digest for a tag (``:latest`` by default), a full id or an id prefix."""
+        if name_or_id.startswith("sha256:"):
+            digest = validate_digest(name_or_id)
+            if self.has_blob(digest):
+                return digest
+            raise ImageNotFound(f"no image with id {name_or_id}")
+        tags = self._read_tags()
+        try:
+            tagged = tags.get(normalize_tag(name_or_id))
+        except StoreError:
+            tagged = None
+        if tagged is not None:
+            return tagged
+        if _ID_PREFIX.fullmatch(name_or_id):
+            if len(name_or_id) == 64 and self.has_blob("sha256:" + name_or_id):
+                return "sha256:" + name_or_id
+            found = {d for d in tags.values() if hexpart(d).startswith(name_or_id)}
+            if len(found) == 1:
+                return found.pop()
+            if len(found) > 1:
+                raise ImageNotFound(
+                    f"image id prefix {name_or_id!r} is ambiguous",
+                    hint="give more digits of the id",
+                )
+        raise ImageNotFound(
+            f"no image {name_or_id!r} in the store",
+            hint="'ocibuild images' lists the images; use NAME[:TAG], an id or id prefix "
+            "(at least 12 hex digits)",
+        )
+
+    def list_images(self) -> list[tuple[list[str], str, str, int]]:
+        """(tags, config digest, created, uncompressed size) per tagged image."""
+        by_digest: dict[str, list[str]] = {}
+        for name, digest in self._read_tags().items():
+            by_digest.setdefault(digest, []).append(name)
+        out = []
+        for digest, names in by_digest.items():
+            try:
+                config = self.get_config(digest)
+            except OcibuildError:
+                continue
+            size = 0
+            for diff_id in diff_ids_of(config):
+                with suppress(OcibuildError):
+                    size += int(self.layer_info(diff_id).get("size") or 0)
+            out.append((sorted(names), digest, str(config.get("created", "")), size))
+        out.sort(key=lambda item: item[0])
+        return out
+
+    def remove_image(self, name: str) -> str:
+        """Untag ``name`` (all tags when it is an id); drop the config once untagged."""
+        digest = self.resolve(name)
+        with self.lock():
+            tags = self._read_tags()
+            try:
+                key: str | None = normalize_tag(name)
+            except StoreError:
+                key = None
+            if key in tags:
+                del tags[key]
+            else:
+                tags = {k: v for k, v in tags.items() if v != digest}
+            self._write_tags(tags)
+            if digest not in tags.values():
+                self.remove_blob(digest)
+        return digest
+
+    def gc(self, *, tmp_age: float = 3600.0) -> list[str]:
+        """Remove layers no tagged image uses (and their blobs); returns their diffIDs.
+
+        Also removes store temp entries older than ``tmp_age`` seconds.
+        """
+        removed = []
+        with self.lock():
+            used: set[str] = set()
+            for digest in set(self._read_tags().values()):
+                try:
+                    used.update(diff_ids_of(self.get_config(digest)))
+                except OcibuildError:
+                    continue
+            for name in os.listdir(self.layers):
+                diff_id = "sha256:" + name
+                if diff_id in used or not _ID_PREFIX.fullmatch(name) or len(name) != 64:
+                    continue
+                blob = None
+                with suppress(OcibuildError):
+                    blob = (self.layer_info(diff_id).get("blob") or {}).get("digest")
+                self.remove_layer(diff_id)
+                if isinstance(blob, str):
+                    self.remove_blob(validate_digest(blob))
+                removed.append(diff_id)
+            now = time.time()
+            for name in os.listdir(self.tmp):
+                path = os.path.join(self.tmp, name)
+                if name.startswith(_TMP_PREFIX) and now - os.lstat(path).st_mtime > tmp_age:
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        unlink_quiet(path)
+        return sorted(removed)

@@ -1,0 +1,210 @@
+"""Compression and digesting of layer streams in one pass.
+
+Decisions:
+
+* gzip level 1 by default (``GZIP_LEVEL``): on this class of machine zlib level 1 runs at
+  about 76 MB/s against 36 MB/s for level 6 and export time is dominated by deflate; the
+  ratio lost is small for typical layers and zstd is there for a better ratio. The stream
+  is made with ``zlib.compressobj(level, DEFLATED, 31)``, so the gzip header carries mtime 0,
+  no file name and OS=unix: the same input and level always give the same bytes.
+* zstd level 3 through ``zstandard`` with worker threads. zstd's multi-threaded output does
+  not depend on the number of workers (>= 1), so it is deterministic for a given input and
+  level.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import lzma
+import os
+import zlib
+from typing import IO, BinaryIO, Literal, Protocol, cast
+
+import zstandard
+
+from ocibuild.errors import LayerError
+
+Compression = Literal["gzip", "zstd", "none"]
+
+MEDIA_TYPE_TAR = "application/vnd.oci.image.layer.v1.tar"
+MEDIA_TYPE_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+MEDIA_TYPE_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+MEDIA_TYPES: dict[Compression, str] = {
+    "none": MEDIA_TYPE_TAR,
+    "gzip": MEDIA_TYPE_GZIP,
+    "zstd": MEDIA_TYPE_ZSTD,
+}
+
+GZIP_LEVEL = 1
+ZSTD_LEVEL = 3
+_READ = 1 << 20
+
+
+class _Compressor(Protocol):
+    def compress(self, data: bytes | bytearray | memoryview, /) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class _ZstdCompressor:
+    def __init__(self, level: int, threads: int) -> None:
+        cctx = zstandard.ZstdCompressor(level=level, threads=threads)
+        self._obj = cctx.compressobj()
+
+    def compress(self, data: bytes | bytearray | memoryview, /) -> bytes:
+        return self._obj.compress(data)
+
+    def flush(self) -> bytes:
+        return self._obj.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
+
+
+def compression_of_media_type(media_type: str) -> Compression:
+    """The compression a layer media type (OCI or Docker) declares."""
+    if media_type.endswith("+gzip") or media_type.endswith(".tar.gzip"):
+        return "gzip"
+    if media_type.endswith("+zstd") or media_type.endswith(".tar.zstd"):
+        return "zstd"
+    if media_type.endswith(".tar") or media_type.endswith(".tar.v1"):
+        return "none"
+    raise LayerError(f"unsupported layer media type {media_type!r}")
+
+
+class DigestingSink:
+    """A writable that hashes its input (diffID), compresses it and hashes the output.
+
+    ``out`` (optional) receives the compressed bytes. Call :meth:`close` once at the end;
+    afterwards ``diff_id``/``size`` describe the input and ``digest``/``compressed_size``
+    the output.
+    """
+
+    def __init__(
+        self,
+        compression: Compression = "none",
+        out: IO[bytes] | None = None,
+        *,
+        level: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.compression = compression
+        self.media_type = MEDIA_TYPES[compression]
+        self._in = hashlib.sha256()
+        self._out = hashlib.sha256() if compression != "none" else self._in
+        self._file = out
+        self.size = 0
+        self.compressed_size = 0
+        self._closed = False
+        self._comp: _Compressor | None
+        if compression == "gzip":
+            self._comp = zlib.compressobj(GZIP_LEVEL if level is None else level, zlib.DEFLATED, 31)
+        elif compression == "zstd":
+            workers = threads if threads is not None else max(1, min(os.cpu_count() or 1, 4))
+            self._comp = _ZstdCompressor(ZSTD_LEVEL if level is None else level, workers)
+        else:
+            self._comp = None
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        if self._closed:
+            raise ValueError("write to a closed DigestingSink")
+        self._in.update(data)
+        n = len(data)
+        self.size += n
+        if self._comp is None:
+            self._emit(data)
+        else:
+            chunk = self._comp.compress(data)
+            if chunk:
+                self._emit(chunk)
+        return n
+
+    def _emit(self, data: bytes | bytearray | memoryview) -> None:
+        if self._comp is not None:
+            self._out.update(data)
+        self.compressed_size += len(data)
+        if self._file is not None:
+            self._file.write(data)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self._comp is not None:
+            tail = self._comp.flush()
+            if tail:
+                self._emit(tail)
+        self._closed = True
+
+    @property
+    def diff_id(self) -> str:
+        """``sha256:`` digest of the uncompressed input."""
+        return "sha256:" + self._in.hexdigest()
+
+    @property
+    def digest(self) -> str:
+        """``sha256:`` digest of the compressed output (the blob)."""
+        if not self._closed:
+            raise ValueError("DigestingSink.digest before close()")
+        return "sha256:" + self._out.hexdigest()
+
+
+def detect_compression(first_bytes: bytes) -> str | None:
+    """The compression of a stream from its magic bytes: gzip, zstd, bzip2, xz or None."""
+    if first_bytes.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if first_bytes.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    if first_bytes.startswith(b"BZh"):
+        return "bzip2"
+    if first_bytes.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    return None
+
+
+class _Prefixed:
+    """A read-only stream that replays ``head`` and then continues with ``rest``."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n < 0:
+                data = self._head + self._rest.read()
+                self._head = b""
+                return data
+            data, self._head = self._head[:n], self._head[n:]
+            if len(data) < n:
+                data += self._rest.read(n - len(data))
+            return data
+        return self._rest.read(n)
+
+    def readable(self) -> bool:
+        return True
+
+
+def _read_head(stream: BinaryIO, n: int) -> bytes:
+    head = b""
+    while len(head) < n:
+        chunk = stream.read(n - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def open_decompressed(stream: BinaryIO) -> BinaryIO:
+    """A streaming reader of ``stream``'s content, decompressed according to its magic."""
+    head = _read_head(stream, 6)
+    kind = detect_compression(head)
+    raw = cast(BinaryIO, _Prefixed(head, stream))
+    if kind is None:
+        return raw
+    if kind == "gzip":
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+    if kind == "bzip2":
+        return cast(BinaryIO, bz2.BZ2File(raw, mode="rb"))
+    if kind == "xz":
+        return cast(BinaryIO, lzma.LZMAFile(raw, mode="rb"))
+    dctx = zstandard.ZstdDecompressor()
+    return cast(BinaryIO, dctx.stream_reader(raw, read_size=_READ, read_across_frames=True))

@@ -1,0 +1,176 @@
+"""Drive an OCI runtime (runc or crun) in the foreground for one build step.
+
+The runtime runs in its own session (a terminal's Ctrl-C reaches only us), with stdin
+/dev/null and stdout+stderr merged into one pipe streamed to ``on_output``. Its own
+diagnostics go to a JSON log file (``--log``) so that a runtime failure ("exec: not
+found", a bad mount...) is told apart from the step's process exiting non-zero. On
+KeyboardInterrupt or any error while waiting, the container is killed and deleted
+before the exception propagates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Callable, Sequence
+
+from ocibuild.errors import RuntimeFailure
+
+LOG_NAME = "runtime-log.json"
+_ID_RE = re.compile(r"^[\w+.-]+$")
+_CHUNK = 65536
+
+
+class Runner:
+    """One OCI runtime binary with its state directory."""
+
+    def __init__(
+        self,
+        runtime: str = "runc",
+        *,
+        state_root: str,
+        global_args: Sequence[str] = (),
+    ) -> None:
+        self.runtime = runtime
+        self.state_root = state_root
+        self.global_args = tuple(global_args)
+
+    def describe(self) -> str:
+        return f"{self.runtime} (state in {self.state_root})"
+
+    def _base(self) -> list[str]:
+        return [self.runtime, "--root", self.state_root, *self.global_args]
+
+    def log_path(self, bundle: str) -> str:
+        return os.path.join(bundle, LOG_NAME)
+
+    def command(self, bundle: str, container_id: str) -> list[str]:
+        """The exact command line ``run`` executes (for logs and ``--keep-failed``)."""
+        return [
+            *self._base(),
+            "--log",
+            self.log_path(bundle),
+            "--log-format",
+            "json",
+            "run",
+            "--bundle",
+            bundle,
+            container_id,
+        ]
+
+    def run(self, bundle: str, container_id: str, *, on_output: Callable[[bytes], None]) -> int:
+        """Run the bundle; returns the exit status (128+N when killed by signal N).
+
+        Raises RuntimeFailure when the runtime itself could not start the container.
+        """
+        if not _ID_RE.match(container_id):
+            raise RuntimeFailure(f"invalid container id {container_id!r}")
+        os.makedirs(self.state_root, mode=0o700, exist_ok=True)
+        log = self.log_path(bundle)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(log)
+        argv = self.command(bundle, container_id)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise RuntimeFailure(
+                f"OCI runtime {self.runtime!r} not found",
+                hint=f"install it (`apt-get install -y {os.path.basename(self.runtime)}`)",
+            ) from exc
+        try:
+            assert proc.stdout is not None
+            fd = proc.stdout.fileno()
+            while chunk := os.read(fd, _CHUNK):
+                on_output(chunk)
+            rc = proc.wait()
+        except BaseException:
+            self._abort(proc, container_id)
+            raise
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self._cleanup(container_id)
+        errors = _log_errors(log)
+        if errors:
+            raise RuntimeFailure(
+                f"{self.runtime} failed to run the container: " + "; ".join(errors),
+                hint="command: " + " ".join(argv),
+            )
+        return 128 - rc if rc < 0 else rc
+
+    def kill(self, container_id: str, sig: str = "KILL") -> None:
+        self._quiet([*self._base(), "kill", container_id, sig])
+
+    def delete(self, container_id: str) -> None:
+        self._quiet([*self._base(), "delete", "--force", container_id])
+
+    def _quiet(self, argv: list[str]) -> None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+                timeout=30,
+                check=False,
+            )
+
+    def _abort(self, proc: subprocess.Popen[bytes], container_id: str) -> None:
+        """Kill and delete the container, then reap the runtime; never raises."""
+        # Shield the clean-up from a second Ctrl-C; the first one is re-raised anyway.
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        try:
+            self.kill(container_id)
+            self.delete(container_id)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            self.delete(container_id)
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
+
+    def _cleanup(self, container_id: str) -> None:
+        # runc/crun remove the state themselves after a foreground run; only call
+        # ``delete --force`` (one more exec) when something was left behind.
+        if os.path.lexists(os.path.join(self.state_root, container_id)):
+            self.delete(container_id)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _log_errors(path: str) -> list[str]:
+    """Messages of error/fatal entries in the runtime's JSON log."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal", "panic"):
+            out.append(str(entry.get("msg", "")).strip())
+    return [m for m in out if m]

@@ -1,0 +1,181 @@
+"""OCI runtime-spec ``config.json`` for one build step (pure: no I/O).
+
+It reproduces what BuildKit gives a RUN step (containerd's default Unix spec as amended by
+``executor/oci``): pid/ipc/uts/mount namespaces (network only for ``--network=none``), the
+default mounts, Docker's default capability set, masked and read-only paths, new
+privileges allowed, no rlimits unless asked for. Not reproduced: the seccomp profile and
+AppArmor (ocibuild runs without them; listed as a conformance divergence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from ocibuild.errors import OcibuildError
+
+OCI_VERSION = "1.0.2"
+
+# Docker/containerd default capabilities (moby oci/caps/defaults.go, containerd defaultUnixCaps).
+DEFAULT_CAPABILITIES: tuple[str, ...] = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+)
+
+# containerd's populateDefaultUnixSpec (what BuildKit inherits).
+MASKED_PATHS: tuple[str, ...] = (
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+)
+READONLY_PATHS: tuple[str, ...] = (
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+)
+
+# BuildKit's executor/oci/mounts.go withROBind: generated /etc files are read-only binds.
+ETC_FILE_OPTIONS: tuple[str, ...] = ("nosuid", "noexec", "nodev", "rbind", "ro")
+
+MAX_ID = 2**32 - 2  # (uid_t)-1 is "no change" for the kernel
+
+
+def _mount(dest: str, typ: str, source: str, options: Sequence[str] = ()) -> dict[str, Any]:
+    m: dict[str, Any] = {"destination": dest, "type": typ, "source": source}
+    if options:
+        m["options"] = list(options)
+    return m
+
+
+def default_mounts() -> list[dict[str, Any]]:
+    """BuildKit's GetMounts (executor/oci/mounts.go), in order."""
+    return [
+        _mount("/proc", "proc", "proc"),
+        _mount("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
+        _mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
+        ),
+        _mount(
+            "/dev/shm", "tmpfs", "shm", ("nosuid", "noexec", "nodev", "mode=1777", "size=65536k")
+        ),
+        _mount("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
+        _mount("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),
+    ]
+
+
+_RLIMIT_NAMES = {
+    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+    "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as",
+}  # fmt: skip
+
+
+def _rlimit(name: str, soft: int, hard: int) -> dict[str, Any]:
+    short = name.lower().removeprefix("rlimit_")
+    if short not in _RLIMIT_NAMES:
+        raise OcibuildError(f"unknown rlimit {name!r}")
+    if soft < 0 or hard < 0 or soft > hard:
+        raise OcibuildError(f"invalid rlimit {name}: soft {soft} must be <= hard {hard}")
+    return {"type": "RLIMIT_" + short.upper(), "soft": soft, "hard": hard}
+
+
+def _check_id(what: str, value: int) -> int:
+    if not 0 <= value <= MAX_ID:
+        raise OcibuildError(f"{what} {value} out of range 0-{MAX_ID}")
+    return value
+
+
+def make_spec(
+    *,
+    rootfs: str,
+    args: Sequence[str],
+    env: Sequence[str],
+    cwd: str,
+    uid: int,
+    gid: int,
+    additional_gids: Sequence[int],
+    hostname: str,
+    etc_files: Mapping[str, str],
+    network: Literal["host", "none"] = "host",
+    readonly_rootfs: bool = False,
+    rlimits: Sequence[tuple[str, int, int]] = (),
+) -> dict[str, Any]:
+    """The runtime config for one RUN step.
+
+    ``etc_files`` maps a container path ("/etc/hosts") to the host file bound there;
+    ``rlimits`` are ``(name, soft, hard)`` with name like "nofile" or "RLIMIT_NOFILE".
+    """
+    if not args:
+        raise OcibuildError("empty command: nothing to run")
+    if not cwd.startswith("/"):
+        raise OcibuildError(f"working directory {cwd!r} must be absolute")
+    if network not in ("host", "none"):
+        raise OcibuildError(f"unsupported network mode {network!r}")
+    user: dict[str, Any] = {"uid": _check_id("uid", uid), "gid": _check_id("gid", gid)}
+    if additional_gids:
+        user["additionalGids"] = [_check_id("gid", g) for g in additional_gids]
+
+    caps = list(DEFAULT_CAPABILITIES)
+    process: dict[str, Any] = {
+        "terminal": False,
+        "user": user,
+        "args": list(args),
+        "env": list(env),
+        "cwd": cwd,
+        "capabilities": {"bounding": caps, "effective": list(caps), "permitted": list(caps)},
+        "noNewPrivileges": False,
+    }
+    if rlimits:
+        process["rlimits"] = [_rlimit(*r) for r in rlimits]
+
+    mounts = default_mounts()
+    for dest, src in etc_files.items():
+        mounts.append(_mount(dest, "bind", src, ETC_FILE_OPTIONS))
+    mounts.append(_mount("/sys/fs/cgroup", "cgroup", "cgroup", ("ro", "nosuid", "noexec", "nodev")))
+
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if network == "none":
+        namespaces.append({"type": "network"})
+
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": process,
+        "root": {"path": rootfs, "readonly": readonly_rootfs},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "maskedPaths": list(MASKED_PATHS),
+            "readonlyPaths": list(READONLY_PATHS),
+        },
+    }
+
+
+def container_mount_destinations(spec: Mapping[str, Any]) -> list[str]:
+    """Every mount destination in ``spec``, in mount order (for stub cleanup)."""
+    return [str(m["destination"]) for m in spec.get("mounts", [])]

@@ -1,0 +1,50 @@
+"""runtime/stubs.py: which mount stubs runc creates and which are removed afterwards."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ocibuild.runtime.stubs import find_missing, remove_stubs
+
+DESTS = ["/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/etc/hosts", "/etc/resolv.conf"]
+
+
+def test_find_missing_on_scratch(tmp_path: Path) -> None:
+    assert find_missing(str(tmp_path), DESTS) == [
+        "dev", "dev/pts", "etc", "etc/hosts", "etc/resolv.conf",
+        "proc", "sys", "sys/fs", "sys/fs/cgroup",
+    ]  # fmt: skip
+
+
+def test_find_missing_existing_and_symlinked(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "hosts").write_text("x")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "etc" / "resolv.conf").symlink_to("/run/systemd/resolve/stub-resolv.conf")
+    (tmp_path / "proc").symlink_to("/../../../../proc-elsewhere")
+    got = find_missing(str(tmp_path), ["/etc/hosts", "/etc/resolv.conf", "/proc"])
+    assert got == ["proc-elsewhere", "run/systemd", "run/systemd/resolve",
+                   "run/systemd/resolve/stub-resolv.conf"]  # fmt: skip
+
+
+def test_remove_stubs_keeps_filled_ones(tmp_path: Path) -> None:
+    upper = tmp_path / "upper"
+    for d in ("proc", "sys/fs/cgroup", "etc", "dev"):
+        (upper / d).mkdir(parents=True)
+    (upper / "etc" / "hosts").write_text("")  # empty stub
+    (upper / "etc" / "resolv.conf").write_text("")
+    (upper / "etc" / "passwd").write_text("written by the step")
+    (upper / "dev" / "keep").write_text("k")
+    os.utime(upper / "etc", ns=(1_000_000_000, 1_000_000_000))
+    missing = find_missing(str(tmp_path / "nothing"), DESTS)
+    removed = remove_stubs(str(upper), missing)
+    assert sorted(removed) == ["etc/hosts", "etc/resolv.conf", "proc", "sys", "sys/fs",
+                               "sys/fs/cgroup"]  # fmt: skip
+    assert sorted(os.listdir(upper)) == ["dev", "etc"]
+    assert os.listdir(upper / "etc") == ["passwd"]
+    assert os.stat(upper / "etc").st_mtime_ns == 1_000_000_000  # parent time restored
+
+
+def test_remove_stubs_ignores_absent_and_whiteouts(tmp_path: Path) -> None:
+    assert remove_stubs(str(tmp_path), ["proc", "dev/pts"]) == []
