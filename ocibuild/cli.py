@@ -206,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except Interrupted as exc:
+        print("\nterminated", file=sys.stderr)
+        return exc.exit_code
     except OcibuildError as exc:
         print(f"error: {exc.format()}", file=sys.stderr)
         return exc.exit_code

@@ -113,9 +113,13 @@ class RuntimeFailure(OcibuildError):
     """The OCI runtime itself failed (not the process it ran)."""
 
 
-class Interrupted(OcibuildError):
-    """SIGINT/SIGTERM during a build; exit 130 (SIGINT) or 143 (SIGTERM)."""
+class Interrupted(BaseException):
+    """SIGTERM (or SIGINT) during a build: exit 128 + signal number.
+
+    A BaseException, like KeyboardInterrupt, so no ``except Exception`` or
+    ``except OcibuildError`` on the way up turns it into an ordinary error.
+    """
 
     def __init__(self, signum: int) -> None:
-        super().__init__("interrupted")
+        super().__init__(f"interrupted by signal {signum}")
         self.exit_code = 128 + signum

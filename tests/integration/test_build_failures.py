@@ -65,14 +65,14 @@ def test_ctrl_c_during_run(ocb: Ocibuild, base_image: str, context: Path, tmp_pa
     marker = tmp_path / "started"
     (context / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo started && sleep 60\n")
     env = {**os.environ, "OCIBUILD_ROOT": str(ocb.root)}
-    log = open(marker, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ocibuild", "build", str(context)],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        env=env,
-        start_new_session=True,
-    )
+    with open(marker, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ocibuild", "build", str(context)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env=env,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 60
     while b"started" not in marker.read_bytes():
         assert time.monotonic() < deadline, marker.read_text()
@@ -81,7 +81,6 @@ def test_ctrl_c_during_run(ocb: Ocibuild, base_image: str, context: Path, tmp_pa
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
     assert proc.wait(timeout=30) == 130
-    log.close()
     assert "Traceback" not in marker.read_text()
     assert mountinfo_mentions(str(ocb.root)) == []
     leftovers = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True)
@@ -95,19 +94,18 @@ def test_ctrl_c_during_run(ocb: Ocibuild, base_image: str, context: Path, tmp_pa
 def test_sigterm_during_run(ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path) -> None:
     marker = tmp_path / "log"
     (context / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo started && sleep 61\n")
-    log = open(marker, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ocibuild", "build", str(context)],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        env={**os.environ, "OCIBUILD_ROOT": str(ocb.root)},
-    )
+    with open(marker, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ocibuild", "build", str(context)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env={**os.environ, "OCIBUILD_ROOT": str(ocb.root)},
+        )
     deadline = time.monotonic() + 60
     while b"started" not in marker.read_bytes():
         assert time.monotonic() < deadline and proc.poll() is None, marker.read_text()
         time.sleep(0.05)
     proc.terminate()
     assert proc.wait(timeout=30) == 143
-    log.close()
     assert mountinfo_mentions(str(ocb.root)) == []
     assert subprocess.run(["pgrep", "-f", "sleep 61"], capture_output=True).stdout == b""

@@ -74,7 +74,7 @@ def test_special_files(ocb: Ocibuild, base_image: str, context: Path, tmp_path: 
         f"FROM {base_image}\n"
         "RUN mkdir /s && echo x > /s/a && ln /s/a /s/hard && ln -s a /s/soft"
         " && mkfifo /s/fifo && chmod 4755 /s/a && mkdir -m 1777 /s/sticky"
-        " && touch /s/gid && chmod 2711 /s/gid && chown 1000:2000 /s/gid\n",
+        " && touch /s/gid && chown 1000:2000 /s/gid && chmod 2711 /s/gid\n",
     )
     m = members(layout, len(layout.manifest["layers"]) - 1)
     a, hard = m["s/a"], m["s/hard"]
