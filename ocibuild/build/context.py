@@ -1,0 +1,110 @@
+"""The build context: a directory, minus what .dockerignore excludes.
+
+Source paths are resolved as if the context were ``/``: ``..`` cannot climb out and a
+symlink is followed only inside the context, so ``COPY link-to-host-etc /x`` copies
+nothing from the host.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+import stat
+from dataclasses import dataclass
+
+from ocibuild.dockerfile.ignore import IgnoreMatcher
+from ocibuild.storage.rootpath import resolve_in_root
+
+GLOB_CHARS = frozenset("*?[")
+
+
+def has_glob(path: str) -> bool:
+    return any(c in GLOB_CHARS for c in path)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One matched source: its path on the host and its path relative to its root."""
+
+    host_path: str
+    rel: str  # "" for the root itself
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.rel)
+
+
+class SourceTree:
+    """A tree sources are copied from: the build context, or another stage's rootfs."""
+
+    def __init__(self, root: str, ignore: IgnoreMatcher | None = None) -> None:
+        self.root = os.path.abspath(root)
+        self.ignore = ignore
+
+    def excluded(self, rel: str) -> bool:
+        return bool(rel) and self.ignore is not None and self.ignore.matches(rel)
+
+    def skip_dir(self, rel: str) -> bool:
+        """True when an excluded dir has no re-included descendant (skip the subtree)."""
+        if not self.excluded(rel):
+            return False
+        assert self.ignore is not None
+        return not self.ignore.could_include_children(rel)
+
+    def match(self, pattern: str) -> list[Source]:
+        """Sources a COPY argument names, with wildcards per path component."""
+        clean = posixpath.normpath("/" + pattern).lstrip("/")
+        if clean in ("", "."):
+            return [Source(self.root, "")]
+        if not has_glob(clean):
+            rel = resolve_in_root(self.root, clean)
+            host = os.path.join(self.root, rel) if rel else self.root
+            if not os.path.lexists(host) or self.excluded(rel):
+                return []
+            return [Source(host, rel)]
+        found: list[str] = [""]
+        for part in clean.split("/"):
+            nxt: list[str] = []
+            for base in found:
+                base_host = os.path.join(self.root, base) if base else self.root
+                if has_glob(part):
+                    try:
+                        names = sorted(os.listdir(base_host))
+                    except (NotADirectoryError, FileNotFoundError):
+                        continue
+                    nxt += [posixpath.join(base, n) for n in names if fnmatch.fnmatchcase(n, part)]
+                else:
+                    nxt.append(posixpath.join(base, part))
+            found = nxt
+        out = []
+        for rel in found:
+            real = resolve_in_root(self.root, rel)
+            host = os.path.join(self.root, real) if real else self.root
+            if os.path.lexists(host) and not self.excluded(rel):
+                out.append(Source(host, rel))
+        return out
+
+    def walk(self, top: Source) -> list[tuple[str, str, os.stat_result]]:
+        """(host path, path relative to ``top``, lstat) for ``top``'s contents, sorted,
+        parents first, .dockerignore applied (``top`` itself not included)."""
+        out: list[tuple[str, str, os.stat_result]] = []
+
+        def visit(host_dir: str, rel_dir: str, ctx_rel: str) -> None:
+            with os.scandir(host_dir) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            for entry in entries:
+                ctx_child = posixpath.join(ctx_rel, entry.name) if ctx_rel else entry.name
+                rel = posixpath.join(rel_dir, entry.name) if rel_dir else entry.name
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    if self.skip_dir(ctx_child):
+                        continue
+                    if not self.excluded(ctx_child):
+                        out.append((entry.path, rel, st))
+                    visit(entry.path, rel, ctx_child)
+                elif not self.excluded(ctx_child):
+                    out.append((entry.path, rel, st))
+
+        visit(top.host_path, "", top.rel)
+        return out

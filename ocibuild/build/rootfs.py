@@ -1,0 +1,60 @@
+"""Mount a stage's layers as an overlay rootfs and turn its upper dir into a layer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from ocibuild.build.step import StepContext, StepOutcome
+from ocibuild.layers.diff import digest_upper
+from ocibuild.storage.overlay import OverlayMount, prepare_rootfs
+
+
+def lower_dirs(ctx: StepContext, diff_ids: Sequence[str]) -> list[str]:
+    """Layer dirs top-most first; a layer repeated lower down is shadowed, so drop it."""
+    out: list[str] = []
+    for diff_id in reversed(diff_ids):
+        path = ctx.store.layer_dir(diff_id)
+        if path not in out:
+            out.append(path)
+    return out
+
+
+@contextmanager
+def workspace(ctx: StepContext, prefix: str) -> Iterator[str]:
+    path = tempfile.mkdtemp(prefix=prefix, dir=ctx.tmp)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def mounted(ctx: StepContext, diff_ids: Sequence[str], work: str) -> Iterator[OverlayMount]:
+    """The image's layers overlaid under a fresh upper dir in ``work``, mounted."""
+    mount = prepare_rootfs(lower_dirs(ctx, diff_ids), work)
+    ctx.reporter.debug(mount.describe())
+    with mount:
+        yield mount
+
+
+def commit_upper(ctx: StepContext, upper: str) -> StepOutcome:
+    """Hash the upper dir as a layer and move it into the store (no layer if empty)."""
+    digest = digest_upper(upper, ctx.options.source_date_epoch)
+    if digest.empty:
+        ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=True)
+        return StepOutcome(note="no changes")
+    ctx.store.commit_layer_dir(
+        upper, digest.diff_id, digest.size, source_date_epoch=ctx.options.source_date_epoch
+    )
+    ctx.image.diff_ids.append(digest.diff_id)
+    ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=False)
+    return StepOutcome(diff_id=digest.diff_id, size=digest.size)
+
+
+def ensure_dir_gone(path: str) -> None:
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,54 @@
+"""Per-process scratch space inside the store."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+
+from ocibuild.image.store import Store
+
+
+class Scratch:
+    """A scratch dir in the store's tmp/, locked while its owner lives.
+
+    Dirs whose lock is free belong to processes that died: the next one reaps them.
+    """
+
+    def __init__(self, store: Store, prefix: str = "build-") -> None:
+        base = os.path.join(store.root, "tmp")
+        os.makedirs(base, exist_ok=True)
+        self.reap(base)
+        # Lock before the dir gets its visible name, so a reaper never sees it unlocked.
+        init = tempfile.mkdtemp(prefix=".init-", dir=base)
+        self._lock = os.open(os.path.join(init, ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self.path = os.path.join(base, prefix + os.path.basename(init)[len(".init-") :])
+        os.rename(init, self.path)
+
+    @staticmethod
+    def reap(base: str) -> None:
+        """Remove scratch dirs of builds that died (their lock is free)."""
+        for name in os.listdir(base):
+            path = os.path.join(base, name)
+            lock = os.path.join(path, ".lock")
+            if name.startswith(".init-"):
+                if time.time() - os.lstat(path).st_mtime > 60:
+                    shutil.rmtree(path, ignore_errors=True)
+                continue
+            if not os.path.exists(lock):
+                continue
+            fd = os.open(lock, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            finally:
+                os.close(fd)
+            shutil.rmtree(path, ignore_errors=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._lock)

@@ -1,0 +1,60 @@
+"""FROM: where a stage's base image comes from."""
+
+from __future__ import annotations
+
+import os
+
+from ocibuild.build.state import ImageState
+from ocibuild.build.step import StepContext, fail
+from ocibuild.errors import BuildError, OcibuildError
+from ocibuild.image.layout import import_oci_layout
+from ocibuild.plan import Stage
+
+OCI_LAYOUT = "oci-layout://"
+
+
+def split_layout_ref(ref: str) -> tuple[str, str | None]:
+    """``oci-layout://DIR[:TAG]`` -> (DIR, TAG or None)."""
+    rest = ref[len(OCI_LAYOUT) :]
+    head, sep, tag = rest.rpartition(":")
+    if sep and "/" not in tag and head:
+        return head, tag
+    return rest, None
+
+
+def base_image(ctx: StepContext, stage: Stage) -> ImageState:
+    instr = stage.from_
+    platform = instr.flag("platform")
+    if platform is not None:
+        value = ctx.expand(instr, platform.value or "")
+        if value not in ("linux/amd64", "linux/x86_64", "amd64"):
+            raise fail(
+                instr,
+                f"platform {value!r} is not supported",
+                hint="ocibuild builds linux/amd64 images only",
+            )
+    if stage.base_stage is not None:
+        return ctx.stage_images[stage.base_stage].copy()
+    if stage.base == "scratch":
+        return ImageState()
+    try:
+        if stage.base.startswith(OCI_LAYOUT):
+            path, tag = split_layout_ref(stage.base)
+            path = os.path.abspath(path)
+            if not os.path.isdir(path):
+                raise fail(instr, f"no OCI layout at {path}", hint="give the layout's directory")
+            image_id = import_oci_layout(ctx.store, path, tag)
+        else:
+            image_id = ctx.store.resolve(stage.base)
+        config = ctx.store.get_config(image_id)
+    except BuildError:
+        raise
+    except OcibuildError as exc:
+        raise fail(
+            instr,
+            f"base image {stage.base!r}: {exc.message}",
+            hint=exc.hint
+            or "build it first, or import it with FROM oci-layout://DIR; "
+            "pulling from registries is not implemented yet",
+        ) from None
+    return ImageState.from_image_config(config)

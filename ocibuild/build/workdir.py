@@ -1,0 +1,36 @@
+"""WORKDIR: set the working directory and create it (owned by the current USER)."""
+
+from __future__ import annotations
+
+import os
+
+from ocibuild.build import fsops
+from ocibuild.build.metadata import clean_workdir
+from ocibuild.build.rootfs import commit_upper, mounted, workspace
+from ocibuild.build.step import StepContext, StepOutcome, fail
+from ocibuild.dockerfile.instructions import Instruction, Workdir
+from ocibuild.errors import OcibuildError
+from ocibuild.runtime.users import resolve_user
+
+
+def workdir_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
+    assert isinstance(instr, Workdir)
+    path = ctx.expand(instr, instr.path)
+    if not path:
+        raise fail(instr, "WORKDIR requires a path", hint="e.g. WORKDIR /app")
+    workdir = clean_workdir(ctx.image.workdir, path)
+    ctx.image.config["WorkingDir"] = workdir
+    ctx.history_text = f"WORKDIR {workdir}"
+    with workspace(ctx, "workdir-") as work:
+        with mounted(ctx, ctx.image.diff_ids, work) as mnt:
+            if os.path.isdir(fsops.host_path(mnt.target, workdir)):
+                ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=True)
+                return StepOutcome(note="exists")
+            try:
+                user = resolve_user(mnt.target, ctx.image.user or "0")
+                fsops.makedirs(mnt.target, workdir, uid=user.uid, gid=user.gid)
+            except OcibuildError as exc:
+                raise fail(instr, exc.message, hint=exc.hint) from None
+            except OSError as exc:
+                raise fail(instr, f"cannot create {workdir}: {exc.strerror}") from None
+        return commit_upper(ctx, mnt.upper)
