@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ocibuild.build.run import Process, run_process
 from ocibuild.build.scratch import Scratch
 from ocibuild.errors import OcibuildError
 from ocibuild.image.store import Store
 from ocibuild.log import Reporter, SilentReporter
 from ocibuild.options import Options
+from ocibuild.runtime.process import Process, run_process
 from ocibuild.storage.overlay import ensure_mount_namespace, prepare_rootfs
 
 

@@ -10,7 +10,7 @@ import tarfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from ocibuild.build import fsops
+from ocibuild.storage import fsops
 from ocibuild.build.context import Source, SourceTree, has_glob
 from ocibuild.build.rootfs import commit_upper, mounted, workspace
 from ocibuild.build.step import StepContext, StepOutcome, fail

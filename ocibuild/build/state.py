@@ -7,16 +7,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+from ocibuild.runtime.process import DEFAULT_PATH, env_list_to_map
+
 DEFAULT_SHELL = ("/bin/sh", "-c")
-
-
-def env_list_to_map(env: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in env:
-        key, _, value = item.partition("=")
-        out[key] = value
-    return out
+__all__ = ["DEFAULT_PATH", "DEFAULT_SHELL", "ImageState", "StageState", "env_list_to_map"]
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ocibuild.build import fsops
+from ocibuild.storage import fsops
 from ocibuild.build.metadata import clean_workdir
 from ocibuild.build.rootfs import commit_upper, mounted, workspace
 from ocibuild.build.step import StepContext, StepOutcome, fail

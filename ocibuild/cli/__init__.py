@@ -1,0 +1,58 @@
+"""Command line: the only place that prints errors and chooses exit codes.
+
+One module per group of commands, each with ``register(subparsers)``; ``main`` catches
+every error the library raises and turns it into a message and an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from ocibuild.cli import build, images
+from ocibuild.errors import Interrupted, OcibuildError
+
+MODULES = (build, images)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ocibuild", description="Build OCI images from Dockerfiles, without a daemon."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in MODULES:
+        module.register(sub)
+    return parser
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        rc: int = args.func(args)
+        return rc
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except Interrupted as exc:
+        print("\nterminated", file=sys.stderr)
+        return exc.exit_code
+    except OcibuildError as exc:
+        print(f"error: {exc.format()}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
