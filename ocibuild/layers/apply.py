@@ -37,6 +37,14 @@ _CHUNK = 1 << 20
 _XATTR_PREFIX = "SCHILY.xattr."
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
+MAX_ID = 2**32 - 2
+DEFAULT_MAX_ENTRIES = 4_000_000  # about 40 times the largest distribution images
+
+
+def max_entries() -> int:
+    """Entries one archive may hold (a tar bomb guard); ``OCIBUILD_MAX_LAYER_ENTRIES``."""
+    value = os.environ.get("OCIBUILD_MAX_LAYER_ENTRIES", "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_ENTRIES
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,29 @@ class _Extractor:
         self.created: set[str] = set()  # layer mode: names of non-dir entries (hardlinks)
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
         self.opaque_xattr = wh.OPAQUE_XATTR
+        self.entries = 0
+        self.max_entries = max_entries()
+
+    def check(self, member: tarfile.TarInfo) -> None:
+        """Refuse what no honest archive holds: tar bombs, impossible ids, sizes that
+        cannot fit on the destination filesystem."""
+        self.entries += 1
+        if self.entries > self.max_entries:
+            raise LayerError(
+                f"archive has more than {self.max_entries} entries",
+                hint="a tar bomb? raise OCIBUILD_MAX_LAYER_ENTRIES if the archive is genuine",
+            )
+        for what, value in (("uid", member.uid), ("gid", member.gid)):
+            if not 0 <= value <= MAX_ID:
+                raise LayerError(f"archive entry {member.name!r} has an invalid {what} {value}")
+        if member.isreg() and member.size > 0:
+            fs = os.statvfs(self.root)
+            free = fs.f_bavail * fs.f_frsize
+            if member.size > free:
+                raise LayerError(
+                    f"archive entry {member.name!r} claims {member.size} bytes, "
+                    f"more than the {free} bytes free on the store's filesystem"
+                )
 
     # -- parents --------------------------------------------------------------------------
     def parent(self, parts: list[str], name: str) -> str:
@@ -149,6 +180,7 @@ class _Extractor:
 
     # -- entries --------------------------------------------------------------------------
     def entry(self, tf: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        self.check(member)
         parts = split_member_name(member.name)
         if not parts:
             if member.isdir() and self.layer:

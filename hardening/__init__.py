@@ -1,0 +1,1 @@
+"""Hostile-input corpus and crash campaigns for ocibuild (see hardening/README.md)."""

@@ -1,0 +1,154 @@
+"""Hostile Dockerfiles, contexts and images: nothing of the host is read or written."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Ocibuild
+
+
+def write(ctx: Path, dockerfile: str) -> None:
+    (ctx / "Dockerfile").write_text(dockerfile)
+
+
+def test_copy_symlink_to_host_etc(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    os.symlink("/etc", context / "hostetc")
+    os.symlink("/etc/hostname", context / "hostname-link")
+    write(context, f"FROM {base_image}\nCOPY hostetc/hostname /x\n")
+    res = ocb.build(context, check=False)
+    assert res.returncode == 1 and "not found in the build context" in res.stderr
+    write(context, f"FROM {base_image}\nCOPY hostname-link /x\n")
+    res = ocb.build(context, check=False)
+    assert res.returncode == 1 and "not found in the build context" in res.stderr
+    # a symlink inside a copied dir is copied as a symlink, never followed
+    (context / "dir").mkdir()
+    os.symlink("/etc/shadow", context / "dir" / "shadow")
+    write(context, f"FROM {base_image}\nCOPY dir /d\n")
+    ocb.build(context, "-t", "t-hostile-link")
+    assert ocb.run("t-hostile-link", "readlink", "/d/shadow").stdout == "/etc/shadow\n"
+
+
+def test_dotdot_sources_stay_in_context(
+    ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "outside-secret").write_text("secret")
+    (context / "inside").write_text("inside\n")
+    write(context, f"FROM {base_image}\nCOPY ../outside-secret /x\n")
+    res = ocb.build(context, check=False)
+    assert res.returncode == 1 and "not found in the build context" in res.stderr
+    write(context, f"FROM {base_image}\nCOPY ../../inside /x\n")
+    ocb.build(context, "-t", "t-dotdot")
+    assert ocb.run("t-dotdot", "cat", "/x").stdout == "inside\n", "'..' is clamped at the root"
+
+
+def test_dockerignore_reinclude_cannot_escape(
+    ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "escaped").write_text("no")
+    (context / "keep").write_text("k")
+    (context / ".dockerignore").write_text("*\n!../escaped\n!keep\n!Dockerfile\n")
+    write(context, f"FROM {base_image}\nCOPY . /ctx/\n")
+    ocb.build(context, "-t", "t-ignore-escape")
+    out = ocb.run("t-ignore-escape", "find", "/ctx").stdout.split()
+    assert sorted(out) == ["/ctx", "/ctx/Dockerfile", "/ctx/keep"]
+
+
+def _tar(entries: list[tuple[str, bytes, str]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data, link in entries:
+            info = tarfile.TarInfo(name)
+            if link:
+                info.type = tarfile.SYMTYPE
+                info.linkname = link
+                tf.addfile(info)
+            else:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_add_archive_cannot_write_outside(
+    ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "host-target"
+    target.mkdir()
+    (context / "evil.tar.gz").write_bytes(
+        _tar([("link", b"", str(target)), ("link/pwned", b"x", "")])
+    )
+    write(context, f"FROM {base_image}\nADD evil.tar.gz /opt/\n")
+    ocb.build(context, "-t", "t-add-evil")
+    assert list(target.iterdir()) == [], "nothing written through the symlink to the host"
+    out = ocb.run("t-add-evil", "cat", f"{target}/pwned").stdout
+    assert out == "x", "the symlink resolved inside the image root instead"
+
+
+def test_passwd_symlink_to_host_file(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    # CVE-2024-9676: /etc/passwd in the image is a symlink to an absolute host path.
+    write(
+        context,
+        f"FROM {base_image}\n"
+        "RUN mkdir -p /fake && echo 'ghost:x:4321:4321::/:/bin/sh' > /fake/passwd"
+        " && rm /etc/passwd && ln -s /fake/passwd /etc/passwd\n"
+        "USER ghost\nRUN id -u > /tmp/uid\n",
+    )
+    ocb.build(context, "-t", "t-passwd-link")
+    assert ocb.run("t-passwd-link", "cat", "/tmp/uid").stdout == "4321\n"
+    # and a link to a host-only file does not make the host's users visible
+    write(
+        context, f"FROM {base_image}\nRUN ln -sf /etc/host-only /etc/passwd\nUSER root\nRUN true\n"
+    )
+    res = ocb.build(context, check=False)
+    assert res.returncode == 1 and "unable to find user root" in res.stderr
+
+
+@pytest.mark.parametrize("user", ["4294967296", "99999999999999999999", "0:4294967296"])
+def test_huge_numeric_user(ocb: Ocibuild, base_image: str, context: Path, user: str) -> None:
+    write(context, f"FROM {base_image}\nUSER {user}\nRUN true\n")
+    res = ocb.build(context, check=False)
+    assert res.returncode == 1
+    assert "Dockerfile:3" in res.stderr and "out of range" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_workdir_proc_self_fd(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    # CVE-2024-21626: a working directory through a leaked fd must not reach the host.
+    for n in range(3, 10):
+        write(
+            context, f"FROM {base_image}\nWORKDIR /proc/self/fd/{n}\nRUN ls ../../../../ > /tmp/l\n"
+        )
+        res = ocb.build(context, "-t", "t-procfd", check=False)
+        if res.returncode == 0:
+            listing = ocb.run("t-procfd", "cat", "/tmp/l").stdout.split()
+            assert "work" not in listing and "ocibuild" not in listing, listing
+
+
+def test_run_sees_no_host_fds_mounts_or_extra_caps(
+    ocb: Ocibuild, base_image: str, context: Path
+) -> None:
+    write(
+        context,
+        f"FROM {base_image}\n"
+        "RUN echo FDS $(ls /proc/self/fd | sort -n);"
+        " echo CAPS $(grep CapEff /proc/self/status);"
+        " echo MOUNTS $(cut -d' ' -f5 /proc/self/mountinfo | sort)\n",
+    )
+    res = ocb.build(context)
+    found = {}
+    for line in res.stderr.splitlines():
+        key, _, rest = line.strip().partition(" ")
+        if key in ("FDS", "CAPS", "MOUNTS"):
+            found[key] = rest.split()
+    # ls's own directory fd is 3; nothing of the host (store, pipes, sockets) is inherited
+    assert found["FDS"] == ["0", "1", "2", "3"], found["FDS"]
+    assert found["CAPS"] == ["CapEff:", "00000000a80425fb"], "Docker's default set only"
+    expected = {"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"}
+    assert expected <= set(found["MOUNTS"])
+    allowed = expected | {"/sys/fs/cgroup", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname"}
+    masked = [m for m in found["MOUNTS"] if m.startswith(("/proc/", "/sys/"))]
+    assert set(found["MOUNTS"]) - allowed - set(masked) == set(), found["MOUNTS"]
