@@ -1,0 +1,45 @@
+"""Store maintenance: fsck and prune."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ocibuild.cli.common import common_flags, options_from
+from ocibuild.image.fsck import fsck, to_json
+from ocibuild.image.store import Store
+from ocibuild.prune import prune
+
+
+def register(sub: Any) -> None:
+    f = sub.add_parser("fsck", help="check the store: blobs, tags, layers, leftovers")
+    common_flags(f)
+    f.add_argument("--full", action="store_true", help="also re-hash every layer's content")
+    f.add_argument("--json", action="store_true", help="findings as JSON")
+    f.set_defaults(func=cmd_fsck)
+    p = sub.add_parser("prune", help="remove what dead processes left behind")
+    common_flags(p)
+    p.add_argument("--all", action="store_true", help="also remove layers and blobs no image uses")
+    p.set_defaults(func=cmd_prune)
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    store = Store(options_from(args).root)
+    findings = fsck(store, full=args.full)
+    if args.json:
+        print(to_json(findings))
+    else:
+        for finding in findings:
+            print(finding)
+        print(f"{len(findings)} problems found" if findings else "store is consistent")
+    return 1 if findings else 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    store = Store(options_from(args).root)
+    report = prune(store, everything=args.all)
+    for line in report.lines():
+        print(line)
+    if not report.lines():
+        print("nothing to prune")
+    return 0

@@ -1,0 +1,88 @@
+"""``ocibuild prune``: remove what a process that died left behind (and, with ``all``,
+layers and blobs no image uses)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+from dataclasses import dataclass, field
+
+from ocibuild import _native
+from ocibuild.image.fsck import (
+    check_blobs,
+    check_layers,
+    check_tags,
+    host_mounts_under,
+    runtime_states,
+    stale_scratch_dirs,
+)
+from ocibuild.image.store import Store
+from ocibuild.runtime.runner import Runner
+
+
+@dataclass
+class PruneReport:
+    containers: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)
+    scratch: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)
+    blobs: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = []
+        for what, items in self.__dict__.items():
+            out += [f"removed {what[:-1]} {item}" for item in items]
+        return out
+
+
+def kill_container(state_root: str, container_id: str) -> None:
+    """SIGKILL the container's init (from its state.json), then let the runtimes
+    forget it. Works for runc's and crun's state alike."""
+    path = os.path.join(state_root, container_id, "state.json")
+    try:
+        with open(path) as f:
+            state = json.load(f)
+        pid = int(state.get("init_process_pid") or state.get("pid") or 0)
+    except (OSError, ValueError):
+        pid = 0
+    if pid > 1:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for runtime in ("runc", "crun"):
+        if shutil.which(runtime):
+            Runner(runtime, state_root=state_root).delete(container_id)
+
+
+def prune(store: Store, *, everything: bool = False) -> PruneReport:
+    report = PruneReport()
+    for path in stale_scratch_dirs(store):
+        for root, cid in runtime_states(path):
+            kill_container(root, cid)
+            report.containers.append(cid)
+    for point in sorted(host_mounts_under(store.root), key=len, reverse=True):
+        try:
+            _native.umount(point, detach=True)
+            report.mounts.append(point)
+        except OSError:
+            pass
+    for path in stale_scratch_dirs(store):
+        shutil.rmtree(path, ignore_errors=True)
+        report.scratch.append(path)
+    for finding in check_layers(store):
+        shutil.rmtree(finding.subject, ignore_errors=True)
+        report.layers.append(finding.subject)
+    for finding in check_blobs(store):
+        path = finding.subject if finding.kind == "stray-file" else store.blob_path(finding.subject)
+        os.unlink(path)
+        report.blobs.append(finding.subject)
+    for finding in check_tags(store, full=False):
+        if finding.kind == "broken-tag" and finding.subject not in report.tags:
+            store.untag(finding.subject)
+            report.tags.append(finding.subject)
+    if everything:
+        report.layers += store.gc(tmp_age=0)
+    return report
