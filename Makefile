@@ -4,10 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci \
-	oci-image-tool libffi-dev gcc
+	oci-image-tool libffi-dev gcc docker-registry apache2-utils buildah debootstrap \
+	charliecloud time libc6-dev zstd
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system venv demo test lint unit integration clean
+.PHONY: setup system venv demo test lint unit integration clean bench conformance
 
 setup: system venv
 
@@ -40,3 +41,12 @@ test: setup lint
 
 clean:
 	rm -rf $(VENV) build *.egg-info ocibuild/_ocibuild_native*.so
+
+# Times ocibuild, buildah and ch-image on the same workloads (root; a few minutes).
+bench: setup
+	$(BIN)/python bench/bench.py
+
+# ocibuild against buildah 1.28 and written BuildKit expectations (root; ~2.5 min; also
+# part of `make test` through tests/language/test_conformance.py).
+conformance: setup
+	$(BIN)/python -m conformance.harness

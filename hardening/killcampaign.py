@@ -129,13 +129,18 @@ def trial(root: str, work: Path, number: int, rng: random.Random) -> Trial:
     time.sleep(delay)
     proc.send_signal(signal.SIGKILL)
     code = proc.wait()
-    time.sleep(0.05)
+    time.sleep(0.2)
+    # ocibuild runs as init of its own PID namespace with a parent-death signal: its
+    # runtimes and containers die with it, before any prune
+    survivors = processes_mentioning(marker)
     before = fsck(root)
     ocibuild(root, "prune")
     stray = processes_mentioning(marker)
     after = fsck(root)
     rebuild = ocibuild(root, "build", "-q", str(ctx))
-    return Trial(number, name, delay, code, before, after, rebuild.returncode == 0, stray)
+    return Trial(
+        number, name, delay, code, before, after, rebuild.returncode == 0, survivors + stray
+    )
 
 
 def campaign(trials: int, root: str | None = None, seed: int = 1) -> list[Trial]:

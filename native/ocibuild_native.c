@@ -14,10 +14,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <grp.h>
 
 #include "ocibuild_native.h"
 
@@ -68,6 +72,15 @@ struct ocb_open_how {
 #define OCB_RESOLVE_IN_ROOT 0x10
 
 #define OCB_OVERLAY_FIXED_OPTS "redirect_dir=off,metacopy=off,index=off"
+/* With userxattr (rootless) the kernel refuses redirect_dir=off; nofollow neither creates
+ * nor follows redirects either. */
+#define OCB_OVERLAY_FIXED_OPTS_USERNS "redirect_dir=nofollow,metacopy=off,index=off"
+
+static const char *fixed_opts(const char *extra)
+{
+    return (extra && strstr(extra, "userxattr")) ? OCB_OVERLAY_FIXED_OPTS_USERNS
+                                                  : OCB_OVERLAY_FIXED_OPTS;
+}
 
 static int neg_errno(void) { return errno > 0 ? -errno : -EIO; }
 
@@ -143,7 +156,7 @@ static int overlay_new_api(const char **lowers, int nlowers, const char *upper,
     }
     if (fsconfig_str(fd, "upperdir", upper) < 0 || fsconfig_str(fd, "workdir", work) < 0)
         goto fail;
-    if ((rc = fsconfig_opts(fd, OCB_OVERLAY_FIXED_OPTS)) < 0 ||
+    if ((rc = fsconfig_opts(fd, fixed_opts(extra))) < 0 ||
         (rc = fsconfig_opts(fd, extra)) < 0) {
         close(fd);
         return rc;
@@ -212,7 +225,9 @@ static int overlay_classic(const char **lowers, int nlowers, const char *upper,
     if (rc == 0)
         rc = append_escaped(buf, cap, &pos, work, 1);
     if (rc == 0)
-        rc = append_escaped(buf, cap, &pos, "," OCB_OVERLAY_FIXED_OPTS, 0);
+        rc = append_escaped(buf, cap, &pos, ",", 0);
+    if (rc == 0)
+        rc = append_escaped(buf, cap, &pos, fixed_opts(extra), 0);
     if (rc == 0 && extra && *extra) {
         rc = append_escaped(buf, cap, &pos, ",", 0);
         if (rc == 0)
@@ -295,6 +310,14 @@ int ocb_umount(const char *target, int detach)
     return 0;
 }
 
+int ocb_mount_fs(const char *source, const char *target, const char *fstype,
+                 unsigned long flags, const char *data)
+{
+    if (mount(source, target, fstype, flags, data) < 0)
+        return neg_errno();
+    return 0;
+}
+
 /* ---------------------------- openat2 ---------------------------- */
 
 int ocb_open_in_root(int rootfd, const char *path, int flags, int mode)
@@ -317,7 +340,230 @@ int ocb_open_in_root(int rootfd, const char *path, int flags, int mode)
     return -EAGAIN;
 }
 
-/* ---------------------------- reserved ----------------------------
- * Issue 5 (native-chroot isolation) lands here: pivot_root(2)/chroot(2) into a
- * prepared rootfs, mount /proc and /dev inside it, then execve the step's process.
- */
+/* ---------------------------- namespaces and process set-up ---------------------------- */
+
+int ocb_unshare(int flags)
+{
+    if (unshare(flags) < 0)
+        return neg_errno();
+    return 0;
+}
+
+int ocb_set_pdeathsig(int sig)
+{
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0) < 0)
+        return neg_errno();
+    return 0;
+}
+
+/* crun refuses a hybrid cgroup v1/v2 layout.  Called in crun's child before exec:
+ * a private mount namespace in which /sys/fs/cgroup is the cgroup2 hierarchy. */
+int ocb_isolate_cgroup2(const char *unified)
+{
+    if (unshare(CLONE_NEWNS) < 0)
+        return neg_errno();
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return neg_errno();
+    if (mount(unified, "/sys/fs/cgroup", NULL, MS_BIND | MS_REC, NULL) < 0)
+        return neg_errno();
+    return 0;
+}
+
+/* ---------------------------- native-chroot sandbox ---------------------------- */
+
+#ifndef SYS_pivot_root
+#define SYS_pivot_root 155
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC 4
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_CLEAR_ALL 4
+#endif
+
+extern char **environ;
+
+static void child_fail(int err_fd, int stage)
+{
+    int msg[2];
+    msg[0] = stage;
+    msg[1] = errno > 0 ? errno : EIO;
+    if (write(err_fd, msg, sizeof(msg)) < 0) {
+        /* nothing left to report to */
+    }
+    _exit(127);
+}
+
+/* mkdir -p for a host path; no allocation (the child must not malloc). */
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[4096];
+    size_t len = strlen(path), i;
+
+    if (len == 0 || len >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, len + 1);
+    for (i = 1; i <= len; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char saved = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return -1;
+            buf[i] = saved;
+        }
+    }
+    return 0;
+}
+
+static int do_mount(const struct ocb_mount *m)
+{
+    struct stat st;
+    unsigned long flags = m->flags;
+
+    if ((m->kind & OCB_M_IF_EXISTS) && lstat(m->target, &st) < 0)
+        return 0;
+    if (m->kind & OCB_M_MKDIR) {
+        if (mkdir_p(m->target, 0755) < 0)
+            return -1;
+    } else if (m->kind & OCB_M_MKFILE) {
+        if (lstat(m->target, &st) < 0) {
+            int fd = open(m->target, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+            if (fd < 0)
+                return -1;
+            close(fd);
+        }
+    }
+    if (m->kind & OCB_M_MASK) {
+        if (stat(m->target, &st) < 0)
+            return 0;
+        if (S_ISDIR(st.st_mode))
+            return mount("tmpfs", m->target, "tmpfs", MS_RDONLY, NULL);
+        return mount("/dev/null", m->target, NULL, MS_BIND, NULL);
+    }
+    if (m->kind & OCB_M_BIND) {
+        unsigned long bind = MS_BIND | ((m->kind & OCB_M_RECURSIVE) ? MS_REC : 0);
+        if (mount(m->source, m->target, NULL, bind, NULL) < 0)
+            return -1;
+        flags &= ~(unsigned long)(MS_BIND | MS_REC);
+        if (flags) {
+            flags |= MS_BIND | MS_REMOUNT | locked_flags(m->target);
+            if (mount(NULL, m->target, NULL, flags, NULL) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    return mount(m->source, m->target, m->fstype, flags, m->data);
+}
+
+static int sandbox_child(const struct ocb_sandbox *sb, int err_fd)
+{
+    int i, nullfd;
+
+    setsid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    /* stdio first, while the host's /dev/null is reachable. */
+    nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nullfd < 0 || dup2(nullfd, 0) < 0)
+        child_fail(err_fd, OCB_STAGE_STDIO);
+    if (dup2(sb->stdout_fd, 1) < 0 || dup2(sb->stdout_fd, 2) < 0)
+        child_fail(err_fd, OCB_STAGE_STDIO);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        child_fail(err_fd, OCB_STAGE_PRIVATE);
+    if (mount(sb->rootfs, sb->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        child_fail(err_fd, OCB_STAGE_ROOT_BIND);
+    for (i = 0; i < sb->nmounts; i++) {
+        if (do_mount(&sb->mounts[i]) < 0)
+            child_fail(err_fd, OCB_STAGE_MOUNT_BASE + i);
+    }
+    for (i = 0; i + 1 < 2 * sb->nsymlinks; i += 2) {
+        if (symlink(sb->symlinks[i], sb->symlinks[i + 1]) < 0 && errno != EEXIST)
+            child_fail(err_fd, OCB_STAGE_SYMLINK);
+    }
+    if (sb->hostname && sethostname(sb->hostname, strlen(sb->hostname)) < 0)
+        child_fail(err_fd, OCB_STAGE_HOSTNAME);
+    if (chdir(sb->rootfs) < 0)
+        child_fail(err_fd, OCB_STAGE_PIVOT);
+    if (syscall(SYS_pivot_root, ".", ".") == 0) {
+        if (umount2(".", MNT_DETACH) < 0)
+            child_fail(err_fd, OCB_STAGE_PIVOT);
+    } else if (chroot(".") < 0) {
+        child_fail(err_fd, OCB_STAGE_PIVOT);
+    }
+    if (chdir("/") < 0 || chdir(sb->cwd) < 0)
+        child_fail(err_fd, OCB_STAGE_CWD);
+    /* Capabilities: the bounding set becomes the spec's; exec recomputes the rest. */
+    for (i = 0; i < 64; i++) {
+        int keep = 0, j;
+        for (j = 0; j < sb->ncaps; j++)
+            if (sb->caps[j] == i)
+                keep = 1;
+        if (!keep && prctl(PR_CAPBSET_DROP, (unsigned long)i, 0, 0, 0) < 0 && errno != EINVAL)
+            child_fail(err_fd, OCB_STAGE_CAPS);
+    }
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (sb->set_groups && setgroups((size_t)sb->ngroups, (const gid_t *)sb->groups) < 0)
+        child_fail(err_fd, OCB_STAGE_GROUPS);
+    if (setresgid(sb->gid, sb->gid, sb->gid) < 0)
+        child_fail(err_fd, OCB_STAGE_GID);
+    if (setresuid(sb->uid, sb->uid, sb->uid) < 0)
+        child_fail(err_fd, OCB_STAGE_UID);
+    syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+    environ = (char **)sb->envp;
+    execvp(sb->argv[0], (char *const *)sb->argv);
+    child_fail(err_fd, OCB_STAGE_EXEC);
+    return 127;
+}
+
+int ocb_sandbox_spawn(const struct ocb_sandbox *sb, int *err_fd)
+{
+    int pipefd[2];
+    long pid;
+    unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+
+    if (!sb || !sb->rootfs || !sb->argv || !sb->argv[0] || !sb->envp || !sb->cwd || !err_fd)
+        return -EINVAL;
+    if (sb->new_net)
+        flags |= CLONE_NEWNET;
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return neg_errno();
+    /* fork-like clone: no new stack, the child runs on a copy of ours. */
+    pid = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+    if (pid < 0) {
+        int rc = neg_errno();
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return rc;
+    }
+    if (pid == 0) {
+        close(pipefd[0]);
+        sandbox_child(sb, pipefd[1]);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    *err_fd = pipefd[0];
+    return (int)pid;
+}
+
+/* ---------------------------- birth time ---------------------------- */
+
+/* Birth time in ns (no symlink following) in *out_ns; -1 when the filesystem has none.
+ * vfs uses it to tell a directory that was removed and recreated (same inode number
+ * reused) from one that was kept. */
+int ocb_btime(const char *path, long long *out_ns)
+{
+    struct statx stx;
+
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) < 0)
+        return neg_errno();
+    if (!(stx.stx_mask & STATX_BTIME))
+        *out_ns = -1;
+    else
+        *out_ns = (long long)stx.stx_btime.tv_sec * 1000000000LL + stx.stx_btime.tv_nsec;
+    return 0;
+}

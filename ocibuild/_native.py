@@ -15,6 +15,7 @@ import errno as errno_mod
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -42,6 +43,16 @@ _HINTS: dict[str, dict[int, str]] = {
     "umount": {
         errno_mod.EBUSY: "still in use: a process has its cwd or a file open there",
         errno_mod.EINVAL: "not a mount point",
+    },
+    "unshare": {
+        errno_mod.EPERM: "unprivileged user namespaces may be disabled: run `ocibuild doctor`",
+        errno_mod.EINVAL: "unshare(CLONE_NEWUSER) needs a single-threaded process",
+        errno_mod.ENOSPC: "user.max_user_namespaces is exhausted: run `ocibuild doctor`",
+        errno_mod.EUSERS: "user.max_user_namespaces is exhausted: run `ocibuild doctor`",
+    },
+    "spawn sandbox": {
+        errno_mod.EPERM: "needs CAP_SYS_ADMIN: run as root or inside a user namespace",
+        errno_mod.ENOSPC: "too many namespaces: raise user.max_*_namespaces",
     },
     "open in root": {
         errno_mod.ENOSYS: "the kernel lacks openat2(2) (Linux < 5.6)",
@@ -146,6 +157,21 @@ def umount(target: str, detach: bool = False) -> None:
     _check(lib.ocb_umount(os.fsencode(target), int(detach)), "umount", target)
 
 
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+
+
+def mount_fs(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    """mount(2) a filesystem (``proc``, ``tmpfs``...) on ``target``."""
+    ffi, lib = _load()
+    rc = lib.ocb_mount_fs(
+        os.fsencode(source), os.fsencode(target), os.fsencode(fstype), flags,
+        os.fsencode(data) if data else ffi.NULL,
+    )
+    _check(rc, f"mount {fstype}", target)
+
+
 def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0o644) -> int:
     """openat2(root_fd, path) with RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS; returns an fd.
 
@@ -155,3 +181,143 @@ def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0o644) -> int:
     _ffi, lib = _load()
     rc = lib.ocb_open_in_root(root_fd, os.fsencode(path), flags, mode)
     return _check(rc, "open in root", path)
+
+
+# Namespaces for :func:`unshare` (sched.h).
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+
+
+def unshare(flags: int) -> None:
+    """unshare(2); CLONE_NEWUSER needs a single-threaded process."""
+    _ffi, lib = _load()
+    _check(lib.ocb_unshare(flags), "unshare")
+
+
+def set_pdeathsig(sig: int) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies."""
+    _ffi, lib = _load()
+    _check(lib.ocb_set_pdeathsig(sig), "set parent-death signal")
+
+
+def isolate_cgroup2(unified: str = "/sys/fs/cgroup/unified") -> None:
+    """In a new private mount namespace, bind ``unified`` (cgroup2) over /sys/fs/cgroup.
+
+    For crun on hybrid cgroup hosts; meant for a child right before it execs crun.
+    """
+    _ffi, lib = _load()
+    _check(lib.ocb_isolate_cgroup2(os.fsencode(unified)), "bind cgroup2", "/sys/fs/cgroup")
+
+
+# ocb_mount kinds.
+M_MKDIR = 1
+M_MKFILE = 2
+M_IF_EXISTS = 4
+M_BIND = 8
+M_RECURSIVE = 16
+M_MASK = 32
+
+
+@dataclass(frozen=True)
+class SandboxMount:
+    """One mount the sandbox makes before pivot_root (``target`` is a host path)."""
+
+    target: str
+    source: str = ""
+    fstype: str = ""
+    data: str = ""
+    flags: int = 0  # MS_*
+    kind: int = 0  # M_*
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    rootfs: str
+    argv: Sequence[str]
+    env: Sequence[str]
+    cwd: str
+    hostname: str
+    mounts: Sequence[SandboxMount]
+    symlinks: Sequence[tuple[str, str]]  # (link target, host path of the link)
+    uid: int
+    gid: int
+    groups: Sequence[int]
+    set_groups: bool
+    caps: Sequence[int]
+    stdout_fd: int
+    new_net: bool
+
+
+SANDBOX_STAGES = {
+    1: "set up stdio",
+    2: "make / private",
+    3: "bind the rootfs",
+    4: "create /dev symlinks",
+    5: "set the hostname",
+    6: "pivot_root into the rootfs",
+    7: "chdir to the working directory",
+    8: "drop capabilities",
+    9: "setgroups",
+    10: "setgid",
+    11: "setuid",
+    12: "exec",
+}
+STAGE_MOUNT_BASE = 100
+
+
+def sandbox_spawn(cfg: SandboxConfig) -> tuple[int, int]:
+    """Clone a sandbox child (see native/ocibuild_native.h); returns (pid, error-pipe fd)."""
+    ffi, lib = _load()
+    keep: list[Any] = []
+
+    def cstr(text: str) -> Any:
+        buf = ffi.new("char[]", os.fsencode(text))
+        keep.append(buf)
+        return buf
+
+    def carray(items: Sequence[str]) -> Any:
+        arr = ffi.new("const char *[]", [cstr(x) for x in items] + [ffi.NULL])
+        keep.append(arr)
+        return arr
+
+    mounts = ffi.new("struct ocb_mount[]", max(1, len(cfg.mounts)))
+    for i, m in enumerate(cfg.mounts):
+        mounts[i].source = cstr(m.source) if m.source else ffi.NULL
+        mounts[i].target = cstr(m.target)
+        mounts[i].fstype = cstr(m.fstype) if m.fstype else ffi.NULL
+        mounts[i].data = cstr(m.data) if m.data else ffi.NULL
+        mounts[i].flags = m.flags
+        mounts[i].kind = m.kind
+    links = carray([p for pair in cfg.symlinks for p in pair])
+    groups = ffi.new("unsigned int[]", list(cfg.groups) or [0])
+    caps = ffi.new("int[]", list(cfg.caps) or [-1])
+    sb = ffi.new("struct ocb_sandbox *")
+    sb.rootfs = cstr(cfg.rootfs)
+    sb.argv = carray(cfg.argv)
+    sb.envp = carray(cfg.env)
+    sb.cwd = cstr(cfg.cwd)
+    sb.hostname = cstr(cfg.hostname) if cfg.hostname else ffi.NULL
+    sb.mounts = mounts
+    sb.nmounts = len(cfg.mounts)
+    sb.symlinks = links
+    sb.nsymlinks = len(cfg.symlinks)
+    sb.uid = cfg.uid
+    sb.gid = cfg.gid
+    sb.groups = groups
+    sb.ngroups = len(cfg.groups)
+    sb.set_groups = int(cfg.set_groups)
+    sb.caps = caps
+    sb.ncaps = len(cfg.caps)
+    sb.stdout_fd = cfg.stdout_fd
+    sb.new_net = int(cfg.new_net)
+    err_fd = ffi.new("int *")
+    pid = _check(lib.ocb_sandbox_spawn(sb, err_fd), "spawn sandbox", cfg.rootfs)
+    return pid, int(err_fd[0])
+
+
+def btime_ns(path: str | bytes) -> int:
+    """Birth time of ``path`` (not following a final symlink) in ns; -1 if not recorded."""
+    ffi, lib = _load()
+    out = ffi.new("long long *")
+    _check(lib.ocb_btime(os.fsencode(path), out), "statx", os.fsdecode(path))
+    return int(out[0])

@@ -7,26 +7,39 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ocibuild import isolation
 from ocibuild.build.context import SourceTree
 from ocibuild.build.executor import BuildResult, execute
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
 from ocibuild.dockerfile.instructions import Dockerfile
 from ocibuild.dockerfile.parser import parse
 from ocibuild.errors import OcibuildError
+from ocibuild.image.archive import (
+    export_docker_archive,
+    export_oci_archive,
+    export_rootfs_dir,
+    export_rootfs_tar,
+)
 from ocibuild.image.layout import export_oci_layout
 from ocibuild.image.store import Store, normalize_tag
 from ocibuild.log import Reporter, SilentReporter
 from ocibuild.options import Options
 from ocibuild.plan import make_plan
+from ocibuild.registry.base import push_name
 from ocibuild.storage.overlay import ensure_mount_namespace
+
+OUTPUT_TYPES = ("oci", "oci-archive", "docker-archive", "tar", "local", "registry")
+_OUTPUT_HINT = "type=oci|oci-archive|docker-archive|tar|local,dest=PATH or type=registry,name=REF"
 
 
 @dataclass(frozen=True)
 class Output:
-    """--output type=oci,dest=DIR"""
+    """--output type=oci|oci-archive|docker-archive|tar|local,dest=PATH;
+    type=registry[,name=REF] (pushes; default: the -t names)"""
 
     type: str
-    dest: str
+    dest: str = ""
+    name: str = ""
 
     @classmethod
     def parse(cls, text: str) -> Output:
@@ -39,12 +52,12 @@ class Output:
                 )
             fields[key.strip()] = value.strip()
         kind = fields.get("type", "")
-        if kind != "oci":
-            raise OcibuildError(
-                f"unsupported --output type {kind!r}", hint="supported: type=oci,dest=DIR"
-            )
+        if kind not in OUTPUT_TYPES:
+            raise OcibuildError(f"unsupported --output type {kind!r}", hint=_OUTPUT_HINT)
+        if kind == "registry":
+            return cls(kind, "", fields.get("name", ""))
         if not fields.get("dest"):
-            raise OcibuildError("--output needs dest=DIR", hint="e.g. type=oci,dest=out")
+            raise OcibuildError(f"--output type={kind} needs dest=PATH", hint=_OUTPUT_HINT)
         return cls(kind, fields["dest"])
 
 
@@ -89,11 +102,14 @@ def build(
     output: Output | None = None,
     options: Options | None = None,
     reporter: Reporter | None = None,
+    push: bool = False,
 ) -> BuildResult:
     """Build an image; returns its ID (config digest), config and per-step records.
 
     ``dockerfile`` defaults to ``CONTEXT/Dockerfile``; ``dockerfile_text`` skips reading.
-    Must run as root for now (rootless arrives with the isolation work). The calling
+    Runs as root, or inside a user namespace (the CLI enters one for ordinary users; see
+    ``ocibuild.isolation``); ``options.isolation`` and ``options.storage_driver`` are
+    resolved (and their requirements checked) before the first step. The calling
     process enters a private mount namespace (once) so no mount outlives it.
     """
     options = options or Options.resolve()
@@ -109,6 +125,7 @@ def build(
     tree = load_context(context, path if dockerfile_text is None else None)
     store = Store(options.root)
     ensure_mount_namespace()
+    options = isolation.resolve(options, reporter, store.tmp)
     state, records, created = execute(
         plan,
         store=store,
@@ -123,11 +140,50 @@ def build(
     for tag in normalized:
         store.tag(tag, image_id)
     if output is not None:
-        export_oci_layout(
-            store,
-            image_id,
-            output.dest,
-            ref_names=ref_names(normalized),
-            compression=options.compression,
-        )
+        write_output(store, image_id, output, normalized, options, reporter)
+    if push:
+        write_output(store, image_id, Output("registry"), normalized, options, reporter)
     return BuildResult(image_id, config, normalized, records)
+
+
+def write_output(
+    store: Store,
+    image_id: str,
+    output: Output,
+    tags: Sequence[str],
+    options: Options,
+    reporter: Reporter,
+) -> None:
+    """Export or push a built image as ``output`` says."""
+    if output.type == "oci":
+        export_oci_layout(
+            store, image_id, output.dest, ref_names=ref_names(tags), compression=options.compression
+        )
+    elif output.type == "oci-archive":
+        export_oci_archive(
+            store, image_id, output.dest, ref_names=ref_names(tags), compression=options.compression
+        )
+    elif output.type == "docker-archive":
+        export_docker_archive(store, image_id, output.dest, repo_tags=tags)
+    elif output.type == "tar":
+        export_rootfs_tar(store, image_id, output.dest)
+    elif output.type == "local":
+        export_rootfs_dir(store, image_id, output.dest)
+    elif output.type == "registry":
+        names = [output.name] if output.name else list(tags)
+        if not names:
+            raise OcibuildError(
+                "nothing to push to: the image has no name",
+                hint="give -t NAME (a registry reference), or --output type=registry,name=REF",
+            )
+        for name in names:
+            push_name(
+                store,
+                image_id,
+                name,
+                compression=options.compression,
+                tls_verify=options.tls_verify,
+                reporter=reporter,
+            )
+    else:
+        raise OcibuildError(f"unsupported --output type {output.type!r}", hint=_OUTPUT_HINT)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ocibuild import isolation
 from ocibuild.build.scratch import Scratch
 from ocibuild.errors import OcibuildError
 from ocibuild.image.store import Store
 from ocibuild.log import Reporter, SilentReporter
 from ocibuild.options import Options
 from ocibuild.runtime.process import Process, run_process
-from ocibuild.storage.overlay import ensure_mount_namespace, prepare_rootfs
+from ocibuild.storage import driver
+from ocibuild.storage.overlay import ensure_mount_namespace
 
 
 def image_command(config: dict[str, Any], override: Sequence[str]) -> list[str]:
@@ -51,10 +53,12 @@ def run_image(
         if path not in lowers:
             lowers.append(path)
     ensure_mount_namespace()
+    reporter = reporter or SilentReporter()
+    options = isolation.resolve(options, reporter, store.tmp)
     scratch = Scratch(store, "run-")
     work = scratch.path
     try:
-        mount = prepare_rootfs(lowers, work)
+        mount = driver.prepare(options.storage_driver, lowers, work)
         with mount:
             status, _ = run_process(
                 rootfs=mount.target,
@@ -67,7 +71,7 @@ def run_image(
                     workdir=str(cfg.get("WorkingDir") or "/"),
                 ),
                 runtime=options.runtime,
-                reporter=reporter or SilentReporter(),
+                reporter=reporter,
                 on_output=on_output,
             )
         return status

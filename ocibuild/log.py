@@ -7,6 +7,7 @@ the Python API defaults to a ``SilentReporter`` (records are returned anyway).
 from __future__ import annotations
 
 import sys
+import threading
 from typing import IO, Protocol
 
 
@@ -67,6 +68,9 @@ class StreamReporter:
         if self._partial:
             self._write("  " + self._partial.decode("utf-8", "replace") + "\n")
             self._partial = b""
+        if note.startswith("CACHED"):  # nothing ran: say so first
+            self._write(f"  -> CACHED{note[6:]}\n")
+            return
         suffix = f", {note}" if note else ""
         self._write(f"  -> done in {seconds:.2f}s{suffix}\n")
 
@@ -76,3 +80,41 @@ class StreamReporter:
     def debug(self, message: str) -> None:
         if self.show_debug:
             self._write(f"debug: {message}\n")
+
+
+class StepBufferingReporter:
+    """For stages running in parallel: a step's lines are held back and written to the
+    shared reporter in one block when the step ends, so steps never interleave."""
+
+    def __init__(self, inner: Reporter, lock: threading.Lock, prefix: str = "") -> None:
+        self.inner = inner
+        self.lock = lock
+        self.prefix = prefix
+        self._held: list[tuple[str, tuple[object, ...]]] = []
+
+    def step(self, number: int, total: int, text: str) -> None:
+        self._held = [("step", (number, total, self.prefix + text))]
+
+    def output(self, data: bytes) -> None:
+        self._held.append(("output", (data,)))
+
+    def step_done(self, seconds: float, note: str = "") -> None:
+        held, self._held = self._held, []
+        with self.lock:
+            for name, args in held:
+                getattr(self.inner, name)(*args)
+            self.inner.step_done(seconds, note)
+
+    def info(self, message: str) -> None:
+        with self.lock:
+            self.inner.info(message)
+
+    def debug(self, message: str) -> None:
+        self._held.append(("debug", (message,)))
+
+    def flush(self) -> None:
+        """Write what a failed step held back (its output explains the failure)."""
+        held, self._held = self._held, []
+        with self.lock:
+            for name, args in held:
+                getattr(self.inner, name)(*args)

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ocibuild.errors import OcibuildError
 
 COMPRESSIONS = ("gzip", "zstd", "none")
+ISOLATIONS = ("auto", "native-chroot", "native-rootless", "oci")
+STORAGE_DRIVERS = ("overlay", "fuse-overlayfs", "vfs")
+
+
+def _choice(what: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise OcibuildError(f"unknown {what} {value!r}", hint=f"use one of: {', '.join(allowed)}")
+    return value
+
+
+PULL_POLICIES = ("always", "missing", "never")
+
+
+def _pull_policy(value: str) -> str:
+    if value not in PULL_POLICIES:
+        raise OcibuildError(
+            f"unknown pull policy {value!r}", hint=f"use one of: {', '.join(PULL_POLICIES)}"
+        )
+    return value
 
 
 def default_root(env: Mapping[str, str] | None = None) -> str:
@@ -36,6 +55,39 @@ def parse_epoch(value: str | None) -> int | None:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """``--secret id=ID[,src=FILE|,env=VAR]`` as BuildKit/buildx take it."""
+
+    id: str
+    kind: str  # "file" or "env"
+    source: str
+
+
+def parse_secret(text: str) -> Secret:
+    """``id=ID,src=FILE`` | ``id=ID,env=VAR`` | ``id=ID`` (env var ID, else file ID)."""
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise OcibuildError(
+                f"invalid --secret {text!r}", hint="write it as id=ID,src=FILE or id=ID,env=VAR"
+            )
+        fields[key.strip().lower()] = value.strip()
+    secret_id = fields.get("id", "")
+    if not secret_id:
+        raise OcibuildError(f"--secret {text!r} has no id", hint="e.g. --secret id=token,src=FILE")
+    kind = fields.get("type", "")
+    if "env" in fields:
+        return Secret(secret_id, "env", fields["env"])
+    source = fields.get("src") or fields.get("source")
+    if source is not None or kind == "file":
+        return Secret(secret_id, "file", os.path.abspath(source or secret_id))
+    if kind == "env" or secret_id in os.environ:
+        return Secret(secret_id, "env", secret_id)
+    return Secret(secret_id, "file", os.path.abspath(secret_id))
+
+
+@dataclass(frozen=True)
 class Options:
     """Everything that shapes how a build runs (not what it builds)."""
 
@@ -47,6 +99,13 @@ class Options:
     debug: bool = False
     quiet: bool = False
     no_cache: bool = False
+    no_cache_filter: tuple[str, ...] = ()  # stages whose steps never use the cache
+    trace: str | None = None  # --trace FILE: one JSON record per step
+    pull: str = "missing"  # FROM: always | missing | never pull from the registry
+    tls_verify: bool | None = None  # None: HTTPS verified, plain HTTP for loopback
+    isolation: str = "auto"  # auto | native-chroot | native-rootless | oci (runtime as root)
+    storage_driver: str = "overlay"  # overlay | fuse-overlayfs | vfs
+    secrets: Mapping[str, Secret] = field(default_factory=dict)  # --secret id=...
     extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -61,6 +120,13 @@ class Options:
         debug: bool = False,
         quiet: bool = False,
         no_cache: bool = False,
+        no_cache_filter: tuple[str, ...] = (),
+        trace: str | None = None,
+        pull: str | None = None,
+        tls_verify: bool | None = None,
+        isolation: str | None = None,
+        storage_driver: str | None = None,
+        secrets: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
     ) -> Options:
         env = os.environ if env is None else env
@@ -75,10 +141,23 @@ class Options:
         return cls(
             root=os.path.abspath(root or env.get("OCIBUILD_ROOT") or default_root(env)),
             runtime=runtime or env.get("OCIBUILD_RUNTIME") or "runc",
+            isolation=_choice(
+                "isolation", isolation or env.get("OCIBUILD_ISOLATION") or "auto", ISOLATIONS
+            ),
+            storage_driver=_choice(
+                "storage driver",
+                storage_driver or env.get("OCIBUILD_STORAGE_DRIVER") or "overlay",
+                STORAGE_DRIVERS,
+            ),
             compression=comp,
+            pull=_pull_policy(pull or env.get("OCIBUILD_PULL") or "missing"),
+            tls_verify=tls_verify,
             source_date_epoch=epoch,
             keep_failed=keep_failed,
             debug=debug or env.get("OCIBUILD_DEBUG", "") not in ("", "0"),
             quiet=quiet,
-            no_cache=no_cache,
+            no_cache=no_cache or env.get("OCIBUILD_NO_CACHE", "") not in ("", "0"),
+            no_cache_filter=tuple(no_cache_filter),
+            trace=os.path.abspath(trace) if trace else None,
+            secrets={sec.id: sec for sec in map(parse_secret, secrets)},
         )

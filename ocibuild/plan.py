@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ocibuild.dockerfile.expand import expand_word
-from ocibuild.dockerfile.instructions import Arg, Copy, Dockerfile, From, Instruction
+from ocibuild.dockerfile.instructions import Arg, Copy, Dockerfile, From, Instruction, Run
 from ocibuild.errors import DockerfileError, ExpansionError
 
 PLATFORM_ARGS: Mapping[str, str] = {
@@ -193,13 +193,29 @@ def stage_dependencies(
     if stage.base_stage is not None:
         deps.add(stage.base_stage)
     for instr in stage.instructions:
+        refs: list[str] = []
         if isinstance(instr, Copy):
             ref = copy_from_ref(instr, env, escape)
             if ref is not None:
-                found = _find_stage(list(stages[: stage.index]), ref)
-                if found is not None:
-                    deps.add(found)
+                refs.append(ref)
+        elif isinstance(instr, Run):
+            refs += [_expand(instr, r, env, escape) for r in mount_from_refs(instr)]
+        for ref in refs:
+            found = _find_stage(list(stages[: stage.index]), ref)
+            if found is not None:
+                deps.add(found)
     return deps
+
+
+def mount_from_refs(instr: Run) -> list[str]:
+    """The ``from=`` of each RUN --mount (stages a RUN reads from)."""
+    out = []
+    for value in instr.flag_values("mount"):
+        for part in value.split(","):
+            key, eq, val = part.partition("=")
+            if eq and key.strip().lower() == "from" and val:
+                out.append(val)
+    return out
 
 
 def _needed(
@@ -214,3 +230,9 @@ def _needed(
         needed.add(index)
         todo.extend(stage_dependencies(stages, stages[index], env, escape))
     return tuple(sorted(needed))
+
+
+def platform_value(instr: Instruction, word: str, global_args: Mapping[str, str | None]) -> str:
+    """FROM --platform expanded like the image word: global ARGs and platform ARGs."""
+    env = {**PLATFORM_ARGS, **{k: v for k, v in global_args.items() if v is not None}}
+    return _expand(instr, word, env, "\\")

@@ -100,9 +100,12 @@ class SourceTree:
                 if stat.S_ISDIR(st.st_mode):
                     if self.skip_dir(ctx_child):
                         continue
-                    if not self.excluded(ctx_child):
-                        out.append((entry.path, rel, st))
+                    mark = len(out)
                     visit(entry.path, rel, ctx_child)
+                    if not self.excluded(ctx_child) or len(out) > mark:
+                        # an excluded dir still comes along when something below is
+                        # re-included (``!dir/file``), as BuildKit's walker does
+                        out.insert(mark, (entry.path, rel, st))
                 elif not self.excluded(ctx_child):
                     out.append((entry.path, rel, st))
 

@@ -4,53 +4,81 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import stat
 import tarfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from ocibuild.storage import fsops
+from ocibuild.build.chmod import Chmod, parse_chmod
 from ocibuild.build.context import Source, SourceTree, has_glob
+from ocibuild.build.fetch import download, is_git, is_url
+from ocibuild.build.heredoc import heredoc_content, is_heredoc_word
 from ocibuild.build.rootfs import commit_upper, mounted, workspace
+from ocibuild.build.source import OCI_LAYOUT, split_layout_ref
 from ocibuild.build.step import StepContext, StepOutcome, fail
-from ocibuild.dockerfile.instructions import Copy, Instruction
+from ocibuild.dockerfile.ignore import IgnoreMatcher, load_patterns
+from ocibuild.dockerfile.instructions import Copy, Heredoc, Instruction
 from ocibuild.errors import OcibuildError
+from ocibuild.image.layout import import_oci_layout
 from ocibuild.layers.apply import extract_archive
 from ocibuild.layers.compress import open_decompressed
 from ocibuild.runtime.users import resolve_user
+from ocibuild.storage import fsops
 
-COPY_FLAGS = frozenset({"from", "chown", "chmod", "link"})
-ADD_FLAGS = frozenset({"chown", "chmod", "link"})
+COPY_FLAGS = frozenset({"from", "chown", "chmod", "link", "parents", "exclude"})
+ADD_FLAGS = frozenset(
+    {"chown", "chmod", "link", "checksum", "exclude", "parents", "keep-git-dir", "unpack"}
+)
+HEREDOC_FILE_MODE = 0o644  # BuildKit's Mkfile for COPY <<EOF
+URL_FILE_MODE = 0o600  # BuildKit's ADD https://...
 
 
 @dataclass
 class CopyPlan:
     uid: int | None  # None: keep the source's owner (COPY --from), else this owner
     gid: int | None
-    chmod: int | None
+    chmod: Chmod | None
     hardlinks: dict[tuple[int, int], str] = field(default_factory=dict)
     dirs: list[tuple[str, os.stat_result]] = field(default_factory=list)
+    exclude: IgnoreMatcher | None = None
 
     def owner(self, st: os.stat_result) -> tuple[int, int]:
         uid = st.st_uid if self.uid is None else self.uid
         gid = st.st_gid if self.gid is None else self.gid
         return uid, gid
 
+    def mode(self, st: os.stat_result) -> int:
+        return stat.S_IMODE(st.st_mode) if self.chmod is None else self.chmod(st.st_mode)
 
-def parse_chmod(instr: Instruction, value: str) -> int:
-    if re.fullmatch(r"[0-7]{3,4}", value):
-        return int(value, 8)
-    raise fail(
-        instr,
-        f"invalid --chmod value {value!r}",
-        hint="give octal permission bits, e.g. --chmod=0755 or --chmod=644",
-    )
+
+@dataclass(frozen=True)
+class Item:
+    """One source to copy: where it is, and what to do with it."""
+
+    tree: SourceTree
+    source: Source
+    extract: bool = False  # ADD of a local archive
+    keep: str = ""  # --parents: the path kept below the destination
+
+
+def chmod_flag(ctx: StepContext, instr: Instruction) -> Chmod | None:
+    flag = instr.flag("chmod")
+    if flag is None:
+        return None
+    value = ctx.expand(instr, flag.value or "")
+    parsed = parse_chmod(value)
+    if parsed is None:
+        raise fail(
+            instr,
+            f"invalid chmod parameter: {value!r}",
+            hint="give octal bits (--chmod=0755) or a symbolic mode (--chmod=u+x,go-w)",
+        )
+    return parsed
 
 
 def resolve_chown(instr: Instruction, rootfs: str, spec: str) -> tuple[int, int]:
     """--chown=user[:group]: names looked up in the image; no group means gid = uid."""
-    user, sep, group = spec.partition(":")
+    user, sep, _ = spec.partition(":")
     try:
         resolved = resolve_user(rootfs, spec if sep else user)
     except OcibuildError as exc:
@@ -58,40 +86,54 @@ def resolve_chown(instr: Instruction, rootfs: str, spec: str) -> tuple[int, int]
     return resolved.uid, (resolved.gid if sep else resolved.uid)
 
 
-def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Copy)
-    is_add = instr.keyword == "ADD"
-    allowed = ADD_FLAGS if is_add else COPY_FLAGS
+def _check_flags(instr: Copy) -> None:
+    allowed = ADD_FLAGS if instr.keyword == "ADD" else COPY_FLAGS
     for flag in instr.flags:
         if flag.name not in allowed:
             raise fail(
                 instr,
-                f"the --{flag.name} flag is not supported yet",
+                f"the --{flag.name} flag is not supported by {instr.keyword}",
                 hint=f"{instr.keyword} supports: " + ", ".join(f"--{f}" for f in sorted(allowed)),
             )
-    if instr.heredocs:
-        raise fail(instr, "heredocs in COPY/ADD are not supported yet")
-    sources = [ctx.expand(instr, s) for s in instr.sources]
+
+
+def _bool_flag(instr: Instruction, name: str) -> bool:
+    flag = instr.flag(name)
+    return flag is not None and (flag.value or "true").lower() == "true"
+
+
+def _parents_keep(pattern: str, rel: str) -> str:
+    """--parents: the part of ``rel`` kept below the destination (after a ``/./`` pivot)."""
+    while pattern.startswith("./"):
+        pattern = pattern[2:]
+    if "/./" in pattern:
+        head = pattern.split("/./", 1)[0]
+        depth = len([p for p in posixpath.normpath("/" + head).split("/") if p])
+        return "/".join(rel.split("/")[depth:])
+    return rel
+
+
+def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
+    assert isinstance(instr, Copy)
+    is_add = instr.keyword == "ADD"
+    _check_flags(instr)
+    env = ctx.stage.expand_env()
     dest = ctx.expand(instr, instr.dest)
-    if is_add:
-        for src in sources:
-            if re.match(r"^(https?|git)://", src) or src.startswith("git@"):
-                raise fail(instr, f"ADD from a URL is not supported yet: {src}")
-    if len(sources) > 1 and not dest.endswith("/"):
-        raise fail(
-            instr,
-            f"When using {instr.keyword} with more than one source file, "
-            "the destination must be a directory and end with a /",
-            hint=f"write the destination as {dest}/",
-        )
-    chmod_flag = instr.flag("chmod")
-    chmod = parse_chmod(instr, ctx.expand(instr, chmod_flag.value or "")) if chmod_flag else None
+    chmod = chmod_flag(ctx, instr)
     chown_flag = instr.flag("chown")
     chown = ctx.expand(instr, chown_flag.value or "") if chown_flag else ""
     from_flag = instr.flag("from")
     from_ref = ctx.expand(instr, from_flag.value or "") if from_flag else None
+    parents = _bool_flag(instr, "parents")
+    excludes = [ctx.expand(instr, v) for v in instr.flag_values("exclude")]
+    checksum_flag = instr.flag("checksum")
+    checksum = ctx.expand(instr, checksum_flag.value or "") if checksum_flag else None
+    unpack_flag = instr.flag("unpack")
+    unpack = None if unpack_flag is None else _bool_flag(instr, "unpack")
 
     with ExitStack() as stack:
+        gen_dir = stack.enter_context(workspace(ctx, "gen-"))
+        gen_tree = SourceTree(gen_dir)
         if from_ref is None:
             tree = ctx.context
         else:
@@ -99,6 +141,44 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
             src_work = stack.enter_context(workspace(ctx, "from-"))
             src_mount = stack.enter_context(mounted(ctx, diff_ids, src_work))
             tree = SourceTree(src_mount.target)
+        items: list[Item] = []
+        docs = list(instr.heredocs)
+        count = 0
+        for raw in instr.sources:
+            count += 1
+            if instr.heredocs and is_heredoc_word(raw) and docs:
+                doc = docs.pop(0)
+                items.append(_heredoc_item(gen_tree, doc, heredoc_content(doc, env), count))
+                continue
+            src = ctx.expand(instr, raw)
+            if is_add and is_url(src):
+                items.append(_url_item(instr, gen_tree, src, checksum, bool(unpack), count))
+                continue
+            if is_add and is_git(src):
+                raise fail(instr, f"ADD from a Git repository is not supported: {src}")
+            if checksum is not None:
+                raise fail(instr, "checksum can't be specified for non-HTTP(S) sources")
+            found = tree.match(src)
+            if excludes:
+                matcher = IgnoreMatcher(load_patterns("\n".join(excludes), "--exclude"))
+                found = [f for f in found if not matcher.matches(f.rel)]
+            if not found:
+                where = "build context" if from_ref is None else f"stage or image {from_ref!r}"
+                raise fail(
+                    instr,
+                    f"source {src!r} not found in the {where}",
+                    hint="check the path (relative to the context root) and .dockerignore",
+                )
+            for match in found:
+                keep = _parents_keep(src, match.rel) if parents else ""
+                items.append(Item(tree, match, is_add and unpack is not False, keep))
+        if count > 1 and not dest.endswith("/"):
+            raise fail(
+                instr,
+                f"When using {instr.keyword} with more than one source file, "
+                "the destination must be a directory and end with a /",
+                hint=f"write the destination as {dest}/",
+            )
         work = stack.enter_context(workspace(ctx, "copy-"))
         with mounted(ctx, ctx.image.diff_ids, work) as mnt:
             root = mnt.target
@@ -106,29 +186,53 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
             if uid is None and from_ref is None:
                 uid, gid = 0, 0  # context files are copied as root, as BuildKit does
             plan = CopyPlan(uid, gid, chmod)
-            matches: list[Source] = []
-            for src in sources:
-                found = tree.match(src)
-                if not found:
-                    where = "build context" if from_ref is None else f"stage or image {from_ref!r}"
-                    raise fail(
-                        instr,
-                        f"source {src!r} not found in the {where}",
-                        hint="check the path (relative to the context root) and .dockerignore",
-                    )
-                matches.extend(found)
+            if excludes:
+                plan.exclude = IgnoreMatcher(load_patterns("\n".join(excludes), "--exclude"))
             if not dest.startswith("/"):
                 dest = posixpath.join(ctx.image.workdir, dest)
-            dest_is_dir = dest.endswith("/") or len(matches) > 1
+            dest_is_dir = dest.endswith("/") or len(items) > 1 or parents
             try:
-                for match in matches:
-                    copy_source(tree, match, root, dest, dest_is_dir, plan, is_add)
+                for item in items:
+                    item_plan = plan
+                    if item.tree is gen_tree and uid is None:
+                        item_plan = CopyPlan(0, 0, chmod, plan.hardlinks, plan.dirs, plan.exclude)
+                    target = posixpath.join(dest, item.keep) if item.keep else dest
+                    copy_source(item, root, target, dest_is_dir and not item.keep, item_plan)
                 for host, st in reversed(plan.dirs):
                     os.utime(host, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
             except OSError as exc:
                 raise fail(instr, f"copy failed: {exc}") from None
+            except OcibuildError as exc:
+                raise fail(instr, exc.message, hint=exc.hint) from None
         return commit_upper(ctx, mnt.upper)
     raise AssertionError("unreachable")
+
+
+def _heredoc_item(gen: SourceTree, doc: Heredoc, content: str, n: int) -> Item:
+    sub = os.path.join(gen.root, str(n))
+    os.mkdir(sub)
+    path = os.path.join(sub, doc.name)
+    with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+        f.write(content)
+    os.chmod(path, HEREDOC_FILE_MODE)
+    return Item(gen, Source(path, f"{n}/{doc.name}"))
+
+
+def _url_item(
+    instr: Instruction, gen: SourceTree, url: str, checksum: str | None, unpack: bool, n: int
+) -> Item:
+    sub = os.path.join(gen.root, str(n))
+    os.mkdir(sub)
+    try:
+        got = download(url, sub, checksum)
+    except OcibuildError as exc:
+        raise fail(instr, exc.message, hint=exc.hint) from None
+    path = os.path.join(sub, got.name)
+    os.rename(got.path, path)
+    os.chmod(path, URL_FILE_MODE)
+    if got.mtime is not None:
+        os.utime(path, (got.mtime, got.mtime))
+    return Item(gen, Source(path, f"{n}/{got.name}"), extract=unpack)
 
 
 def source_layers(ctx: StepContext, instr: Instruction, ref: str) -> list[str]:
@@ -141,7 +245,12 @@ def source_layers(ctx: StepContext, instr: Instruction, ref: str) -> list[str]:
     if has_glob(ref) or ref.isdigit():
         raise fail(instr, f"invalid --from={ref}: no such stage", hint="name an earlier stage")
     try:
-        config = ctx.store.get_config(ctx.store.resolve(ref))
+        if ref.startswith(OCI_LAYOUT):
+            path, tag = split_layout_ref(ref)
+            image_id = import_oci_layout(ctx.store, os.path.abspath(path), tag)
+        else:
+            image_id = ctx.store.resolve(ref)
+        config = ctx.store.get_config(image_id)
     except OcibuildError as exc:
         raise fail(
             instr, f"--from={ref}: not a stage and not an image in the local store", hint=exc.hint
@@ -149,9 +258,8 @@ def source_layers(ctx: StepContext, instr: Instruction, ref: str) -> list[str]:
     return list((config.get("rootfs") or {}).get("diff_ids") or [])
 
 
-def copy_source(
-    tree: SourceTree, src: Source, root: str, dest: str, dest_is_dir: bool, plan: CopyPlan, add: bool
-) -> None:
+def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyPlan) -> None:
+    tree, src = item.tree, item.source
     st = os.stat(src.host_path)
     if stat.S_ISDIR(st.st_mode):
         target = fsops.host_path(root, dest)
@@ -161,9 +269,11 @@ def copy_source(
             apply_meta(target, st, plan, src.host_path)
             plan.dirs.append((target, st))
         for host, rel, entry_st in tree.walk(src):
+            if plan.exclude is not None and plan.exclude.matches(rel):
+                continue
             copy_entry(host, entry_st, root, posixpath.join(dest, rel), plan)
         return
-    if add and is_archive(src.host_path):
+    if item.extract and is_archive(src.host_path):
         target_dir = fsops.makedirs(root, dest, **_parent_owner(plan))
         with open(src.host_path, "rb") as raw:
             extract_archive(open_decompressed(raw), root, os.path.relpath(target_dir, root))
@@ -214,8 +324,7 @@ def apply_meta(dst: str, st: os.stat_result, plan: CopyPlan, src: str) -> None:
     uid, gid = plan.owner(st)
     os.chown(dst, uid, gid, follow_symlinks=False)
     if not stat.S_ISLNK(st.st_mode):
-        mode = stat.S_IMODE(st.st_mode) if plan.chmod is None else plan.chmod
-        os.chmod(dst, mode)  # after chown: chown clears setuid bits
+        os.chmod(dst, plan.mode(st))  # after chown: chown clears setuid bits
         fsops.copy_xattrs(src, dst)
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ocibuild.build.cache import StepCache, run_with_cache
 from ocibuild.build.context import SourceTree
 from ocibuild.build.copy import copy_step
 from ocibuild.build.metadata import (
-    command_args,
     cmd_step,
+    command_args,
     entrypoint_step,
     env_step,
     expose_step,
@@ -25,17 +27,21 @@ from ocibuild.build.metadata import (
     user_step,
     volume_step,
 )
+from ocibuild.build.onbuild import onbuild_triggers
 from ocibuild.build.run import run_step
 from ocibuild.build.scratch import Scratch
 from ocibuild.build.source import base_image
+from ocibuild.build.stages import run_stages
 from ocibuild.build.state import ImageState, StageState
 from ocibuild.build.step import StepContext, StepOutcome, fail
 from ocibuild.build.workdir import workdir_step
 from ocibuild.dockerfile.instructions import Arg, Copy, Instruction, Run
+from ocibuild.errors import Interrupted
 from ocibuild.image.store import Store
 from ocibuild.log import Reporter
 from ocibuild.options import Options
 from ocibuild.plan import PLATFORM_ARGS, PROXY_ARGS, Plan, Stage
+from ocibuild.trace import StepTimings, Tracer, step_record
 
 Handler = Callable[[StepContext, Instruction], StepOutcome]
 
@@ -96,6 +102,7 @@ class StepRecord:
     diff_id: str | None = None
     size: int = 0
     note: str = ""
+    cache: str = "none"  # hit, miss, off (--no-cache), none (no key: FROM, errors)
 
 
 @dataclass
@@ -137,6 +144,13 @@ def execute(
     total = sum(1 + len(s.instructions) for s in stages)
     records: list[StepRecord] = []
     tmp = Scratch(store)
+    cache = StepCache(
+        store,
+        context.root,
+        no_cache=options.no_cache,
+        no_cache_filter=options.no_cache_filter,
+    )
+    tracer = Tracer(options.trace) if options.trace else None
     try:
         ctx = StepContext(
             store=store,
@@ -148,17 +162,28 @@ def execute(
             tmp=tmp.path,
             created=created,
             build_args=dict(build_args),
+            cache=cache,
+            tracer=tracer,
         )
-        number = 0
-        for stage in stages:
-            number = run_stage(ctx, stage, number, total, records)
-            ctx.stage_images[stage.index] = ctx.stage.image
+        final = run_stages(ctx, stages, total, records, run_stage)
+        records.sort(key=lambda r: r.number)
+        steps = [r for r in records if not r.instruction.startswith("FROM ")]
+        if epoch is None and steps and all(r.cache == "hit" for r in steps):
+            # Nothing ran: the image (and its ID) is the one the recorded steps made.
+            created = created_of(final.image.history[-1]) if final.image.history else created
         unused = sorted(set(build_args) - ctx.consumed_args - PROXY_ARGS)
         if unused:
             reporter.info(f"warning: build-args {', '.join(unused)} were not consumed")
-        return ctx.stage, records, created
+        return final, records, created
     finally:
+        cache.close()
+        if tracer is not None:
+            tracer.close()
         tmp.close()
+
+
+def created_of(entry: dict[str, Any]) -> str:
+    return str(entry.get("created") or "")
 
 
 def run_stage(
@@ -172,18 +197,22 @@ def run_stage(
     ctx.stage = StageState(base_image(ctx, stage))
     ctx.stage_flags = set()
     ctx.image.ensure_path()
+    triggers = onbuild_triggers(ctx, stage)  # ONBUILD of the base run first
     seconds = time.monotonic() - started
     ctx.reporter.step_done(seconds)
     records.append(StepRecord(number, label or stage.label, "FROM " + stage.base, stage.from_.pos.line, seconds))
-    for instr in stage.instructions:
+    for instr in (*triggers, *stage.instructions):
         number += 1
         handler = HANDLERS.get(instr.keyword)
         if handler is None:
             raise fail(instr, f"{instr.keyword} is not supported yet")
+        if ctx.cancelled.is_set():
+            raise Interrupted(signal.SIGINT)
         ctx.reporter.step(number, total, instr.original.strip())
         started = time.monotonic()
+        ctx.timings = StepTimings()
         ctx.history_text = history_text(ctx, instr)
-        outcome = handler(ctx, instr)
+        outcome, cached, cache_key = run_with_cache(ctx, stage, instr, handler)
         seconds = time.monotonic() - started
         note = outcome.note
         if outcome.diff_id:
@@ -199,6 +228,21 @@ def run_stage(
                 outcome.diff_id,
                 outcome.size,
                 outcome.note,
+                cached,
             )
         )
+        if ctx.tracer is not None:
+            ctx.tracer.write(
+                step_record(
+                    number=number,
+                    stage=stage.label,
+                    instruction=instr.original.strip(),
+                    line=instr.pos.line,
+                    seconds=seconds,
+                    cache=cached,
+                    cache_key=cache_key,
+                    timings=ctx.timings,
+                    diff_id=outcome.diff_id,
+                )
+            )
     return number

@@ -65,7 +65,9 @@ def user_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     assert isinstance(instr, User)
     user = ctx.expand(instr, instr.user)
     if not user:
-        raise fail(instr, "USER requires a user name or uid", hint="e.g. USER app or USER 1000:1000")
+        raise fail(
+            instr, "USER requires a user name or uid", hint="e.g. USER app or USER 1000:1000"
+        )
     ctx.image.config["User"] = user
     ctx.image.add_history(ctx.created, f"USER {user}", empty_layer=True)
     return StepOutcome()
@@ -106,7 +108,9 @@ def expose_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
             raise fail(instr, f"invalid port {word!r}", hint="e.g. EXPOSE 80, 80/udp, 8000-8010")
         low, high, proto = int(match[1]), int(match[2] or match[1]), (match[3] or "tcp").lower()
         if proto not in ("tcp", "udp", "sctp"):
-            raise fail(instr, f"invalid protocol {proto!r} in {word!r}", hint="use tcp, udp or sctp")
+            raise fail(
+                instr, f"invalid protocol {proto!r} in {word!r}", hint="use tcp, udp or sctp"
+            )
         if not 0 < low <= high <= 65535:
             raise fail(instr, f"invalid port range {word!r}", hint="ports are 1-65535, low-high")
         for port in range(low, high + 1):
@@ -135,8 +139,8 @@ def volume_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
 
 
 def valid_signal(value: str) -> bool:
-    if value.isdigit():
-        return 0 < int(value) <= 64
+    if re.fullmatch(r"[+-]?\d+", value):
+        return int(value) != 0  # moby's signal.ParseSignal takes any non-zero number
     name = value.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
@@ -149,7 +153,7 @@ def stopsignal_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     assert isinstance(instr, StopSignal)
     value = ctx.expand(instr, instr.signal)
     if not valid_signal(value):
-        raise fail(instr, f"invalid signal {value!r}", hint="e.g. STOPSIGNAL SIGTERM or 15")
+        raise fail(instr, f"invalid signal: {value}", hint="e.g. STOPSIGNAL SIGTERM or 15")
     ctx.image.config["StopSignal"] = value
     ctx.image.add_history(ctx.created, f"STOPSIGNAL {value}", empty_layer=True)
     return StepOutcome()
@@ -158,7 +162,9 @@ def stopsignal_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
 def shell_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     assert isinstance(instr, Shell)
     if not instr.args:
-        raise fail(instr, "SHELL requires at least one argument", hint='e.g. SHELL ["/bin/bash", "-c"]')
+        raise fail(
+            instr, "SHELL requires at least one argument", hint='e.g. SHELL ["/bin/bash", "-c"]'
+        )
     ctx.image.config["Shell"] = list(instr.args)
     ctx.image.add_history(ctx.created, f"SHELL {go_quote_list(list(instr.args))}", empty_layer=True)
     return StepOutcome()
@@ -172,7 +178,15 @@ def maintainer_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_UNITS = {
+    "ns": 1,
+    "us": 10**3,
+    "µs": 10**3,
+    "ms": 10**6,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
 
 
 def parse_duration(text: str) -> int | None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from ocibuild.build.step import StepContext, StepOutcome
 from ocibuild.layers.diff import digest_upper
-from ocibuild.storage.overlay import OverlayMount, prepare_rootfs
+from ocibuild.storage import driver
+from ocibuild.storage.driver import Rootfs
 
 
 def lower_dirs(ctx: StepContext, diff_ids: Sequence[str]) -> list[str]:
@@ -29,27 +31,38 @@ def workspace(ctx: StepContext, prefix: str) -> Iterator[str]:
     try:
         yield path
     finally:
-        shutil.rmtree(path, ignore_errors=True)
+        with ctx.timings.phase("cleanup"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager
-def mounted(ctx: StepContext, diff_ids: Sequence[str], work: str) -> Iterator[OverlayMount]:
-    """The image's layers overlaid under a fresh upper dir in ``work``, mounted."""
-    mount = prepare_rootfs(lower_dirs(ctx, diff_ids), work)
+def mounted(ctx: StepContext, diff_ids: Sequence[str], work: str) -> Iterator[Rootfs]:
+    """The image's layers as a rootfs in ``work`` through the storage driver, mounted."""
+    started = time.perf_counter()
+    mount = driver.prepare(ctx.options.storage_driver, lower_dirs(ctx, diff_ids), work)
     ctx.reporter.debug(mount.describe())
     with mount:
-        yield mount
+        ctx.timings.prepare += time.perf_counter() - started
+        try:
+            yield mount
+        finally:
+            started = time.perf_counter()
+    ctx.timings.cleanup += time.perf_counter() - started
 
 
 def commit_upper(ctx: StepContext, upper: str) -> StepOutcome:
     """Hash the upper dir as a layer and move it into the store (no layer if empty)."""
+    started = time.perf_counter()
+    upper = driver.changes(upper)  # vfs: the diff against the snapshot
     digest = digest_upper(upper, ctx.options.source_date_epoch)
+    ctx.timings.record_layer(time.perf_counter() - started, digest.size, digest.stats)
     if digest.empty:
         ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=True)
         return StepOutcome(note="no changes")
-    ctx.store.commit_layer_dir(
-        upper, digest.diff_id, digest.size, source_date_epoch=ctx.options.source_date_epoch
-    )
+    with ctx.timings.phase("write"):
+        ctx.store.commit_layer_dir(
+            upper, digest.diff_id, digest.size, source_date_epoch=ctx.options.source_date_epoch
+        )
     ctx.image.diff_ids.append(digest.diff_id)
     ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=False)
     return StepOutcome(diff_id=digest.diff_id, size=digest.size)

@@ -1,30 +1,102 @@
-"""RUN: the step's command in an OCI runtime over an overlay of the image's layers."""
+"""RUN: the step's command in an OCI runtime over an overlay of the image's layers.
+
+Handles heredocs (a body run by the shell, a ``#!`` script run from ``/dev/pipes``, or
+bodies handed to the shell after the command line), ``--mount`` (see ``mounts``),
+``--network=default|none|host`` and ``--security=sandbox``.
+"""
 
 from __future__ import annotations
 
+import os
 import shlex
+from contextlib import ExitStack
+from typing import Any
 
+from ocibuild.build.heredoc import run_script
 from ocibuild.build.metadata import command_args
+from ocibuild.build.mounts import parse_mount, prepare_mounts
 from ocibuild.build.rootfs import commit_upper, mounted, workspace
 from ocibuild.build.step import StepContext, StepOutcome, fail
-from ocibuild.dockerfile.instructions import Instruction, Run
+from ocibuild.dockerfile.instructions import Command, Instruction, Run
 from ocibuild.errors import OcibuildError, RunError
+from ocibuild.plan import PROXY_ARGS
 from ocibuild.runtime.process import Process, run_process
+
+NETWORKS = {"default": "host", "host": "host", "none": "none"}
+
+
+def network_mode(ctx: StepContext, instr: Run) -> str:
+    flag = instr.flag("network")
+    value = ctx.expand(instr, flag.value or "") if flag else "default"
+    if value not in NETWORKS:
+        raise fail(
+            instr,
+            f"unsupported network mode {value!r}",
+            hint="RUN --network takes default, none or host",
+        )
+    return NETWORKS[value]
+
+
+def check_security(ctx: StepContext, instr: Run) -> None:
+    flag = instr.flag("security")
+    if flag is None:
+        return
+    value = ctx.expand(instr, flag.value or "")
+    if value == "insecure":
+        raise fail(
+            instr,
+            "RUN --security=insecure is not allowed",
+            hint="ocibuild does not grant the security.insecure entitlement",
+        )
+    if value != "sandbox":
+        raise fail(instr, f"unsupported security mode {value!r}", hint="use sandbox or insecure")
+
+
+def run_env(ctx: StepContext) -> list[str]:
+    """The RUN environment: config Env, ARGs in scope, and proxy --build-args (which
+    need no ARG declaration)."""
+    env = ctx.stage.run_env()
+    names = {item.partition("=")[0] for item in env}
+    for name in sorted(PROXY_ARGS):
+        if name in ctx.build_args and name not in names:
+            env.append(f"{name}={ctx.build_args[name]}")
+            ctx.consumed_args.add(name)
+    return env
+
 
 def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     assert isinstance(instr, Run)
-    for flag in instr.flags:
-        raise fail(instr, f"the --{flag.name} flag of RUN is not supported yet")
-    if instr.heredocs:
-        raise fail(instr, "heredocs in RUN are not supported yet")
-    args = command_args(ctx, instr.command)
-    process = Process(
-        args=args,
-        env=ctx.stage.run_env(),
-        user=ctx.image.user,
-        workdir=ctx.image.workdir,
-    )
-    with workspace(ctx, "run-") as work:
+    network = network_mode(ctx, instr)
+    check_security(ctx, instr)
+    specs = [parse_mount(ctx, instr, value) for value in instr.flag_values("mount")]
+    script = run_script(instr.command, instr.heredocs)
+    args = command_args(ctx, Command(script.args, instr.command.exec_form))
+    env = run_env(ctx)
+    with ExitStack() as stack:
+        extra: list[dict[str, Any]] = []
+        if script.script is not None:
+            pipes = stack.enter_context(workspace(ctx, "pipes-"))
+            path = os.path.join(pipes, script.script.name)
+            with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(script.script.content)
+            os.chmod(path, 0o755)
+            os.chmod(pipes, 0o755)
+            extra.append(
+                {"destination": "/dev/pipes", "type": "bind", "source": pipes,
+                 "options": ["rbind", "ro"]}
+            )  # fmt: skip
+        prepared = stack.enter_context(prepare_mounts(ctx, instr, specs))
+        extra.extend(prepared.mounts)
+        env += [f"{k}={v}" for k, v in prepared.env.items()]
+        process = Process(
+            args=args,
+            env=env,
+            user=ctx.image.user,
+            workdir=ctx.image.workdir,
+            network=network,
+            mounts=tuple(extra),
+        )
+        work = stack.enter_context(workspace(ctx, "run-"))
         with mounted(ctx, ctx.image.diff_ids, work) as mnt:
             try:
                 status, command = run_process(
@@ -38,15 +110,16 @@ def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
                 )
             except OcibuildError as exc:
                 raise fail(instr, exc.message, hint=exc.hint) from None
-        if status != 0:
-            shown = shlex.join(args) if instr.command.exec_form else " ".join(args)
-            raise RunError(
-                f'process "{shown}" did not complete successfully: exit code: {status}',
-                exit_status=status,
-                command=command,
-                pos=instr.pos,
-                source=instr.original,
-                instruction="RUN",
-                hint="runtime command: " + shlex.join(command),
-            )
+            if status != 0:
+                shown = shlex.join(args) if instr.command.exec_form else " ".join(args)
+                raise RunError(
+                    f'process "{shown}" did not complete successfully: exit code: {status}',
+                    exit_status=status,
+                    command=command,
+                    pos=instr.pos,
+                    source=instr.original,
+                    instruction="RUN",
+                    hint="runtime command: " + shlex.join(command),
+                )
         return commit_upper(ctx, mnt.upper)
+    raise AssertionError("unreachable")

@@ -8,7 +8,8 @@ from ocibuild.build.state import ImageState
 from ocibuild.build.step import StepContext, fail
 from ocibuild.errors import BuildError, OcibuildError
 from ocibuild.image.layout import import_oci_layout
-from ocibuild.plan import Stage
+from ocibuild.plan import Stage, platform_value
+from ocibuild.registry.base import resolve_base
 
 OCI_LAYOUT = "oci-layout://"
 
@@ -26,7 +27,7 @@ def base_image(ctx: StepContext, stage: Stage) -> ImageState:
     instr = stage.from_
     platform = instr.flag("platform")
     if platform is not None:
-        value = ctx.expand(instr, platform.value or "")
+        value = platform_value(instr, platform.value or "", ctx.plan.global_args)
         if value not in ("linux/amd64", "linux/x86_64", "amd64"):
             raise fail(
                 instr,
@@ -45,7 +46,13 @@ def base_image(ctx: StepContext, stage: Stage) -> ImageState:
                 raise fail(instr, f"no OCI layout at {path}", hint="give the layout's directory")
             image_id = import_oci_layout(ctx.store, path, tag)
         else:
-            image_id = ctx.store.resolve(stage.base)
+            image_id = resolve_base(
+                ctx.store,
+                stage.base,
+                policy=ctx.options.pull,
+                tls_verify=ctx.options.tls_verify,
+                reporter=ctx.reporter,
+            )
         config = ctx.store.get_config(image_id)
     except BuildError:
         raise
@@ -54,7 +61,7 @@ def base_image(ctx: StepContext, stage: Stage) -> ImageState:
             instr,
             f"base image {stage.base!r}: {exc.message}",
             hint=exc.hint
-            or "build it first, or import it with FROM oci-layout://DIR; "
-            "pulling from registries is not implemented yet",
+            or "build it first, pull it (ocibuild pull NAME), or import it with "
+            "FROM oci-layout://DIR",
         ) from None
     return ImageState.from_image_config(config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -13,10 +14,13 @@ from ocibuild.errors import BuildError, ExpansionError
 from ocibuild.log import Reporter
 from ocibuild.options import Options
 from ocibuild.plan import Plan
+from ocibuild.trace import StepTimings
 
 if TYPE_CHECKING:
+    from ocibuild.build.cache import StepCache
     from ocibuild.build.context import SourceTree
     from ocibuild.image.store import Store
+    from ocibuild.trace import Tracer
 
 
 @dataclass
@@ -46,6 +50,10 @@ class StepContext:
     history_text: str = ""  # created_by of the step being run
     records: list[object] = field(default_factory=list)
     on_bundle: Callable[[str], None] | None = None
+    cache: StepCache | None = None  # None: no cache at all (not even recording)
+    tracer: Tracer | None = None
+    timings: StepTimings = field(default_factory=StepTimings)  # of the step being run
+    cancelled: threading.Event = field(default_factory=threading.Event)  # stop at next step
 
     @property
     def escape(self) -> str:

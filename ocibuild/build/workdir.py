@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 
-from ocibuild.storage import fsops
 from ocibuild.build.metadata import clean_workdir
 from ocibuild.build.rootfs import commit_upper, mounted, workspace
 from ocibuild.build.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import Instruction, Workdir
 from ocibuild.errors import OcibuildError
 from ocibuild.runtime.users import resolve_user
+from ocibuild.storage import fsops
 
 
 def workdir_step(ctx: StepContext, instr: Instruction) -> StepOutcome:

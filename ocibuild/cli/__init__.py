@@ -12,10 +12,11 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from ocibuild.cli import build, images
+from ocibuild.cli import build, doctor, history, images, maintenance, registry
 from ocibuild.errors import Interrupted, OcibuildError
+from ocibuild.supervisor import supervised
 
-MODULES = (build, images)
+MODULES = (build, images, maintenance, history, registry, doctor)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,14 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    if getattr(args, "supervise", False):
+        # build and run start containers: run them where kill -9 leaves nothing behind
+        return supervised(lambda: dispatch(args))
+    return dispatch(args)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the chosen command; every error becomes a message and an exit status."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rc: int = args.func(args)

@@ -8,8 +8,9 @@ from typing import Any
 
 from ocibuild import api
 from ocibuild.cli.common import common_flags, kv, options_from, require_root
+from ocibuild.cli.registry import add_tls_flag
 from ocibuild.log import StreamReporter
-from ocibuild.options import COMPRESSIONS
+from ocibuild.options import COMPRESSIONS, PULL_POLICIES
 
 
 def register(sub: Any) -> None:
@@ -19,18 +20,58 @@ def register(sub: Any) -> None:
     b.add_argument("-t", "--tag", action="append", default=[], help="name[:tag] (repeatable)")
     b.add_argument("--build-arg", action="append", default=[], type=kv, metavar="K=V")
     b.add_argument("--target", help="build up to this stage")
+    b.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="id=ID[,src=FILE|,env=VAR]",
+        help="a secret for RUN --mount=type=secret (never stored in the image)",
+    )
     b.add_argument("--no-cache", action="store_true", help="do not reuse earlier step results")
-    b.add_argument("--output", "-o", help="type=oci,dest=DIR: also write an OCI image layout")
+    b.add_argument(
+        "--no-cache-filter",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="do not reuse step results in this stage (name or number; repeatable, "
+        "or comma-separated)",
+    )
+    b.add_argument("--trace", metavar="FILE", help="write one JSON record per step to FILE")
+    b.add_argument(
+        "--output",
+        "-o",
+        help="type=oci|oci-archive|docker-archive|tar|local,dest=PATH, or "
+        "type=registry[,name=REF]: also export (or push) the image",
+    )
+    b.add_argument(
+        "--pull",
+        nargs="?",
+        const="always",
+        choices=PULL_POLICIES,
+        help="FROM images: always pull, pull when missing (default), never pull",
+    )
+    b.add_argument("--push", action="store_true", help="push every -t name after the build")
+    add_tls_flag(b)
     b.add_argument("--compression", choices=COMPRESSIONS, help="layer compression on export")
     b.add_argument("-q", "--quiet", action="store_true", help="do not print step output")
     b.add_argument("context", help="the build context directory")
-    b.set_defaults(func=cmd_build)
+    b.set_defaults(func=cmd_build, supervise=True)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    require_root()
+    require_root(args)
     options = options_from(
-        args, compression=args.compression, quiet=args.quiet, no_cache=args.no_cache
+        args,
+        secrets=args.secret,
+        compression=args.compression,
+        quiet=args.quiet,
+        no_cache=args.no_cache,
+        no_cache_filter=tuple(
+            n.strip() for item in args.no_cache_filter for n in item.split(",") if n.strip()
+        ),
+        trace=args.trace,
+        pull=args.pull,
+        tls_verify=args.tls_verify,
     )
     output = api.Output.parse(args.output) if args.output else None
     reporter = StreamReporter(debug=options.debug, quiet=options.quiet)
@@ -42,12 +83,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         build_args=dict(args.build_arg),
         target=args.target,
         output=output,
+        push=args.push,
         options=options,
         reporter=reporter,
     )
-    layers = sum(1 for s in result.steps if s.diff_id)
+    layers = sum(1 for s in result.steps if s.diff_id and s.cache != "hit")
+    cached = sum(1 for s in result.steps if s.cache == "hit")
     reporter.info(
-        f"built {result.image_id} ({layers} new layers) in {time.monotonic() - started:.2f}s"
+        f"built {result.image_id} ({layers} new layers, {cached} steps cached) "
+        f"in {time.monotonic() - started:.2f}s"
         + (f", tagged {', '.join(result.tags)}" if result.tags else "")
     )
     print(result.image_id)

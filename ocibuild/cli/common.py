@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
-from ocibuild.errors import OcibuildError
-from ocibuild.options import Options
+from ocibuild.options import ISOLATIONS, STORAGE_DRIVERS, Options
 
 
 def kv(text: str) -> tuple[str, str]:
@@ -22,6 +22,18 @@ def common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", help="store directory (default: $OCIBUILD_ROOT or /var/lib/ocibuild)")
     p.add_argument("--runtime", help="OCI runtime: runc (default), crun or a path")
     p.add_argument("--debug", action="store_true", help="print mounts and runtime commands")
+    p.add_argument(
+        "--isolation",
+        choices=ISOLATIONS,
+        help="auto (default), native-chroot (no OCI runtime), native-rootless (user "
+        "namespace), oci (runtime as root); or $OCIBUILD_ISOLATION",
+    )
+    p.add_argument(
+        "--storage-driver",
+        choices=STORAGE_DRIVERS,
+        help="overlay (default; kernel, else fuse-overlayfs), fuse-overlayfs or vfs; "
+        "or $OCIBUILD_STORAGE_DRIVER",
+    )
 
 
 def options_from(args: argparse.Namespace, **extra: object) -> Options:
@@ -29,13 +41,22 @@ def options_from(args: argparse.Namespace, **extra: object) -> Options:
         root=getattr(args, "root", None),
         runtime=getattr(args, "runtime", None),
         debug=getattr(args, "debug", False),
+        isolation=getattr(args, "isolation", None),
+        storage_driver=getattr(args, "storage_driver", None),
         **extra,  # type: ignore[arg-type]
     )
 
 
-def require_root() -> None:
-    if os.geteuid() != 0:
-        raise OcibuildError(
-            "building and running need root for now",
-            hint="run as root (sudo); rootless builds arrive with the isolation modes",
-        )
+def require_root(args: argparse.Namespace | None = None) -> None:
+    """Root, or an ordinary user: then re-run this command in a user namespace (rootless)
+    and exit with its status. Also for ``--isolation native-rootless`` as root."""
+    from ocibuild import isolation
+
+    wanted = getattr(args, "isolation", None) or os.environ.get("OCIBUILD_ISOLATION") or "auto"
+    if not isolation.needs_user_namespace(wanted):
+        return
+
+    def warn(text: str) -> None:
+        print(f"warning: {text}", file=sys.stderr)
+
+    raise SystemExit(isolation.reexec_in_user_namespace(warn=warn))

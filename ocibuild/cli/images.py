@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
     r.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE")
     r.add_argument("name")
     r.add_argument("cmd", nargs=argparse.REMAINDER)
-    r.set_defaults(func=cmd_run)
+    r.set_defaults(func=cmd_run, supervise=True)
     p = sub.add_parser("parse", help="print a Dockerfile's parsed instructions")
     p.add_argument("--format", choices=("json", "buildkit"), default="json")
     p.add_argument("file")

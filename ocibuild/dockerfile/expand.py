@@ -57,10 +57,12 @@ def process(
     raw_quotes: bool = False,
     raw_escapes: bool = False,
     skip_unset: bool = False,
+    skip_quotes: bool = False,
 ) -> WordResult:
     """The lexer with all of BuildKit's knobs (``RawQuotes``, ``RawEscapes``,
     ``SkipUnsetEnv``); the parser uses them to find heredoc words."""
     sw = _ShellWord(word, env, escape, raw_quotes, raw_escapes, skip_unset)
+    sw.skip_quotes = skip_quotes  # BuildKit's SkipProcessQuotes (heredoc bodies)
     try:
         result, words = sw.process_stop_on("", raw_escapes)
     except _Fail as e:
@@ -157,6 +159,7 @@ class _ShellWord:
         self.raw_quotes = raw_quotes
         self.raw_escapes = raw_escapes
         self.skip_unset = skip_unset
+        self.skip_quotes = False
 
     # -- scanner: "" stands for EOF ------------------------------------------------
     def peek(self) -> str:
@@ -193,11 +196,11 @@ class _ShellWord:
                 tmp = self.dollar()
                 result.append(tmp)
                 words.add_string(tmp)
-            elif ch == "'":
+            elif ch == "'" and not self.skip_quotes:
                 tmp = self.single_quote()
                 result.append(tmp)
                 words.add_raw_string(tmp)
-            elif ch == '"':
+            elif ch == '"' and not self.skip_quotes:
                 tmp = self.double_quote()
                 result.append(tmp)
                 words.add_raw_string(tmp)

@@ -479,3 +479,23 @@ def _value_json(value: object) -> object:
 def dump_buildkit(df: Dockerfile) -> str:
     """BuildKit's parser test dump: one ``(keyword "arg" ...)`` line per instruction."""
     return "".join(f"({parse_node(i.original, df.escape).dump()})\n" for i in df.instructions)
+
+
+def parse_trigger(text: str, pos: Position, escape: str = "\\") -> tuple[Instruction, ...]:
+    """The instruction(s) of an ONBUILD trigger from a base image's config (``OnBuild``),
+    placed at ``pos`` (the FROM that pulled the base in) for error messages."""
+    physical = split_lines(text)
+    lines = tuple(strip_eol(x) for x in physical)
+    out: list[Instruction] = []
+    for ll in iter_logical(physical, escape, pos.file):
+        inst = _build_located(ll, pos.file, lines, escape)
+        if inst.keyword in ("ONBUILD", "FROM", "MAINTAINER"):
+            raise DockerfileError(
+                f"{inst.keyword} isn't allowed as an ONBUILD trigger",
+                pos=pos,
+                source=text,
+                instruction="ONBUILD",
+                hint="the base image's OnBuild config is malformed",
+            )
+        out.append(dataclasses.replace(inst, pos=pos))
+    return tuple(out)

@@ -89,6 +89,12 @@ def export_oci_layout(
     return manifest_digest
 
 
+def export_layer_blob(store: Store, diff_id: str, blobs: str, compression: Compression) -> JSON:
+    """Write one layer's blob into the directory ``blobs`` (named by its hex digest) with
+    the same decisions as the layout export; returns its descriptor (registry push)."""
+    return _export_layer(store, diff_id, blobs, compression)
+
+
 def _export_layer(store: Store, diff_id: str, blobs: str, compression: Compression) -> JSON:
     info = store.layer_info(diff_id)
     blob = info.get("blob")

@@ -32,6 +32,7 @@ from ocibuild.errors import LayerError
 from ocibuild.layers import whiteout as wh
 from ocibuild.layers.compress import open_decompressed
 from ocibuild.layers.safepath import resolve_in_root, split_member_name
+from ocibuild.runtime.idmap import in_user_namespace
 
 _CHUNK = 1 << 20
 _XATTR_PREFIX = "SCHILY.xattr."
@@ -39,6 +40,18 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOE
 _STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
 MAX_ID = 2**32 - 2
 DEFAULT_MAX_ENTRIES = 4_000_000  # about 40 times the largest distribution images
+
+
+def opaque_xattrs_for_this_process() -> tuple[str, ...]:
+    """The opaque-dir xattrs the overlay that will mount this layer reads.
+
+    As root: ``trusted.overlay.opaque`` (kernel overlayfs and fuse-overlayfs). In a user
+    namespace ``trusted.*`` cannot be set; the kernel mounts with ``userxattr`` and reads
+    ``user.overlay.opaque``, fuse-overlayfs reads ``user.fuseoverlayfs.opaque``.
+    """
+    if in_user_namespace():
+        return ("user.overlay.opaque", "user.fuseoverlayfs.opaque")
+    return (wh.OPAQUE_XATTR,)
 
 
 def max_entries() -> int:
@@ -112,7 +125,7 @@ class _Extractor:
         self.known_dirs: dict[str, str] = {}  # parent key -> verified host path
         self.created: set[str] = set()  # layer mode: names of non-dir entries (hardlinks)
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
-        self.opaque_xattr = wh.OPAQUE_XATTR
+        self.opaque_xattrs = opaque_xattrs_for_this_process()
         self.entries = 0
         self.max_entries = max_entries()
 
@@ -153,7 +166,7 @@ class _Extractor:
                 if st is not None and _is_whiteout_dev(st):
                     os.unlink(path)  # "deleted, then recreated as a directory": opaque
                     os.mkdir(path, 0o755)
-                    os.setxattr(path, self.opaque_xattr, b"y", follow_symlinks=False)
+                    self.mark_opaque(path)
                 elif st is None:
                     os.mkdir(path, 0o755)
                 elif not stat.S_ISDIR(st.st_mode):
@@ -174,6 +187,10 @@ class _Extractor:
         self.known_dirs[key] = path
         return path
 
+    def mark_opaque(self, path: str) -> None:
+        for name in self.opaque_xattrs:
+            os.setxattr(path, name, b"y", follow_symlinks=False)
+
     def forget(self) -> None:
         """Something was removed or a symlink created: cached resolutions may be stale."""
         self.known_dirs.clear()
@@ -191,7 +208,7 @@ class _Extractor:
         rel = "/".join(parts)
         if self.layer and base.startswith(wh.WHITEOUT_PREFIX):
             if base == wh.OPAQUE_MARKER:
-                os.setxattr(parent, self.opaque_xattr, b"y", follow_symlinks=False)
+                self.mark_opaque(parent)
                 return
             target = wh.whiteout_target(base)
             if target in ("", ".", ".."):
@@ -206,7 +223,7 @@ class _Extractor:
             if not os.path.isdir(path):
                 os.mkdir(path, 0o700)
             if was_whiteout and self.layer:
-                os.setxattr(path, self.opaque_xattr, b"y", follow_symlinks=False)
+                self.mark_opaque(path)
             os.chown(path, member.uid, member.gid, follow_symlinks=False)
             self.set_xattrs(path, member, lenient=False)
             self.dirs.append((path, member))

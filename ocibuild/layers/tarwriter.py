@@ -21,6 +21,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Literal, Protocol
 
 from ocibuild.errors import LayerError
@@ -52,6 +53,7 @@ class TreeStats:
     others: int = 0
     content_bytes: int = 0
     tar_bytes: int = 0
+    sink_seconds: float = 0.0  # time spent inside ``out.write`` (hashing, compressing)
 
 
 @dataclass
@@ -81,7 +83,9 @@ class _TreeWriter:
     def flush(self) -> None:
         if self.buf:
             self.stats.tar_bytes += len(self.buf)
+            started = perf_counter()
             self.out.write(self.buf)
+            self.stats.sink_seconds += perf_counter() - started
             self.buf = bytearray()
 
     def mtime(self, st: os.stat_result) -> int:
@@ -263,7 +267,9 @@ class _TreeWriter:
                 n = os.readv(fd, [view[: min(left, CHUNK)]])
                 if n == 0:
                     raise _shrunk(rel)
+                started = perf_counter()
                 self.out.write(view[:n])
+                self.stats.sink_seconds += perf_counter() - started
                 left -= n
             self.stats.tar_bytes += size
             self.emit(th.padding(size))

@@ -1,23 +1,31 @@
-"""Run one process in a mounted rootfs through the OCI runtime.
+"""Run one process in a mounted rootfs through the OCI runtime or the native sandbox.
 
 Shared by RUN steps and ``ocibuild run``: resolves the user in the image, creates the
-working dir, writes the bundle (config.json + generated /etc files), runs the runtime, and
-removes the mount-point stubs the runtime left in the upper dir.
+working dir, writes the bundle (config.json + generated /etc files), runs it, and
+removes the mount-point stubs left in the upper dir.
+
+The sandbox: ``runtime`` names an OCI runtime (runc, crun, a path), or is
+``native-chroot`` for ocibuild's own sandbox (:mod:`ocibuild.runtime.native`). Inside the
+build's user namespace (rootless), the spec is the rootless variant and every id the
+process runs as must be mapped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from ocibuild.log import Reporter
+from ocibuild.runtime import native
 from ocibuild.runtime.bundle import write_bundle, write_etc_files
-from ocibuild.runtime.runner import Runner
-from ocibuild.runtime.spec import container_mount_destinations, make_spec
+from ocibuild.runtime.idmap import check_mapped, in_user_namespace, read_id_maps
+from ocibuild.runtime.runner import make_runner
+from ocibuild.runtime.spec import container_mount_destinations, make_spec, rootless_variant
 from ocibuild.runtime.stubs import (
     existing_parents,
     find_missing,
@@ -39,6 +47,19 @@ def env_list_to_map(env: Sequence[str]) -> dict[str, str]:
     return out
 
 
+class ProcessRunner(Protocol):
+    def describe(self) -> str: ...
+    def command(self, bundle: str, container_id: str) -> list[str]: ...
+    def run(self, bundle: str, container_id: str, *, on_output: Callable[[bytes], None]) -> int: ...
+
+
+def make_process_runner(runtime: str, state_root: str) -> ProcessRunner:
+    """The sandbox for ``runtime``: an OCI runtime, or ``native-chroot``."""
+    if runtime == native.NAME:
+        return native.NativeRunner()
+    return make_runner(runtime, state_root=state_root)
+
+
 @dataclass(frozen=True)
 class Process:
     """What to run and as whom; resolved against the rootfs at run time."""
@@ -48,6 +69,7 @@ class Process:
     user: str
     workdir: str
     network: str = "host"
+    mounts: Sequence[Mapping[str, Any]] = ()  # extra runtime-spec mounts (RUN --mount)
 
 
 def run_process(
@@ -85,15 +107,32 @@ def run_process(
         hostname=HOSTNAME,
         etc_files=etc_files,
         network=network,
+        extra_mounts=process.mounts,
     )
+    if in_user_namespace():
+        uids, gids = read_id_maps()
+        check_mapped("uid", user.uid, uids)
+        for gid in (user.gid, *user.additional_gids):
+            check_mapped("gid", gid, gids)
+        spec = rootless_variant(spec, gids.contains)
     missing = find_missing(rootfs, container_mount_destinations(spec))
     parents = existing_parents(rootfs, missing)
+    in_place = os.path.realpath(upper) == os.path.realpath(rootfs)
+    times = {rel: os.lstat(os.path.join(rootfs, rel)) for rel in parents} if in_place else {}
     write_bundle(bundle, spec)
-    runner = Runner(runtime, state_root=os.path.join(work, "state"))
+    runner = make_process_runner(runtime, os.path.join(work, "state"))
     container_id = "ocibuild-" + secrets.token_hex(6)
     command = runner.command(bundle, container_id)
+    reporter.debug(f"sandbox: {runner.describe()}")
     reporter.debug("exec " + shlex.join(command))
     status = runner.run(bundle, container_id, on_output=on_output)
     remove_stubs(upper, missing)
-    remove_copied_up_parents(upper, parents)
+    if not in_place:
+        # With an upper dir, parents copied up only to hold a stub go too.
+        remove_copied_up_parents(upper, parents)
+    for rel, st in times.items():
+        # Without one (vfs: the tree is its own "upper"), those dirs were there before:
+        # keep them, with the times they had (the stubs' creation moved them).
+        with contextlib.suppress(OSError):
+            os.utime(os.path.join(rootfs, rel), ns=(st.st_atime_ns, st.st_mtime_ns))
     return status, command

@@ -34,13 +34,18 @@ class Runner:
         *,
         state_root: str,
         global_args: Sequence[str] = (),
+        preexec: Callable[[], None] | None = None,
+        note: str = "",
     ) -> None:
         self.runtime = runtime
         self.state_root = state_root
         self.global_args = tuple(global_args)
+        self.preexec = preexec
+        self.note = note
 
     def describe(self) -> str:
-        return f"{self.runtime} (state in {self.state_root})"
+        text = f"{self.runtime} (state in {self.state_root})"
+        return f"{text}, {self.note}" if self.note else text
 
     def _base(self) -> list[str]:
         return [self.runtime, "--root", self.state_root, *self.global_args]
@@ -82,6 +87,7 @@ class Runner:
                 stderr=subprocess.STDOUT,
                 close_fds=True,
                 start_new_session=True,
+                preexec_fn=self.preexec,
             )
         except FileNotFoundError as exc:
             raise RuntimeFailure(
@@ -174,3 +180,54 @@ def _log_errors(path: str) -> list[str]:
         if isinstance(entry, dict) and entry.get("level") in ("error", "fatal", "panic"):
             out.append(str(entry.get("msg", "")).strip())
     return [m for m in out if m]
+
+
+def is_crun(runtime: str) -> bool:
+    return os.path.basename(runtime).startswith("crun")
+
+
+def cgroup_layout(mountinfo: str = "/proc/self/mountinfo") -> str:
+    """ "unified" (cgroup v2 only), "hybrid" (v1 with a v2 tree in unified/) or "legacy"."""
+    types: dict[str, str] = {}
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields = left.split()
+                if len(fields) > 4 and right:
+                    types[fields[4]] = right.split()[0]
+    except OSError:
+        return "unified"
+    if types.get("/sys/fs/cgroup") == "cgroup2":
+        return "unified"
+    if types.get("/sys/fs/cgroup/unified") == "cgroup2":
+        return "hybrid"
+    return "legacy"
+
+
+def _crun_preexec() -> None:
+    from ocibuild import _native
+
+    _native.isolate_cgroup2("/sys/fs/cgroup/unified")
+
+
+def make_runner(runtime: str, *, state_root: str) -> Runner:
+    """A Runner for ``runtime``; crun gets the workaround for hybrid cgroup hosts.
+
+    crun 1.8 refuses a cgroup v1 host with a v2 tree under /sys/fs/cgroup/unified. Build
+    steps need no cgroup limits, so crun runs with ``--cgroup-manager=disabled`` and, on a
+    hybrid host, in a private mount namespace where the cgroup2 tree is bound over
+    /sys/fs/cgroup. The host's cgroup set-up is not touched.
+    """
+    if not is_crun(runtime):
+        return Runner(runtime, state_root=state_root)
+    if cgroup_layout() == "hybrid":
+        return Runner(
+            runtime,
+            state_root=state_root,
+            global_args=("--cgroup-manager=disabled",),
+            preexec=_crun_preexec,
+            note="in a private mount namespace with /sys/fs/cgroup/unified bound over "
+            "/sys/fs/cgroup (hybrid cgroups)",
+        )
+    return Runner(runtime, state_root=state_root, global_args=("--cgroup-manager=disabled",))

@@ -9,7 +9,8 @@ AppArmor (ocibuild runs without them; listed as a conformance divergence).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import copy
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from ocibuild.errors import OcibuildError
@@ -123,6 +124,7 @@ def make_spec(
     network: Literal["host", "none"] = "host",
     readonly_rootfs: bool = False,
     rlimits: Sequence[tuple[str, int, int]] = (),
+    extra_mounts: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The runtime config for one RUN step.
 
@@ -155,6 +157,7 @@ def make_spec(
     mounts = default_mounts()
     for dest, src in etc_files.items():
         mounts.append(_mount(dest, "bind", src, ETC_FILE_OPTIONS))
+    mounts.extend(dict(m) for m in extra_mounts)  # RUN --mount, heredoc scripts
     mounts.append(_mount("/sys/fs/cgroup", "cgroup", "cgroup", ("ro", "nosuid", "noexec", "nodev")))
 
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
@@ -179,3 +182,32 @@ def make_spec(
 def container_mount_destinations(spec: Mapping[str, Any]) -> list[str]:
     """Every mount destination in ``spec``, in mount order (for stub cleanup)."""
     return [str(m["destination"]) for m in spec.get("mounts", [])]
+
+
+def rootless_variant(spec: Mapping[str, Any], gid_mapped: Callable[[int], bool]) -> dict[str, Any]:
+    """``spec`` for a runtime started inside the build's user namespace (pure).
+
+    As ``runc spec --rootless`` does: /sys becomes a read-only rbind (sysfs needs a network
+    namespace owned by our user namespace), no cgroup mount, no device cgroup rules, and
+    ``gid=`` options dropped when that gid is not mapped. No user namespace entry: the
+    process is already in one, with the mappings the build entered.
+    """
+    out = copy.deepcopy(dict(spec))
+    mounts = []
+    for m in out.get("mounts", []):
+        if m["destination"] == "/sys":
+            m = _mount("/sys", "bind", "/sys", ("rbind", "nosuid", "noexec", "nodev", "ro"))
+        elif m["destination"] == "/sys/fs/cgroup":
+            continue
+        else:
+            opts = [
+                o
+                for o in m.get("options", [])
+                if not (o.startswith("gid=") and not gid_mapped(int(o[4:])))
+            ]
+            if "options" in m:
+                m["options"] = opts
+        mounts.append(m)
+    out["mounts"] = mounts
+    out.get("linux", {}).pop("resources", None)
+    return out

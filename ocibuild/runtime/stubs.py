@@ -10,10 +10,12 @@ timestamps. A stub the step filled (a file written into a created /etc) stays.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterable, Sequence
 
+from ocibuild.layers.whiteout import WHITEOUT_PREFIX
 from ocibuild.storage.rootpath import resolve_in_root
 
 
@@ -43,7 +45,8 @@ def _is_empty_stub(path: str) -> bool:
         return False
     if stat.S_ISDIR(st.st_mode):
         try:
-            return not os.listdir(path)
+            # fuse-overlayfs marks every dir it creates opaque (files, 0/0 devices)
+            return not [n for n in os.listdir(path) if not n.startswith(WHITEOUT_PREFIX)]
         except OSError:
             return False
     return stat.S_ISREG(st.st_mode) and st.st_size == 0
@@ -59,6 +62,9 @@ def remove_stubs(upper_dir: str, missing: Sequence[str]) -> list[str]:
         parent = os.path.dirname(path)
         pst = os.stat(parent)
         if stat.S_ISDIR(os.lstat(path).st_mode):
+            for name in os.listdir(path):  # only opaque markers are left
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(path, name))
             os.rmdir(path)
         else:
             os.unlink(path)

@@ -39,6 +39,8 @@ class OverlayMount:
 
     def describe(self) -> str:
         opts = "redirect_dir=off,metacopy=off,index=off"
+        if "userxattr" in self.extra_opts:
+            opts = opts.replace("redirect_dir=off", "redirect_dir=nofollow")
         if self.extra_opts:
             opts += "," + self.extra_opts
         lowers = ":".join(self.lowers)
@@ -56,6 +58,10 @@ class OverlayMount:
             ensure_mount_namespace()
         _native.mount_overlay(self.lowers, self.upper, self.work, self.target, self.extra_opts)
         self.mounted = True
+
+    def changes(self) -> str:
+        """The upper dir: kernel overlay writes the store's lower-dir form already."""
+        return self.upper
 
     def unmount(self) -> None:
         """Unmount; fall back to a lazy detach when the mount is still busy."""

@@ -41,7 +41,7 @@ def test_four_builds_at_once(tmp_path: Path) -> None:
             )
         )
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     for n in range(4):
         assert ocb.run(f"c:{n}", "cat", "/n").stdout == f"{n}\n"

@@ -1,0 +1,1 @@
+"""Conformance suite: ocibuild against buildah 1.28 and written BuildKit expectations."""

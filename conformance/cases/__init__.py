@@ -1,0 +1,28 @@
+"""Every conformance case, gathered from the topic modules."""
+
+from __future__ import annotations
+
+from conformance.case import Case
+
+
+def all_cases() -> list[Case]:
+    from conformance.cases import (
+        args,
+        copy,
+        errors,
+        heredocs,
+        metadata,
+        mounts,
+        realistic,
+        run,
+        stages,
+    )
+
+    cases: list[Case] = []
+    for module in (metadata, args, run, copy, heredocs, mounts, stages, realistic, errors):
+        cases.extend(module.CASES)
+    names = [c.name for c in cases]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ValueError(f"duplicate case names: {sorted(dupes)}")
+    return cases

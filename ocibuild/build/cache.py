@@ -1,0 +1,302 @@
+"""The per-step build cache: keys, the index under ``ROOT/cache/``, and the wrapper that
+looks a step up before running it.
+
+A step's key is the sha256 of a canonical JSON document holding:
+
+* the parent: the image state before the step (diff_ids chain, config, author, os,
+  architecture) and the stage's CMD-set flag (ENTRYPOINT depends on it);
+* the ARGs in scope with their values (ENV is in the config);
+* the instruction itself: every parsed field (flags, command, heredocs, sources...) but
+  its position, so moving a line or adding a comment keeps the key;
+* SOURCE_DATE_EPOCH (it changes mtimes in layers and history);
+* for ARG: the --build-arg and global values of the names it declares;
+* for COPY/ADD: a digest of the sources after .dockerignore (see ``hashing``), or for
+  ``--from`` the source stage's state (its layers are content addressed) or the image ID;
+* for RUN ``--mount``: the same for each mount's ``from=`` stage or bind source.
+
+An entry records what the step did to the state: its new layers (diff_ids), the history
+entries it appended, the config, author, ARGs and stage flags after it. A hit replays that
+record without mounting or running anything; a hit whose layers were removed from the
+store (``rmi`` + gc) counts as a miss. Entries are ``ROOT/cache/steps/<key hex>.json``,
+written temp -> rename without fsync (a lost entry is only a miss; a torn one does not
+parse and is a miss too).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ocibuild.build.context import Source
+from ocibuild.build.hashing import HashCounters, StatCache, hash_sources
+from ocibuild.build.state import ImageState
+from ocibuild.build.step import StepOutcome
+from ocibuild.dockerfile.instructions import Arg, Copy, Instruction, Run
+from ocibuild.errors import OcibuildError
+from ocibuild.image.atomic import unlink_quiet
+from ocibuild.image.model import canonical_json
+from ocibuild.plan import Stage
+
+if TYPE_CHECKING:
+    from ocibuild.build.step import StepContext
+    from ocibuild.image.store import Store
+
+KEY_VERSION = 1
+Handler = Callable[["StepContext", Instruction], StepOutcome]
+
+
+@dataclass
+class CacheEntry:
+    diff_ids: list[str]
+    history: list[dict[str, Any]]
+    config: dict[str, Any]
+    author: str = ""
+    args: dict[str, str] = field(default_factory=dict)
+    consumed: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    diff_id: str | None = None
+    size: int = 0
+    note: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any) -> CacheEntry | None:
+        if not isinstance(data, dict) or data.get("version") != KEY_VERSION:
+            return None
+        try:
+            return cls(
+                diff_ids=[str(d) for d in data["diff_ids"]],
+                history=list(data["history"]),
+                config=dict(data["config"]),
+                author=str(data.get("author", "")),
+                args={str(k): str(v) for k, v in data.get("args", {}).items()},
+                consumed=[str(c) for c in data.get("consumed", [])],
+                flags=[str(f) for f in data.get("flags", [])],
+                diff_id=data.get("diff_id"),
+                size=int(data.get("size", 0)),
+                note=str(data.get("note", "")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+
+def image_digest(image: ImageState) -> str:
+    """The part of an image state a later step can depend on (not its history)."""
+    doc = {
+        "diff_ids": image.diff_ids,
+        "config": image.config,
+        "author": image.author,
+        "os": image.os,
+        "architecture": image.architecture,
+    }
+    return "sha256:" + hashlib.sha256(canonical_json(doc)).hexdigest()
+
+
+def instruction_material(instr: Instruction) -> dict[str, Any]:
+    doc = dataclasses.asdict(instr)
+    doc.pop("pos", None)
+    doc["type"] = type(instr).__name__
+    return doc
+
+
+class StepCache:
+    """The cache of one build: the index in the store plus the context's stat cache."""
+
+    def __init__(
+        self,
+        store: Store,
+        context_root: str,
+        *,
+        no_cache: bool = False,
+        no_cache_filter: tuple[str, ...] = (),
+    ) -> None:
+        self.store = store
+        self.dir = os.path.join(store.root, "cache")
+        self.steps = os.path.join(self.dir, "steps")
+        os.makedirs(self.steps, exist_ok=True)
+        self.stat_cache = StatCache(self.dir, context_root)
+        self.no_cache = no_cache
+        self.no_cache_filter = {s.lower() for s in no_cache_filter}
+
+    def close(self) -> None:
+        self.stat_cache.save()
+
+    # -- policy ------------------------------------------------------------------------------
+    def lookup_allowed(self, stage: Stage) -> bool:
+        if self.no_cache:
+            return False
+        names = {str(stage.index)} | ({stage.name} if stage.name else set())
+        return not (names & self.no_cache_filter)
+
+    # -- index -------------------------------------------------------------------------------
+    def _path(self, key: str) -> str:
+        return os.path.join(self.steps, key.partition(":")[2] + ".json")
+
+    def get(self, key: str) -> CacheEntry | None:
+        try:
+            with open(self._path(key), "rb") as f:
+                entry = CacheEntry.from_json(json.load(f))
+        except (OSError, ValueError):
+            return None
+        if entry is None or not all(self.store.has_layer(d) for d in entry.diff_ids):
+            return None
+        return entry
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        data = canonical_json({"version": KEY_VERSION, "key": key, **dataclasses.asdict(entry)})
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.steps)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.rename(tmp, self._path(key))
+        except BaseException:
+            unlink_quiet(tmp)
+            raise
+
+    # -- keys --------------------------------------------------------------------------------
+    def key(self, ctx: StepContext, instr: Instruction) -> str | None:
+        """The step's key, or None when it cannot be computed (the handler then runs and
+        reports the problem, e.g. a missing COPY source)."""
+        material: dict[str, Any] = {
+            "v": KEY_VERSION,
+            "parent": image_digest(ctx.image),
+            "flags": sorted(ctx.stage_flags),
+            "args": dict(sorted(ctx.stage.args.items())),
+            "instruction": instruction_material(instr),
+            "epoch": ctx.options.source_date_epoch,
+        }
+        counters = HashCounters()
+        try:
+            if isinstance(instr, Arg):
+                names = [name for name, _ in instr.args]
+                material["build_args"] = {n: ctx.build_args.get(n) for n in names}
+                material["global_args"] = {n: ctx.plan.global_args.get(n) for n in names}
+            elif isinstance(instr, Copy):
+                sources = self._copy_sources(ctx, instr, counters)
+                if sources is None:
+                    return None
+                material["sources"] = sources
+            elif isinstance(instr, Run) and instr.flag_values("mount"):
+                mounts = [
+                    self._mount_source(ctx, instr, m, counters) for m in instr.flag_values("mount")
+                ]
+                if any(m is None for m in mounts):
+                    return None
+                material["mounts"] = mounts
+        except (OcibuildError, OSError):
+            return None
+        finally:
+            ctx.timings.context_files += counters.files
+            ctx.timings.context_files_read += counters.files_read
+            ctx.timings.context_bytes_read += counters.bytes_read
+        return "sha256:" + hashlib.sha256(canonical_json(material)).hexdigest()
+
+    def _from_ref(self, ctx: StepContext, ref: str) -> str | None:
+        index = ctx.plan.stage_ref(ref, ctx.stage_index)
+        if index is not None:
+            image = ctx.stage_images.get(index)
+            return None if image is None else "stage:" + image_digest(image)
+        return "image:" + self.store.resolve(ref)
+
+    def _context_digest(
+        self, ctx: StepContext, patterns: list[str], counters: HashCounters
+    ) -> str | None:
+        matches: list[Source] = []
+        for pattern in patterns:
+            found = ctx.context.match(pattern)
+            if not found:
+                return None
+            matches.extend(found)
+        return hash_sources(ctx.context, matches, self.stat_cache, counters)
+
+    def _copy_sources(self, ctx: StepContext, instr: Copy, counters: HashCounters) -> str | None:
+        from_flag = instr.flag("from")
+        if from_flag is not None:
+            return self._from_ref(ctx, ctx.expand(instr, from_flag.value or ""))
+        sources = [ctx.expand(instr, s) for s in instr.sources]
+        return self._context_digest(ctx, sources, counters)
+
+    def _mount_source(
+        self, ctx: StepContext, instr: Run, spec: str, counters: HashCounters
+    ) -> str | None:
+        fields: dict[str, str] = {}
+        for part in spec.split(","):
+            name, sep, value = part.partition("=")
+            fields[name.strip().lower()] = ctx.expand(instr, value.strip()) if sep else "true"
+        kind = fields.get("type", "bind")
+        if "from" in fields:
+            return self._from_ref(ctx, fields["from"])
+        if kind == "bind":
+            source = fields.get("source") or fields.get("src") or "."
+            return self._context_digest(ctx, [source], counters)
+        return ""
+
+
+# -- the wrapper the executor calls ------------------------------------------------------------
+@dataclass
+class _Before:
+    layers: int
+    history: int
+
+
+def run_with_cache(
+    ctx: StepContext, stage: Stage, instr: Instruction, handler: Handler
+) -> tuple[StepOutcome, str, str | None]:
+    """Run ``instr`` through the cache: (outcome, "hit"/"miss"/"off"/"none", key)."""
+    cache = ctx.cache
+    if cache is None:
+        return handler(ctx, instr), "none", None
+    with ctx.timings.phase("key"):
+        key = cache.key(ctx, instr)
+    if key is None:
+        return handler(ctx, instr), "none", None
+    status = "off"
+    if cache.lookup_allowed(stage):
+        entry = cache.get(key)
+        if entry is not None:
+            return apply_entry(ctx, entry), "hit", key
+        status = "miss"
+    before = _Before(len(ctx.image.diff_ids), len(ctx.image.history))
+    outcome = handler(ctx, instr)
+    image = ctx.image
+    consumed = [name for name, _ in instr.args] if isinstance(instr, Arg) else []
+    cache.put(
+        key,
+        CacheEntry(
+            diff_ids=list(image.diff_ids[before.layers :]),
+            history=copy.deepcopy(image.history[before.history :]),
+            config=copy.deepcopy(image.config),
+            author=image.author,
+            args=dict(ctx.stage.args),
+            consumed=[c for c in consumed if c in ctx.consumed_args],
+            flags=sorted(ctx.stage_flags),
+            diff_id=outcome.diff_id,
+            size=outcome.size,
+            note=outcome.note,
+        ),
+    )
+    return outcome, status, key
+
+
+def apply_entry(ctx: StepContext, entry: CacheEntry) -> StepOutcome:
+    """Replay a recorded step on the current state (nothing is mounted or run)."""
+    image = ctx.image
+    image.config = copy.deepcopy(entry.config)
+    image.author = entry.author
+    image.diff_ids.extend(entry.diff_ids)
+    image.history.extend(copy.deepcopy(entry.history))
+    ctx.stage.args = dict(entry.args)
+    ctx.consumed_args.update(entry.consumed)
+    ctx.stage_flags.clear()
+    ctx.stage_flags.update(entry.flags)
+    note = "CACHED" + (f", {entry.note}" if entry.note else "")
+    if entry.diff_id:
+        size = ctx.store.layer_info(entry.diff_id).get("size", entry.size)
+        ctx.timings.layer_bytes = int(size or 0)
+    return StepOutcome(diff_id=entry.diff_id, size=entry.size, note=note)

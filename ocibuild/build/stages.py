@@ -1,0 +1,175 @@
+"""Run the stages of a plan, independent ones in parallel threads.
+
+A stage depends on the stage its FROM names, and on the stages its ``COPY --from`` and
+``RUN --mount=...,from=`` name (a reference holding ``$`` could name any earlier stage, so
+it depends on all of them). Stages whose dependencies are built run at the same time, each
+in its own thread with its own copy of the step context; the threads are created after the
+build process entered its private mount namespace (``ensure_mount_namespace`` in the main
+thread, before any thread exists), and threads share it, so their overlay mounts and
+runtimes behave as in the serial case.
+
+With parallel stages, each step's lines are written in one block when the step ends (see
+:class:`StepBufferingReporter`). When a stage fails, the others stop at their next step
+boundary and the first error is raised; Ctrl-C does the same.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from ocibuild.build.state import ImageState, StageState
+from ocibuild.build.step import StepContext
+from ocibuild.dockerfile.instructions import Copy, Run
+from ocibuild.log import StepBufferingReporter
+from ocibuild.plan import Plan, Stage
+from ocibuild.trace import StepTimings, step_record
+
+RunStage = Callable[[StepContext, Stage, int, int, list[Any]], int]
+
+
+def stage_dependencies(plan: Plan, stage: Stage) -> set[int]:
+    deps: set[int] = set()
+    if stage.base_stage is not None:
+        deps.add(stage.base_stage)
+    for instr in stage.instructions:
+        refs: list[str] = []
+        if isinstance(instr, Copy):
+            flag = instr.flag("from")
+            if flag is not None and flag.value:
+                refs.append(flag.value)
+        elif isinstance(instr, Run):
+            for spec in instr.flag_values("mount"):
+                for part in spec.split(","):
+                    name, _, value = part.partition("=")
+                    if name.strip().lower() == "from" and value.strip():
+                        refs.append(value.strip())
+        for ref in refs:
+            if "$" in ref:
+                deps.update(range(stage.index))
+                continue
+            index = plan.stage_ref(ref, stage.index)
+            if index is not None:
+                deps.add(index)
+    return deps
+
+
+def run_stages(
+    ctx: StepContext,
+    stages: Sequence[Stage],
+    total: int,
+    records: list[Any],
+    run_stage: RunStage,
+) -> StageState:
+    """Build ``stages`` (dependencies first); returns the last one's state."""
+    wanted = {s.index for s in stages}
+    deps = {s.index: stage_dependencies(ctx.plan, s) & wanted for s in stages}
+    first: dict[int, int] = {}
+    number = 0
+    for s in stages:
+        first[s.index] = number
+        number += 1 + len(s.instructions)
+    parallel = _has_independent(stages, deps)
+    lock = threading.Lock()
+    results: dict[int, StageState] = {}
+
+    def build_one(stage: Stage, start: int) -> int:
+        sctx = ctx
+        if parallel:
+            reporter = StepBufferingReporter(ctx.reporter, lock, f"[{stage.label}] ")
+            sctx = dataclasses.replace(
+                ctx,
+                reporter=reporter,
+                stage=StageState(ImageState()),
+                stage_flags=set(),
+                timings=StepTimings(),
+            )
+        try:
+            end = run_stage(sctx, stage, start, total, records)
+        except BaseException:
+            if isinstance(sctx.reporter, StepBufferingReporter):
+                sctx.reporter.flush()
+            raise
+        ctx.stage_images[stage.index] = sctx.stage.image
+        results[stage.index] = sctx.stage
+        _trace_from(sctx, stage, start + 1, records)
+        return end
+
+    if not parallel:
+        start = 0
+        for stage in stages:  # numbered as they come (ONBUILD triggers add steps)
+            start = build_one(stage, start)
+        return results[stages[-1].index]
+
+    pending = list(stages)
+    done: set[int] = set()
+    running: dict[Future[int], int] = {}
+    errors: list[BaseException] = []
+    workers = max(2, os.cpu_count() or 2)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage") as pool:
+        try:
+            while pending or running:
+                if not errors:
+                    for stage in list(pending):
+                        if deps[stage.index] <= done:
+                            pending.remove(stage)
+                            fut = pool.submit(build_one, stage, first[stage.index])
+                            running[fut] = stage.index
+                if not running:
+                    break
+                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    index = running.pop(fut)
+                    exc = fut.exception()
+                    if exc is not None:
+                        errors.append(exc)
+                        ctx.cancelled.set()
+                    else:
+                        done.add(index)
+        except BaseException:
+            ctx.cancelled.set()
+            raise
+    if errors:
+        raise errors[0]
+    return results[stages[-1].index]
+
+
+def _has_independent(stages: Sequence[Stage], deps: dict[int, set[int]]) -> bool:
+    """True when two of the stages could run at the same time."""
+    closure: dict[int, set[int]] = {}
+    for s in stages:  # dependencies first
+        reach = set(deps[s.index])
+        for d in deps[s.index]:
+            reach |= closure.get(d, set())
+        closure[s.index] = reach
+    indexes = [s.index for s in stages]
+    for i, a in enumerate(indexes):
+        for b in indexes[i + 1 :]:
+            if a not in closure[b] and b not in closure[a]:
+                return True
+    return False
+
+
+def _trace_from(ctx: StepContext, stage: Stage, number: int, records: list[Any]) -> None:
+    if ctx.tracer is None:
+        return
+    for rec in records:
+        if rec.number == number:
+            ctx.tracer.write(
+                step_record(
+                    number=number,
+                    stage=stage.label,
+                    instruction=rec.instruction,
+                    line=rec.line,
+                    seconds=rec.seconds,
+                    cache="none",
+                    cache_key=None,
+                    timings=StepTimings(),
+                    diff_id=None,
+                )
+            )
+            return

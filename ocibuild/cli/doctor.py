@@ -1,0 +1,55 @@
+"""``ocibuild doctor``: what the chosen isolation mode needs, and how to fix what is missing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+from typing import Any
+
+from ocibuild import doctor
+from ocibuild.options import ISOLATIONS, STORAGE_DRIVERS
+from ocibuild.runtime.idmap import in_user_namespace
+
+
+def register(sub: Any) -> None:
+    d = sub.add_parser("doctor", help="check what builds need on this machine")
+    d.add_argument("--isolation", choices=ISOLATIONS, help="the mode to check (default: auto)")
+    d.add_argument("--storage-driver", choices=STORAGE_DRIVERS, help="default: overlay")
+    d.add_argument("--runtime", help="runc (default), crun or a path")
+    d.add_argument("--user", help="check rootless building for this user (default: you)")
+    d.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    isolation = args.isolation or os.environ.get("OCIBUILD_ISOLATION") or "auto"
+    runtime = args.runtime or os.environ.get("OCIBUILD_RUNTIME") or "runc"
+    storage = args.storage_driver or os.environ.get("OCIBUILD_STORAGE_DRIVER") or "overlay"
+    if args.user:
+        entry = pwd.getpwnam(args.user)
+        login, uid, gid = entry.pw_name, entry.pw_uid, entry.pw_gid
+    else:
+        uid, gid = os.getuid(), os.getgid()
+        login = doctor.login_of(uid)
+    rootless = uid != 0 or isolation == "native-rootless" or in_user_namespace() or bool(args.user)
+    needs = doctor.Needs(
+        rootless=rootless,
+        runtime=None if isolation == "native-chroot" else runtime,
+        storage_driver=storage,
+        user=login,
+        uid=uid,
+        gid=gid,
+    )
+    mode = "rootless" if rootless else "root"
+    print(
+        f"checking: {mode} build as {login}, isolation {isolation}, storage {storage}, "
+        f"runtime {'none (native-chroot)' if needs.runtime is None else runtime}"
+    )
+    failed = False
+    for f in doctor.run_checks(needs):
+        print(f"  [{f.status:>4}] {f.name}: {f.detail}")
+        if f.fix:
+            print(f"         fix: {f.fix}")
+        failed = failed or (f.required and not f.ok)
+    print("result: " + ("missing requirements (FAIL above)" if failed else "ready"))
+    return 1 if failed else 0

@@ -1,0 +1,256 @@
+"""System checks: what each isolation mode, storage driver and runtime needs.
+
+``ocibuild doctor`` prints every finding with the command that fixes it; ``ocibuild build``
+runs the checks its chosen mode requires (lazily, once) and fails early with the same
+text. Each check reads the machine and never changes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import pwd
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ocibuild.runtime.idmap import read_subids
+from ocibuild.runtime.runner import cgroup_layout, is_crun
+
+MIN_USERNS = 15000
+ROOTLESS_OVERLAY_KERNEL = (5, 13)
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = False
+    applies: bool = True  # False: only matters for another mode (shown as info)
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        if not self.applies:
+            return "info"
+        return "FAIL" if self.required else "warn"
+
+    def message(self) -> str:
+        return f"{self.name}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a mode needs: rootless user namespace, a runtime, a storage driver."""
+
+    rootless: bool
+    runtime: str | None  # None: native-chroot
+    storage_driver: str  # overlay | fuse-overlayfs | vfs
+    user: str
+    uid: int
+    gid: int
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def kernel_version(release: str | None = None) -> tuple[int, int]:
+    text = release or platform.release()
+    parts = text.split(".")
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def check_kernel(needs: Needs) -> Finding:
+    version = kernel_version()
+    shown = ".".join(map(str, version))
+    if not needs.rootless:
+        return Finding("kernel", True, f"Linux {platform.release()}")
+    ok = version >= ROOTLESS_OVERLAY_KERNEL
+    return Finding(
+        "kernel",
+        ok,
+        f"Linux {shown}: "
+        + (
+            "overlayfs mounts in a user namespace (5.13+)"
+            if ok
+            else "rootless kernel overlay needs 5.13+ (5.11+ on some distributions); "
+            "fuse-overlayfs is used instead"
+        ),
+        "" if ok else "use --storage-driver fuse-overlayfs or vfs, or upgrade the kernel",
+    )
+
+
+def check_overlay(needs: Needs) -> Finding:
+    fs = _read("/proc/filesystems") or ""
+    ok = any(line.split()[-1] == "overlay" for line in fs.splitlines() if line.split())
+    return Finding(
+        "overlay module",
+        ok,
+        "overlayfs is available" if ok else "overlayfs is not in /proc/filesystems",
+        "" if ok else "modprobe overlay",
+        required=False,
+    )
+
+
+def check_fuse(needs: Needs) -> Finding:
+    binary = shutil.which("fuse-overlayfs")
+    required = needs.storage_driver == "fuse-overlayfs"
+    if binary is None:
+        return Finding(
+            "fuse-overlayfs",
+            False,
+            "fuse-overlayfs is not installed",
+            "apt-get install -y fuse-overlayfs",
+            required,
+        )
+    try:
+        st = os.stat("/dev/fuse")
+    except OSError:
+        return Finding("fuse-overlayfs", False, "/dev/fuse is missing", "modprobe fuse", required)
+    if needs.rootless and st.st_mode & 0o006 != 0o006 and needs.uid != 0:
+        return Finding(
+            "fuse-overlayfs",
+            False,
+            f"/dev/fuse is mode {stat.S_IMODE(st.st_mode):04o}: an unprivileged user cannot "
+            "open it",
+            "chmod 666 /dev/fuse (as root)",
+            required,
+        )
+    return Finding("fuse-overlayfs", True, f"{binary}, /dev/fuse usable")
+
+
+def check_userns(needs: Needs) -> Finding:
+    clone = _read("/proc/sys/kernel/unprivileged_userns_clone")
+    if clone is not None and clone != "1":
+        return Finding(
+            "user namespaces",
+            False,
+            "kernel.unprivileged_userns_clone is 0",
+            "sysctl -w kernel.unprivileged_userns_clone=1",
+            needs.rootless,
+        )
+    maximum = _read("/proc/sys/user/max_user_namespaces")
+    if maximum is None:
+        return Finding(
+            "user namespaces",
+            False,
+            "the kernel has no user namespaces",
+            "rebuild the kernel with CONFIG_USER_NS=y",
+            needs.rootless,
+        )
+    ok = int(maximum) >= MIN_USERNS
+    return Finding(
+        "user namespaces",
+        ok,
+        f"user.max_user_namespaces = {maximum}" + ("" if ok else f" (below {MIN_USERNS})"),
+        "" if ok else f"sysctl -w user.max_user_namespaces={MIN_USERNS}",
+        needs.rootless,
+    )
+
+
+def check_subids(needs: Needs) -> Finding:
+    uids = read_subids("/etc/subuid", needs.user, needs.uid)
+    gids = read_subids("/etc/subgid", needs.user, needs.uid)
+    ok = bool(uids and gids)
+    count = sum(r.count for r in uids)
+    fix = f"usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {needs.user}"
+    return Finding(
+        "subordinate ids",
+        ok,
+        f"{count} uids / {sum(r.count for r in gids)} gids for {needs.user} in "
+        "/etc/subuid and /etc/subgid"
+        if ok
+        else f"no ranges for {needs.user} in /etc/subuid and /etc/subgid: a single-id "
+        "mapping (only root inside) is used",
+        "" if ok else fix,
+    )
+
+
+def check_newidmap(needs: Needs) -> Finding:
+    missing = []
+    for name in ("newuidmap", "newgidmap"):
+        path = shutil.which(name)
+        if path is None:
+            missing.append(f"{name} is not installed")
+            continue
+        st = os.stat(path)
+        if not st.st_mode & stat.S_ISUID and not _has_file_caps(path):
+            missing.append(f"{path} is neither setuid nor has file capabilities")
+    ok = not missing
+    return Finding(
+        "newuidmap/newgidmap",
+        ok,
+        "installed" if ok else "; ".join(missing) + ": a single-id mapping is used",
+        "" if ok else "apt-get install -y uidmap",
+    )
+
+
+def _has_file_caps(path: str) -> bool:
+    try:
+        return bool(os.getxattr(path, "security.capability"))
+    except OSError:
+        return False
+
+
+def check_runtime(needs: Needs, runtime: str) -> Finding:
+    required = needs.runtime == runtime
+    path = shutil.which(runtime)
+    name = os.path.basename(runtime)
+    if path is None:
+        return Finding(
+            name,
+            False,
+            f"{runtime} is not installed" + ("" if required else " (not needed here)"),
+            f"apt-get install -y {name}"
+            + ("" if not required else " (or use --isolation native-chroot)"),
+            required,
+        )
+    detail = path
+    if is_crun(runtime) and cgroup_layout() == "hybrid":
+        detail += (
+            " (hybrid cgroups: run with --cgroup-manager=disabled in a private mount "
+            "namespace where /sys/fs/cgroup/unified is bound over /sys/fs/cgroup)"
+        )
+    return Finding(name, True, detail)
+
+
+def run_checks(needs: Needs) -> list[Finding]:
+    """Every finding for ``needs`` (required ones are marked)."""
+    runtimes = [needs.runtime] if needs.runtime else []
+    runtimes += [r for r in ("runc", "crun") if not runtimes or os.path.basename(runtimes[0]) != r]
+    checks: list[Callable[[Needs], Finding]] = [check_kernel, check_overlay, check_fuse]
+    found = [c(needs) for c in checks]
+    for check in (check_userns, check_subids, check_newidmap):
+        finding = check(needs)
+        if not needs.rootless:
+            finding = dataclasses.replace(finding, applies=False)
+        found.append(finding)
+    found += [check_runtime(needs, r) for r in runtimes]
+    return found
+
+
+def first_failure(needs: Needs) -> Finding | None:
+    for finding in run_checks(needs):
+        if finding.required and not finding.ok:
+            return finding
+    return None
+
+
+def login_of(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

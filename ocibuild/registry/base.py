@@ -1,0 +1,85 @@
+"""FROM NAME: the local store first or the registry, per the ``--pull`` policy.
+
+* ``missing`` (default): an image the store has under that name (as written, or as Docker
+  normalises it; a digest reference pulled before) is used; otherwise it is pulled;
+* ``always``: pulled (only layers the store lacks are downloaded);
+* ``never``: the store only.
+"""
+
+from __future__ import annotations
+
+from ocibuild.errors import ImageNotFound, OcibuildError
+from ocibuild.image.store import Store
+from ocibuild.log import Reporter
+from ocibuild.registry.progress import ReporterProgress
+from ocibuild.registry.pull import find_local, pull
+from ocibuild.registry.push import push
+from ocibuild.registry.reference import parse_reference
+from ocibuild.registry.transfer import RegistryOptions
+
+
+def _local(store: Store, name: str) -> str | None:
+    try:
+        return store.resolve(name)
+    except OcibuildError:
+        pass
+    try:
+        return find_local(store, parse_reference(name))
+    except OcibuildError:
+        return None
+
+
+def resolve_base(
+    store: Store,
+    name: str,
+    *,
+    policy: str = "missing",
+    tls_verify: bool | None = None,
+    reporter: Reporter | None = None,
+    platform: str | None = None,
+) -> str:
+    """The config digest of base image ``name``, pulled when the policy says so."""
+    if name.startswith("sha256:"):
+        return store.resolve(name)
+    if policy != "always":
+        found = _local(store, name)
+        if found is not None:
+            return found
+        if policy == "never":
+            raise ImageNotFound(
+                f"{name} is not in the local store and --pull=never forbids pulling it",
+                hint=f"pull it first (ocibuild pull {name}) or use --pull=missing",
+            )
+    ref = parse_reference(name)
+    progress = ReporterProgress(reporter) if reporter is not None else None
+    result = pull(
+        store,
+        ref,
+        platform=platform,
+        ropts=RegistryOptions(tls_verify=tls_verify),
+        progress=progress,
+    )
+    return result.image_id
+
+
+def push_name(
+    store: Store,
+    image_id: str,
+    name: str,
+    *,
+    compression: str = "gzip",
+    tls_verify: bool | None = None,
+    reporter: Reporter | None = None,
+) -> str:
+    """Push ``image_id`` as ``name`` (``build --push``, ``--output type=registry``);
+    returns the manifest digest."""
+    progress = ReporterProgress(reporter) if reporter is not None else None
+    result = push(
+        store,
+        image_id,
+        parse_reference(name),
+        compression=compression,
+        ropts=RegistryOptions(tls_verify=tls_verify),
+        progress=progress,
+    )
+    return result.manifest_digest

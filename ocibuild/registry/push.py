@@ -1,0 +1,340 @@
+"""Push an image from the local store to a registry.
+
+Per layer (in parallel), cheapest first:
+
+1. its blob digest is known without compressing anything: the original blob of a pulled
+   or imported layer in the wanted compression, or a built layer ocibuild compressed
+   before (``meta.compressed``) -> ``HEAD`` it; the registry has it: done;
+2. a repository on the same registry is known to hold it -> cross-repository mount
+   (``POST .../blobs/uploads/?mount=DIGEST&from=REPO``); 201: done, 202: upload into the
+   session the registry opened;
+3. otherwise the blob is made (a built layer: ``write_tree`` -> ``DigestingSink`` -> temp
+   file in one streaming pass, through ``export_layer_blob``) and uploaded: ``POST``, then
+   one ``PUT ...?digest=`` with the whole body.
+
+Then the config, and the manifest last: a registry never shows a manifest whose blobs are
+not all there. Built layers are compressed deterministically (see ``layers.compress``), so
+the same image and compression always give the same manifest digest. A failed upload is
+restarted from a fresh upload session (with backoff); blobs already pushed stay and are
+skipped by the next attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import IO, Any
+from urllib.parse import quote
+
+from ocibuild.errors import StoreError
+from ocibuild.image.digest import hexpart, validate_digest
+from ocibuild.image.layout import export_layer_blob
+from ocibuild.image.model import (
+    JSON,
+    MT_OCI_CONFIG,
+    MT_OCI_MANIFEST,
+    canonical_json,
+    descriptor,
+    diff_ids_of,
+    make_manifest,
+)
+from ocibuild.image.store import Store
+from ocibuild.layers.compress import MEDIA_TYPES, Compression, compression_of_media_type
+from ocibuild.registry.client import Client
+from ocibuild.registry.errors import RegistryError, Unreachable
+from ocibuild.registry.meta import RegistryMeta
+from ocibuild.registry.progress import NoProgress, Progress, human_size
+from ocibuild.registry.reference import Reference
+from ocibuild.registry.transfer import RegistryOptions, connect, run_jobs, verify_bytes
+
+_CHUNK = 1 << 20
+
+
+@dataclass
+class PushResult:
+    reference: Reference
+    manifest_digest: str
+    manifest_size: int
+    actions: dict[str, str] = field(default_factory=dict)  # blob digest -> what was done
+
+
+class _ProgressReader:
+    """A file body for requests: exact length, progress on every read."""
+
+    def __init__(self, f: IO[bytes], size: int, progress: Progress, key: str) -> None:
+        self._f = f
+        self._size = size
+        self._done = 0
+        self._progress = progress
+        self._key = key
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(_CHUNK if n is None or n < 0 else max(n, 64 << 10))
+        self._done += len(data)
+        self._progress.update(self._key, self._done)
+        return data
+
+
+def _compression(name: str) -> Compression:
+    if name not in MEDIA_TYPES:
+        raise StoreError(f"unknown compression {name!r}", hint="use gzip, zstd or none")
+    return name
+
+
+class _Pusher:
+    def __init__(
+        self,
+        store: Store,
+        client: Client,
+        ref: Reference,
+        compression: Compression,
+        progress: Progress,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.ref = ref
+        self.repo = ref.path
+        self.compression = compression
+        self.progress = progress
+        self.meta = RegistryMeta(store)
+        self.scope = f"repository:{ref.path}:pull,push"
+        self.actions: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _done(self, digest: str, key: str, action: str) -> None:
+        with self._lock:
+            self.actions[digest] = action
+        self.progress.end(key, action)
+
+    def exists(self, digest: str) -> bool:
+        resp = self.client.request(
+            "HEAD",
+            f"{self.repo}/blobs/{digest}",
+            scope=self.scope,
+            what=f"blob {digest}",
+            expect=(200, 404),
+        )
+        resp.close()
+        return resp.status_code == 200
+
+    def mount(self, digest: str) -> tuple[str | None, str | None]:
+        """(source repo, None) when mounted; (None, upload URL) when the registry
+        opened an upload instead; (None, None) when there is nothing to mount from."""
+        prefix = self.ref.domain + "/"
+        for source in reversed(self.meta.sources(digest)):
+            if not source.startswith(prefix) or source == self.ref.name:
+                continue
+            src_repo = source[len(prefix) :]
+            resp = self.client.request(
+                "POST",
+                f"{self.repo}/blobs/uploads/?mount={quote(digest)}&from={quote(src_repo)}",
+                scope=self.scope,
+                what=f"mount of {digest} from {src_repo}",
+                expect=(201, 202),
+            )
+            resp.close()
+            if resp.status_code == 201:
+                return src_repo, None
+            return None, self.client.location(resp)
+        return None, None
+
+    def upload(self, digest: str, size: int, src: str | bytes, key: str, url: str | None) -> None:
+        attempt = 0
+        while True:
+            try:
+                self._upload_once(digest, size, src, key, url)
+                return
+            except Unreachable:
+                if attempt >= self.client.retries:
+                    raise
+                time.sleep(self.client.backoff * 2**attempt)
+                attempt += 1
+                url = None  # the old session may hold part of the body: start afresh
+
+    def _upload_once(
+        self, digest: str, size: int, src: str | bytes, key: str, url: str | None
+    ) -> None:
+        what = f"upload of {digest}"
+        if url is None:
+            resp = self.client.request(
+                "POST",
+                f"{self.repo}/blobs/uploads/",
+                scope=self.scope,
+                what=what,
+                expect=(202,),
+                retry=False,
+            )
+            resp.close()
+            url = self.client.location(resp)
+        put = url + ("&" if "?" in url else "?") + "digest=" + quote(digest)
+        headers = {"Content-Type": "application/octet-stream"}
+        if isinstance(src, bytes):
+            resp = self.client.request(
+                "PUT",
+                put,
+                scope=self.scope,
+                what=what,
+                headers=headers,
+                body=src,
+                expect=(201,),
+                retry=False,
+            )
+        else:
+            opened: list[IO[bytes]] = []
+
+            def body() -> _ProgressReader:  # a fresh reader per attempt (a 401 resends)
+                f = open(src, "rb")  # noqa: SIM115 - closed below
+                opened.append(f)
+                return _ProgressReader(f, size, self.progress, key)
+
+            try:
+                resp = self.client.request(
+                    "PUT",
+                    put,
+                    scope=self.scope,
+                    what=what,
+                    headers=headers,
+                    body=body,
+                    expect=(201,),
+                    retry=False,
+                )
+            finally:
+                for f in opened:
+                    f.close()
+        resp.close()
+
+    def layer(self, diff_id: str, cancel: threading.Event) -> JSON:
+        info = self.store.layer_info(diff_id)
+        blob = info.get("blob")
+        media = MEDIA_TYPES[self.compression]
+        known: JSON | None = None
+        path: str | None = None
+        if (
+            isinstance(blob, dict)
+            and self.store.has_blob(str(blob.get("digest")))
+            and compression_of_media_type(str(blob.get("mediaType", ""))) == self.compression
+        ):
+            digest = validate_digest(str(blob["digest"]))
+            path = self.store.blob_path(digest)
+            known = descriptor(media, digest, os.path.getsize(path))
+        if known is None:
+            known = self.meta.compressed(diff_id, self.compression)
+        key = diff_id
+        label = diff_id[7:19]
+        tmp: str | None = None
+        try:
+            if known is not None:
+                self.progress.begin(key, label, int(known["size"]))
+                if self._skip(known, key):
+                    return known
+            if path is None:
+                tmp = self.store.tmpdir("push-")
+                made = export_layer_blob(self.store, diff_id, tmp, self.compression)
+                path = os.path.join(tmp, hexpart(str(made["digest"])))
+                self.meta.record_compressed(diff_id, self.compression, made)
+                if known is None or made["digest"] != known["digest"]:
+                    known = made
+                    self.progress.begin(key, label, int(made["size"]))
+                    if self._skip(made, key):
+                        return made
+            if cancel.is_set():
+                raise RegistryError("push cancelled")
+            if known is None:  # path is a store blob only when known was set with it
+                raise StoreError(f"layer {diff_id}: no blob to push")
+            digest, size = str(known["digest"]), int(known["size"])
+            _, url = self.mount(digest)
+            self.upload(digest, size, path, key, url)
+            self._done(digest, key, f"uploaded ({human_size(size)})")
+            return known
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def _skip(self, desc: JSON, key: str) -> bool:
+        digest = str(desc["digest"])
+        if self.exists(digest):
+            self._done(digest, key, "already in the registry")
+            return True
+        source, url = self.mount(digest)
+        if source is not None:
+            self._done(digest, key, f"mounted from {source}")
+            return True
+        if url is not None:  # the registry opened an upload: do not leave it dangling
+            self.client.request(
+                "DELETE", url, scope=self.scope, what="upload", expect=(204, 404), retry=False
+            ).close()
+        return False
+
+    def small(self, data: bytes, digest: str, key: str) -> None:
+        self.progress.begin(key, key, len(data))
+        if self.exists(digest):
+            self._done(digest, key, "already in the registry")
+            return
+        self.upload(digest, len(data), data, key, None)
+        self._done(digest, key, "uploaded")
+
+
+def push(
+    store: Store,
+    image_id: str,
+    ref: Reference,
+    *,
+    compression: str = "gzip",
+    ropts: RegistryOptions | None = None,
+    progress: Progress | None = None,
+) -> PushResult:
+    """Push the image ``image_id`` (config digest) as ``ref`` (a tag; ``latest`` if none)."""
+    if ref.digest:
+        raise RegistryError(
+            f"cannot push to a digest reference {ref.familiar()}",
+            hint="push to NAME:TAG; the registry computes the digest",
+        )
+    ref = ref if ref.tag else ref.with_tag("latest")
+    ropts = ropts or RegistryOptions()
+    progress = progress or NoProgress()
+    kind = _compression(compression)
+    config_bytes = store.read_blob(image_id)
+    verify_bytes(config_bytes, image_id, None, f"image config {image_id} in the store")
+    config: Any = json.loads(config_bytes)
+    diff_ids = diff_ids_of(config)
+    for diff_id in diff_ids:
+        store.layer_dir(diff_id)  # every layer present before anything is sent
+    client = connect(ref, ropts)
+    pusher = _Pusher(store, client, ref, kind, progress)
+    progress.note(f"pushing {ref.familiar()}: {len(diff_ids)} layers ({compression})")
+    tasks = [partial(pusher.layer, d) for d in diff_ids]
+    layer_descs = run_jobs(tasks, ropts.jobs)
+    pusher.small(config_bytes, image_id, "config")
+    manifest = make_manifest(descriptor(MT_OCI_CONFIG, image_id, len(config_bytes)), layer_descs)
+    manifest_bytes = canonical_json(manifest)
+    manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
+    resp = client.request(
+        "PUT",
+        f"{ref.path}/manifests/{ref.tag}",
+        scope=pusher.scope,
+        what=f"manifest {ref.familiar()}",
+        headers={"Content-Type": MT_OCI_MANIFEST},
+        body=manifest_bytes,
+        expect=(201,),
+    )
+    resp.close()
+    answered = resp.headers.get("Docker-Content-Digest")
+    if answered and answered != manifest_digest:
+        raise RegistryError(
+            f"{client.host} stored the manifest of {ref.familiar()} as {answered}, "
+            f"ocibuild sent {manifest_digest}"
+        )
+    digests = [str(d["digest"]) for d in layer_descs] + [image_id]
+    pusher.meta.record_sources(digests, ref.name)
+    pusher.meta.record_ref([str(ref), f"{ref.name}@{manifest_digest}"], image_id, manifest_digest)
+    progress.note(f"pushed {ref.familiar()}@{manifest_digest}")
+    return PushResult(ref, manifest_digest, len(manifest_bytes), dict(pusher.actions))

@@ -1,0 +1,263 @@
+"""native-chroot: run a bundle's process without an OCI runtime, through the C helper.
+
+The bundle's ``config.json`` (the same spec runc and crun get) is translated into the
+helper's mount list: the spec's mounts in order, the default devices bound from the host,
+the /dev symlinks, masked and read-only paths. The helper clones into new mount, pid, ipc
+and uts namespaces (network too for ``--network=none``), makes the mounts, pivot_roots
+into the rootfs (chroot where pivot_root is refused), keeps only the spec's bounding
+capabilities, sets groups/gid/uid and execs. Reproduce a RUN by hand with
+``python -m ocibuild.runtime.native BUNDLE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_mod
+import json
+import os
+import signal
+import struct
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ocibuild import _native
+from ocibuild.errors import RuntimeFailure
+from ocibuild.runtime.bundle import CONFIG_NAME
+from ocibuild.storage.rootpath import resolve_in_root
+
+NAME = "native-chroot"
+
+# linux/capability.h, in number order.
+CAPABILITIES = (
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+)  # fmt: skip
+CAP_NUMBERS = {"CAP_" + name: i for i, name in enumerate(CAPABILITIES)}
+
+# MS_* flags (sys/mount.h) for mount options; (set, clear).
+_FLAGS: dict[str, tuple[int, int]] = {
+    "ro": (1, 0), "rw": (0, 1), "nosuid": (2, 0), "suid": (0, 2), "nodev": (4, 0),
+    "dev": (0, 4), "noexec": (8, 0), "exec": (0, 8), "sync": (16, 0), "async": (0, 16),
+    "noatime": (1024, 0), "atime": (0, 1024), "nodiratime": (2048, 0),
+    "diratime": (0, 2048), "relatime": (1 << 21, 0), "norelatime": (0, 1 << 21),
+    "strictatime": (1 << 24, 0),
+}  # fmt: skip
+_DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+_DEV_LINKS = (
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+    ("pts/ptmx", "ptmx"),
+)
+
+
+def mount_flags(options: Sequence[str]) -> tuple[int, str, bool, bool]:
+    """(MS_* flags, data string, bind?, recursive?) from OCI mount options (pure)."""
+    flags = 0
+    data: list[str] = []
+    bind = recursive = False
+    for opt in options:
+        if opt in ("bind", "rbind"):
+            bind = True
+            recursive = recursive or opt == "rbind"
+        elif opt in _FLAGS:
+            on, off = _FLAGS[opt]
+            flags = (flags | on) & ~off
+        elif opt in ("private", "rprivate", "slave", "rslave", "shared", "rshared"):
+            continue
+        else:
+            data.append(opt)
+    return flags, ",".join(data), bind, recursive
+
+
+def _host(rootfs: str, dest: str) -> str:
+    rel = resolve_in_root(rootfs, dest)
+    return os.path.join(rootfs, rel) if rel else rootfs
+
+
+def sandbox_config(spec: Mapping[str, Any], stdout_fd: int) -> _native.SandboxConfig:
+    """The helper's configuration for a runtime spec (reads the rootfs to resolve paths)."""
+    rootfs = str(spec["root"]["path"])
+    process = spec["process"]
+    linux = spec.get("linux", {})
+    mounts: list[_native.SandboxMount] = []
+    for m in spec.get("mounts", []):
+        if m["type"] == "cgroup":
+            continue  # no cgroup handling without a runtime
+        flags, data, bind, recursive = mount_flags(m.get("options", []))
+        target = _host(rootfs, m["destination"])
+        if bind or m["type"] == "bind":
+            kind = _native.M_BIND | (_native.M_RECURSIVE if recursive else 0)
+            kind |= _native.M_MKDIR if os.path.isdir(m["source"]) else _native.M_MKFILE
+        else:
+            kind = _native.M_MKDIR
+        mounts.append(_native.SandboxMount(target, m["source"], m["type"], data, flags, kind))
+    dev = _host(rootfs, "/dev")
+    for name in _DEVICES:
+        if os.path.exists("/dev/" + name):
+            kind = _native.M_BIND | _native.M_MKFILE
+            mounts.append(_native.SandboxMount(f"{dev}/{name}", "/dev/" + name, kind=kind))
+    for path in linux.get("maskedPaths", []):
+        kind = _native.M_MASK | _native.M_IF_EXISTS
+        mounts.append(_native.SandboxMount(rootfs + path, kind=kind))
+    for path in linux.get("readonlyPaths", []):
+        kind = _native.M_BIND | _native.M_RECURSIVE | _native.M_IF_EXISTS
+        mounts.append(_native.SandboxMount(rootfs + path, rootfs + path, flags=1, kind=kind))
+    user = process.get("user", {})
+    groups = [int(g) for g in user.get("additionalGids", [])]
+    caps = process.get("capabilities", {}).get("bounding", [])
+    return _native.SandboxConfig(
+        rootfs=rootfs,
+        argv=list(process["args"]),
+        env=list(process.get("env", [])),
+        cwd=str(process.get("cwd", "/")),
+        hostname=str(spec.get("hostname", "")),
+        mounts=mounts,
+        symlinks=[(target, f"{dev}/{name}") for target, name in _DEV_LINKS],
+        uid=int(user.get("uid", 0)),
+        gid=int(user.get("gid", 0)),
+        groups=groups,
+        set_groups=_setgroups_allowed(),
+        caps=[CAP_NUMBERS[c] for c in caps if c in CAP_NUMBERS],
+        stdout_fd=stdout_fd,
+        new_net=any(ns.get("type") == "network" for ns in linux.get("namespaces", [])),
+    )
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups", encoding="ascii") as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
+
+
+class NativeRunner:
+    """Runs a bundle in the native-chroot sandbox; the Runner interface of runner.py."""
+
+    runtime = NAME
+
+    def describe(self) -> str:
+        return "native-chroot (ocibuild's own sandbox, no OCI runtime)"
+
+    def command(self, bundle: str, container_id: str) -> list[str]:
+        return [sys.executable, "-m", "ocibuild.runtime.native", bundle]
+
+    def run(self, bundle: str, container_id: str, *, on_output: Callable[[bytes], None]) -> int:
+        with open(os.path.join(bundle, CONFIG_NAME), "rb") as f:
+            spec = json.load(f)
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        try:
+            cfg = sandbox_config(spec, write_fd)
+            try:
+                pid, err_fd = _native.sandbox_spawn(cfg)
+            except OSError as exc:
+                raise RuntimeFailure(f"native-chroot: {exc.strerror}") from None
+        finally:
+            os.close(write_fd)
+        try:
+            failure = _read_failure(err_fd, cfg)
+            while chunk := os.read(read_fd, 65536):
+                on_output(chunk)
+            _, status = os.waitpid(pid, 0)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            raise
+        finally:
+            os.close(read_fd)
+            os.close(err_fd)
+        if failure:
+            raise RuntimeFailure(f"native-chroot failed to start the process: {failure}")
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+        return os.WEXITSTATUS(status)
+
+
+def _read_failure(err_fd: int, cfg: _native.SandboxConfig) -> str:
+    data = b""
+    while len(data) < 8:
+        chunk = os.read(err_fd, 8 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) < 8:
+        return ""
+    stage, err = struct.unpack("ii", data)
+    if stage >= _native.STAGE_MOUNT_BASE:
+        index = stage - _native.STAGE_MOUNT_BASE
+        what = f"mount #{index + 1}"
+        if index < len(cfg.mounts):
+            what = "mount " + "/" + os.path.relpath(cfg.mounts[index].target, cfg.rootfs)
+    else:
+        what = _native.SANDBOX_STAGES.get(stage, f"step {stage}")
+        if stage == 12:
+            what = f"exec {cfg.argv[0]!r}"
+    text = f"{what}: {os.strerror(err)}"
+    if err == errno_mod.ENOENT and stage == 12:
+        text += " (not found in the image's PATH)"
+    return text
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m ocibuild.runtime.native BUNDLE``: run a kept bundle by hand."""
+    if len(argv) != 1:
+        print("usage: python -m ocibuild.runtime.native BUNDLE", file=sys.stderr)
+        return 2
+
+    def out(data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+    try:
+        return NativeRunner().run(argv[0], "manual", on_output=out)
+    except RuntimeFailure as exc:
+        print(f"error: {exc.format()}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
