@@ -99,6 +99,28 @@ def processes_mentioning(text: str) -> list[str]:
     return out
 
 
+def prepare_registry(root: str, work: Path) -> tuple[object, str]:
+    """A docker-registry on 127.0.0.1 with ``kill/big:1`` (a 40 MB random layer) in it."""
+    from tests.registry.conftest import Registry
+
+    reg_dir = work / "registry"
+    reg_dir.mkdir()
+    registry = Registry(reg_dir, htpasswd=False)
+    registry.start()
+    big = work / "bigctx"
+    big.mkdir()
+    (big / "noise").write_bytes(os.urandom(40 << 20))
+    (big / "Dockerfile").write_text("FROM base:kill\nCOPY noise /noise\n")
+    for cmd in (
+        ("build", "-t", "kill/big:1", str(big)),
+        ("push", "-q", "kill/big:1", f"{registry.host}/kill/big:1"),
+    ):
+        res = ocibuild(root, *cmd)
+        if res.returncode != 0:
+            raise SystemExit(res.stderr)
+    return registry, registry.host
+
+
 def prepare(root: str, work: Path) -> None:
     base = work / "base"
     base.mkdir(parents=True, exist_ok=True)
@@ -113,14 +135,32 @@ def prepare(root: str, work: Path) -> None:
         (data / f"file{i}").write_bytes(os.urandom(16384))
 
 
-def trial(root: str, work: Path, number: int, rng: random.Random) -> Trial:
-    name = rng.choice(sorted(WORKLOADS))
-    marker = f"killtrial-{os.getpid()}-{number}"
+def command_for(
+    kind: str, root: str, work: Path, number: int, marker: str, host: str | None
+) -> list[str]:
+    """The operation a trial kills, set up so that it has work to do."""
+    if kind == "pull":
+        assert host is not None
+        ocibuild(root, "rmi", f"{host}/kill/big:1")
+        ocibuild(root, "prune", "--all")  # its layers are gone: the pull downloads them
+        return ["pull", "-q", f"{host}/kill/big:1"]
+    if kind == "push":
+        assert host is not None
+        # a new repository each time, recompressed (zstd), so there is work to kill
+        return ["push", "-q", "--compression", "zstd", "kill/big:1", f"{host}/kill/p{number}:1"]
     ctx = work / "ctx"
-    (ctx / "Dockerfile").write_text(f"# {marker}\n" + WORKLOADS[name].format(n=f"{marker}"))
+    (ctx / "Dockerfile").write_text(f"# {marker}\n" + WORKLOADS[kind].format(n=marker))
+    return ["build", "-t", f"kill:{number % 5}", str(ctx)]
+
+
+def trial(root: str, work: Path, number: int, rng: random.Random, host: str | None = None) -> Trial:
+    kinds = sorted(WORKLOADS) + (["pull", "pull", "push", "push"] if host else [])
+    name = rng.choice(kinds)
+    marker = f"killtrial-{os.getpid()}-{number}"
+    argv = command_for(name, root, work, number, marker, host)
     delay = rng.uniform(0.1, 0.9)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ocibuild", "build", "-t", f"kill:{number % 5}", str(ctx)],
+        [sys.executable, "-m", "ocibuild", *argv],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -137,19 +177,28 @@ def trial(root: str, work: Path, number: int, rng: random.Random) -> Trial:
     ocibuild(root, "prune")
     stray = processes_mentioning(marker)
     after = fsck(root)
-    rebuild = ocibuild(root, "build", "-q", str(ctx))
+    again = argv if name in ("pull", "push") else ["build", "-q", str(work / "ctx")]
+    rebuild = ocibuild(root, *again)
     return Trial(
         number, name, delay, code, before, after, rebuild.returncode == 0, survivors + stray
     )
 
 
-def campaign(trials: int, root: str | None = None, seed: int = 1) -> list[Trial]:
+def campaign(
+    trials: int, root: str | None = None, seed: int = 1, registry: bool = False
+) -> list[Trial]:
+    """``trials`` kills of builds (and, with ``registry``, of pulls and pushes)."""
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
         store = root or os.path.join(tmp, "store")
         work = Path(tmp) / "work"
         prepare(store, work)
-        return [trial(store, work, n, rng) for n in range(trials)]
+        server, host = prepare_registry(store, work) if registry else (None, None)
+        try:
+            return [trial(store, work, n, rng, host) for n in range(trials)]
+        finally:
+            if server is not None:
+                server.stop()  # type: ignore[attr-defined]
 
 
 def main() -> int:
@@ -157,12 +206,17 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--root")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-registry", action="store_true", help="builds only")
     args = parser.parse_args()
-    results = campaign(args.trials, args.root, args.seed)
+    results = campaign(args.trials, args.root, args.seed, registry=not args.no_registry)
     bad = [t for t in results if not t.consistent]
     for t in bad:
         print(f"INCONSISTENT trial {t.number} ({t.workload}, killed after {t.delay:.2f}s): {t}")
     killed = sum(1 for t in results if t.exit == -signal.SIGKILL)
+    kinds: dict[str, int] = {}
+    for t in results:
+        kinds[t.workload] = kinds.get(t.workload, 0) + 1
+    print("trials by operation: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
     print(f"{len(results)} trials ({killed} killed mid-operation), {len(bad)} inconsistencies")
     return 1 if bad else 0
 
