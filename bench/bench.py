@@ -306,6 +306,7 @@ class ChImage(Builder):
                 "--storage",
                 str(self.store),
                 "build",
+                "--force",  # apt-get needs its unprivileged workarounds
                 "-t",
                 tag,
                 "-f",

@@ -9,7 +9,6 @@ from ocibuild.build.step import StepContext, fail
 from ocibuild.errors import BuildError, OcibuildError
 from ocibuild.image.layout import import_oci_layout
 from ocibuild.plan import Stage, platform_value
-from ocibuild.registry.base import resolve_base
 
 OCI_LAYOUT = "oci-layout://"
 
@@ -46,6 +45,8 @@ def base_image(ctx: StepContext, stage: Stage) -> ImageState:
                 raise fail(instr, f"no OCI layout at {path}", hint="give the layout's directory")
             image_id = import_oci_layout(ctx.store, path, tag)
         else:
+            from ocibuild.registry.base import resolve_base  # only now: oras is slow to import
+
             image_id = resolve_base(
                 ctx.store,
                 stage.base,

@@ -1,34 +1,37 @@
-"""Registries: references, credentials, pull and push (through oras)."""
+"""Registries: references, credentials, pull and push (through oras).
+
+The names below load on first use: oras (and requests under it) cost ~0.1 s to
+import, which every ``ocibuild`` command would otherwise pay. The functions ``pull``
+and ``push`` share their modules' names: import them from ``ocibuild.registry.pull``
+and ``ocibuild.registry.push``.
+"""
 
 from __future__ import annotations
 
-from ocibuild.registry.auth import Credentials, find_credentials
-from ocibuild.registry.errors import (
-    AuthError,
-    DigestMismatch,
-    NotFoundError,
-    RegistryError,
-    Unreachable,
-)
-from ocibuild.registry.pull import PullResult, find_local, pull
-from ocibuild.registry.push import PushResult, push
-from ocibuild.registry.reference import Reference, parse_reference
-from ocibuild.registry.transfer import RegistryOptions
+import importlib
+from typing import Any
 
-__all__ = [
-    "AuthError",
-    "Credentials",
-    "DigestMismatch",
-    "NotFoundError",
-    "PullResult",
-    "PushResult",
-    "Reference",
-    "RegistryError",
-    "RegistryOptions",
-    "Unreachable",
-    "find_credentials",
-    "find_local",
-    "parse_reference",
-    "pull",
-    "push",
-]
+_WHERE = {
+    "Credentials": "auth",
+    "find_credentials": "auth",
+    "AuthError": "errors",
+    "DigestMismatch": "errors",
+    "NotFoundError": "errors",
+    "RegistryError": "errors",
+    "Unreachable": "errors",
+    "PullResult": "pull",
+    "find_local": "pull",
+    "PushResult": "push",
+    "Reference": "reference",
+    "parse_reference": "reference",
+    "RegistryOptions": "transfer",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(f"ocibuild.registry.{module}"), name)

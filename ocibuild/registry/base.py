@@ -11,11 +11,10 @@ from __future__ import annotations
 from ocibuild.errors import ImageNotFound, OcibuildError
 from ocibuild.image.store import Store
 from ocibuild.log import Reporter
-from ocibuild.registry.progress import ReporterProgress
-from ocibuild.registry.pull import find_local, pull
-from ocibuild.registry.push import push
 from ocibuild.registry.reference import parse_reference
-from ocibuild.registry.transfer import RegistryOptions
+
+# pull/push (oras, requests) are imported inside the functions: a FROM that the local
+# store satisfies never pays for loading them.
 
 
 def _local(store: Store, name: str) -> str | None:
@@ -23,6 +22,8 @@ def _local(store: Store, name: str) -> str | None:
         return store.resolve(name)
     except OcibuildError:
         pass
+    from ocibuild.registry.pull import find_local
+
     try:
         return find_local(store, parse_reference(name))
     except OcibuildError:
@@ -50,6 +51,10 @@ def resolve_base(
                 f"{name} is not in the local store and --pull=never forbids pulling it",
                 hint=f"pull it first (ocibuild pull {name}) or use --pull=missing",
             )
+    from ocibuild.registry.progress import ReporterProgress
+    from ocibuild.registry.pull import pull
+    from ocibuild.registry.transfer import RegistryOptions
+
     ref = parse_reference(name)
     progress = ReporterProgress(reporter) if reporter is not None else None
     result = pull(
@@ -73,6 +78,10 @@ def push_name(
 ) -> str:
     """Push ``image_id`` as ``name`` (``build --push``, ``--output type=registry``);
     returns the manifest digest."""
+    from ocibuild.registry.progress import ReporterProgress
+    from ocibuild.registry.push import push
+    from ocibuild.registry.transfer import RegistryOptions
+
     progress = ReporterProgress(reporter) if reporter is not None else None
     result = push(
         store,

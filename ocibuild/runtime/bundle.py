@@ -14,14 +14,13 @@ CONFIG_NAME = "config.json"
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """temp file in the same dir → fsync → rename."""
+    """temp file in the same dir → rename. No fsync: a bundle lives as long as its step
+    (and a kept one is rewritten by a re-run), so durability buys nothing here."""
     tmp = f"{path}.tmp.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:

@@ -175,8 +175,22 @@ def prepare(driver: str, lowers: Sequence[str], work: str) -> Rootfs:
     )
 
 
+def _kernel_at_least(major: int, minor: int) -> bool:
+    release = os.uname().release.split(".")
+    try:
+        return (int(release[0]), int(release[1].split("-")[0])) >= (major, minor)
+    except (IndexError, ValueError):
+        return False
+
+
 def kernel_overlay_opts() -> str:
-    return "userxattr" if in_user_namespace() else ""
+    """Extra kernel overlay options: ``userxattr`` in a user namespace, and ``volatile``
+    (5.10+): the upper dir is scratch until the layer engine has hashed it, so the
+    sync of the whole upper filesystem at every unmount (4-20 ms a step) buys nothing."""
+    opts = ["userxattr"] if in_user_namespace() else []
+    if _kernel_at_least(5, 10):
+        opts.append("volatile")
+    return ",".join(opts)
 
 
 def probe_kernel_overlay(scratch: str) -> str:

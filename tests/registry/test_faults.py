@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from ocibuild.image.store import Store
-from ocibuild.registry import RegistryOptions, Unreachable, parse_reference, push
+from ocibuild.registry import RegistryOptions, Unreachable, parse_reference
 from ocibuild.registry.progress import NoProgress
+from ocibuild.registry.push import push
 from tests.conftest import Ocibuild, require_tool
 from tests.registry.conftest import (
     PASSWORD,
