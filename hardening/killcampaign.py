@@ -153,12 +153,33 @@ def command_for(
     return ["build", "-t", f"kill:{number % 5}", str(ctx)]
 
 
-def trial(root: str, work: Path, number: int, rng: random.Random, host: str | None = None) -> Trial:
+def measure(root: str, work: Path, host: str | None) -> dict[str, float]:
+    """How long each operation takes when left alone: trials kill at a random point
+    inside that span, so (nearly) every kill lands mid-operation."""
+    kinds = sorted(WORKLOADS) + (["pull", "push"] if host else [])
+    spans = {}
+    for n, kind in enumerate(kinds):
+        argv = command_for(kind, root, work, 10_000 + n, f"measure-{n}", host)
+        started = time.monotonic()
+        ocibuild(root, *argv)
+        spans[kind] = time.monotonic() - started
+    return spans
+
+
+def trial(
+    root: str,
+    work: Path,
+    number: int,
+    rng: random.Random,
+    host: str | None = None,
+    spans: dict[str, float] | None = None,
+) -> Trial:
     kinds = sorted(WORKLOADS) + (["pull", "pull", "push", "push"] if host else [])
     name = rng.choice(kinds)
     marker = f"killtrial-{os.getpid()}-{number}"
     argv = command_for(name, root, work, number, marker, host)
-    delay = rng.uniform(0.1, 0.9)
+    span = (spans or {}).get(name, 1.0)
+    delay = max(0.05, rng.uniform(0.05, 0.95) * span)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ocibuild", *argv],
         stdout=subprocess.DEVNULL,
@@ -194,8 +215,9 @@ def campaign(
         work = Path(tmp) / "work"
         prepare(store, work)
         server, host = prepare_registry(store, work) if registry else (None, None)
+        spans = measure(store, work, host)
         try:
-            return [trial(store, work, n, rng, host) for n in range(trials)]
+            return [trial(store, work, n, rng, host, spans) for n in range(trials)]
         finally:
             if server is not None:
                 server.stop()  # type: ignore[attr-defined]

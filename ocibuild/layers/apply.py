@@ -128,6 +128,7 @@ class _Extractor:
         self.opaque_xattrs = opaque_xattrs_for_this_process()
         self.entries = 0
         self.max_entries = max_entries()
+        self.dropped_devices: list[str] = []
 
     def check(self, member: tarfile.TarInfo) -> None:
         """Refuse what no honest archive holds: tar bombs, impossible ids, sizes that
@@ -247,7 +248,15 @@ class _Extractor:
                 os.mkfifo(path, 0o600)
             else:
                 kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-                os.mknod(path, kind | 0o600, os.makedev(member.devmajor, member.devminor))
+                try:
+                    os.mknod(path, kind | 0o600, os.makedev(member.devmajor, member.devminor))
+                except PermissionError:
+                    if not in_user_namespace():
+                        raise
+                    # Rootless: no device nodes in a user namespace (as containerd and
+                    # BuildKit rootless do). The layer's diffID still covers them.
+                    self.dropped_devices.append(rel)
+                    return
             self.finish(path, member, chmod=True)
         else:
             return  # tarfile maps unknown types to regular files; nothing else is left

@@ -152,3 +152,70 @@ def test_run_sees_no_host_fds_mounts_or_extra_caps(
     allowed = expected | {"/sys/fs/cgroup", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname"}
     masked = [m for m in found["MOUNTS"] if m.startswith(("/proc/", "/sys/"))]
     assert set(found["MOUNTS"]) - allowed - set(masked) == set(), found["MOUNTS"]
+
+
+def test_run_mount_sources_cannot_escape(
+    ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
+) -> None:
+    # CVE-2024-1753: bind-mount sources that climb or link out of the context or stage.
+    marker = tmp_path / "HOST-ONLY-MARKER"
+    marker.write_text("host")
+    os.symlink("/", context / "rootlink")
+    os.symlink(str(tmp_path), context / "tmplink")
+    (context / "inside").write_text("ctx\n")
+    write(
+        context,
+        f"FROM {base_image} AS evil\n"
+        f"RUN ln -s / /evil && ln -s {tmp_path} /evil2\n"
+        f"FROM {base_image}\n"
+        "RUN --mount=type=bind,source=../../../..,target=/m ls -a /m > /ctx-up.txt\n"
+        "RUN --mount=type=bind,from=evil,source=evil,target=/m ls /m > /stage-root.txt\n",
+    )
+    ocb.build(context, "-t", "t-mount-escape")
+    listing = ocb.run("t-mount-escape", "cat", "/ctx-up.txt").stdout.split()
+    assert "inside" in listing and "HOST-ONLY-MARKER" not in listing, "'..' stays in the context"
+    stage_root = ocb.run("t-mount-escape", "cat", "/stage-root.txt").stdout.split()
+    assert "evil" in stage_root, "a symlink to / in a stage resolves to the stage's own root"
+    assert "work" not in stage_root and "HOST-ONLY-MARKER" not in stage_root
+    # a link to a host directory resolves inside the stage, where that path does not exist
+    dockerfile = (context / "Dockerfile").read_text()
+    write(context, dockerfile + "RUN --mount=type=bind,from=evil,source=evil2,target=/m ls /m\n")
+    res = ocb.build(context, check=False)
+    assert res.returncode == 1 and "mount source 'evil2' not found in 'evil'" in res.stderr
+    assert "HOST-ONLY-MARKER" not in res.stderr
+    # a symlink to / in the context is the context's own root
+    write(context, f"FROM {base_image}\nRUN --mount=type=bind,source=rootlink,target=/m ls /m\n")
+    res = ocb.build(context)
+    assert "inside" in res.stderr and "HOST-ONLY-MARKER" not in res.stderr
+    # a symlink to a host directory resolves inside the context, where it does not exist
+    write(context, f"FROM {base_image}\nRUN --mount=type=bind,source=tmplink,target=/m ls /m\n")
+    res = ocb.build(context, check=False)
+    assert "HOST-ONLY-MARKER" not in res.stderr
+    assert res.returncode == 1 and "not found in the build context" in res.stderr
+
+
+def test_killed_lock_holder_does_not_block(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from ocibuild.image.store import Store\n"
+            "with Store(sys.argv[1]).lock():\n    print('locked', flush=True); time.sleep(600)\n",
+            str(ocb.root),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    write(context, f"FROM {base_image}\nRUN echo after-the-kill\n")
+    started = time.monotonic()
+    res = ocb.build(context, "-t", "t-after-lock", timeout=60)
+    assert "after-the-kill" in res.stderr
+    assert time.monotonic() - started < 30, "a lock held by a dead process is free at once"
