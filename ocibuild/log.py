@@ -16,11 +16,15 @@ class Reporter(Protocol):
     def output(self, data: bytes) -> None: ...
     def step_done(self, seconds: float, note: str = "") -> None: ...
     def info(self, message: str) -> None: ...
+    def note(self, text: str) -> None: ...  # about the step (cache decision), before output
     def debug(self, message: str) -> None: ...
 
 
 class SilentReporter:
     def step(self, number: int, total: int, text: str) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
     def output(self, data: bytes) -> None:
@@ -69,13 +73,17 @@ class StreamReporter:
             self._write("  " + self._partial.decode("utf-8", "replace") + "\n")
             self._partial = b""
         if note.startswith("CACHED"):  # nothing ran: say so first
-            self._write(f"  -> CACHED{note[6:]}\n")
+            self._write(f"  -> HIT{note[6:]}\n")
             return
         suffix = f", {note}" if note else ""
         self._write(f"  -> done in {seconds:.2f}s{suffix}\n")
 
     def info(self, message: str) -> None:
         self._write(message + "\n")
+
+    def note(self, text: str) -> None:
+        for line in text.splitlines():
+            self._write("  " + line + "\n")
 
     def debug(self, message: str) -> None:
         if self.show_debug:
@@ -98,6 +106,9 @@ class StepBufferingReporter:
     def output(self, data: bytes) -> None:
         self._held.append(("output", (data,)))
 
+    def note(self, text: str) -> None:
+        self._held.append(("note", (text,)))
+
     def step_done(self, seconds: float, note: str = "") -> None:
         held, self._held = self._held, []
         with self.lock:
@@ -118,3 +129,13 @@ class StepBufferingReporter:
         with self.lock:
             for name, args in held:
                 getattr(self.inner, name)(*args)
+
+
+def human_size(size: int) -> str:
+    """``1234567`` -> ``1.2 MB`` (decimal units, as docker prints sizes)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"

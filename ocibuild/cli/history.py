@@ -10,6 +10,7 @@ from ocibuild.cli.common import common_flags, options_from
 from ocibuild.errors import OcibuildError
 from ocibuild.image.model import diff_ids_of
 from ocibuild.image.store import Store
+from ocibuild.log import human_size
 
 
 def register(sub: Any) -> None:
@@ -62,18 +63,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         by = " ".join(str(row["created_by"]).split())
         if not args.no_trunc and len(by) > 60:
             by = by[:57] + "..."
-        size = _human(row["size"]) if row["layer"] else "0 B"
+        size = human_size(row["size"]) if row["layer"] else "0 B"
         table.append((layer, str(row["created"]), by, size, str(row["comment"])))
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     for line in table:
         print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
     return 0
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB"):
-        if value < 1000:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"

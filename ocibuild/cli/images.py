@@ -12,7 +12,7 @@ from ocibuild.cli.common import common_flags, options_from, require_root
 from ocibuild.container import run_image
 from ocibuild.dockerfile.parser import dump_buildkit, parse, to_json
 from ocibuild.image.store import Store
-from ocibuild.log import StreamReporter
+from ocibuild.log import StreamReporter, human_size
 
 
 def register(sub: Any) -> None:
@@ -46,20 +46,11 @@ def cmd_images(args: argparse.Namespace) -> int:
     rows = [("NAME", "IMAGE ID", "CREATED", "SIZE")]
     for tags, image_id, created, size in store.list_images():
         for tag in tags or ["<none>"]:
-            rows.append((tag, image_id[7:19], created, _human(size)))
+            rows.append((tag, image_id[7:19], created, human_size(size)))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return 0
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from ocibuild.registry.auth import (
     store_credentials,
 )
 from ocibuild.registry.client import Client
-from ocibuild.registry.progress import Progress, human_size
+from ocibuild.registry.progress import NoProgress, Progress, human_size
 from ocibuild.registry.pull import pull
 from ocibuild.registry.push import push
 from ocibuild.registry.reference import DEFAULT_DOMAIN, LEGACY_DOMAIN, parse_reference
@@ -119,24 +119,10 @@ class BarProgress:
             self._drawn = 0
 
 
-class QuietProgress:
-    def begin(self, key: str, label: str, total: int) -> None:
-        pass
-
-    def update(self, key: str, done: int) -> None:
-        pass
-
-    def end(self, key: str, note: str) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
-
-
 def make_progress(quiet: bool, stream: IO[str] | None = None) -> Progress:
     stream = stream if stream is not None else sys.stderr
     if quiet:
-        return QuietProgress()
+        return NoProgress()
     return BarProgress(stream) if stream.isatty() else LineProgress(stream)
 
 

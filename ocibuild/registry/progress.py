@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from ocibuild.log import Reporter
+from ocibuild.log import Reporter, human_size
 
 
 class Progress(Protocol):
@@ -16,6 +16,9 @@ class Progress(Protocol):
     def update(self, key: str, done: int) -> None: ...
     def end(self, key: str, note: str) -> None: ...
     def note(self, message: str) -> None: ...
+
+
+__all__ = ["NoProgress", "Progress", "ReporterProgress", "human_size"]
 
 
 class NoProgress:
@@ -30,15 +33,6 @@ class NoProgress:
 
     def note(self, message: str) -> None:
         pass
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
 
 
 class ReporterProgress:
