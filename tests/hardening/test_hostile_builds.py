@@ -219,3 +219,40 @@ def test_killed_lock_holder_does_not_block(ocb: Ocibuild, base_image: str, conte
     res = ocb.build(context, "-t", "t-after-lock", timeout=60)
     assert "after-the-kill" in res.stderr
     assert time.monotonic() - started < 30, "a lock held by a dead process is free at once"
+
+
+def test_dev_symlink_in_image(ocb: Ocibuild, context: Path, tmp_path: Path) -> None:
+    # An image whose /dev (or /proc) is a symlink to a host path: the runtime's mounts
+    # and our stub handling must resolve it inside the rootfs.
+    import shutil
+
+    host_dir = tmp_path / "host-dev-target"
+    host_dir.mkdir()
+    (host_dir / "sentinel").write_text("untouched")
+    shutil.copy("/bin/busybox", context / "busybox")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name in ("dev", "proc"):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = str(host_dir)
+            tf.addfile(info)
+    (context / "links.tar").write_bytes(buf.getvalue())
+    write(
+        context,
+        "FROM scratch\nCOPY busybox /bin/busybox\nADD links.tar /\n"
+        'RUN ["/bin/busybox", "sh", "-c",'
+        ' "/bin/busybox ls /dev > /seen; /bin/busybox echo x > /dev/pwned || true"]\n',
+    )
+    res = ocb.build(context, check=False)
+    # runc refuses to mount proc over a symlink: a clear error, and the host is untouched
+    assert res.returncode == 1 and "Dockerfile:4: RUN" in res.stderr
+    assert "must be mounted on ordinary directory" in res.stderr and "Traceback" not in res.stderr
+    assert sorted(p.name for p in host_dir.iterdir()) == ["sentinel"], res.stderr
+    assert (host_dir / "sentinel").read_text() == "untouched"
+    assert str(host_dir) not in "".join(mountinfo_lines())
+
+
+def mountinfo_lines() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return f.readlines()
