@@ -166,7 +166,10 @@ def mount_fs(source: str, target: str, fstype: str, flags: int = 0, data: str = 
     """mount(2) a filesystem (``proc``, ``tmpfs``...) on ``target``."""
     ffi, lib = _load()
     rc = lib.ocb_mount_fs(
-        os.fsencode(source), os.fsencode(target), os.fsencode(fstype), flags,
+        os.fsencode(source),
+        os.fsencode(target),
+        os.fsencode(fstype),
+        flags,
         os.fsencode(data) if data else ffi.NULL,
     )
     _check(rc, f"mount {fstype}", target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -9,18 +10,12 @@ from dataclasses import dataclass
 
 from ocibuild import isolation
 from ocibuild.build.context import SourceTree
-from ocibuild.build.executor import BuildResult, execute
+from ocibuild.build.executor import BuildResult, StepRecord, execute
+from ocibuild.buildlog import BuildLog
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
 from ocibuild.dockerfile.instructions import Dockerfile
 from ocibuild.dockerfile.parser import parse
 from ocibuild.errors import OcibuildError
-from ocibuild.image.archive import (
-    export_docker_archive,
-    export_oci_archive,
-    export_rootfs_dir,
-    export_rootfs_tar,
-)
-from ocibuild.image.layout import export_oci_layout
 from ocibuild.image.store import Store, normalize_tag
 from ocibuild.log import Reporter, SilentReporter
 from ocibuild.options import Options
@@ -126,24 +121,37 @@ def build(
     store = Store(options.root)
     ensure_mount_namespace()
     options = isolation.resolve(options, reporter, store.tmp)
-    state, records, created = execute(
-        plan,
-        store=store,
-        options=options,
-        reporter=reporter,
-        context=tree,
-        build_args=build_args or {},
-    )
-    config = state.image.to_image_config(created)
-    image_id = store.put_config(config)
-    normalized = [normalize_tag(t) for t in tags]
-    for tag in normalized:
-        store.tag(tag, image_id)
-    if output is not None:
-        write_output(store, image_id, output, normalized, options, reporter)
-    if push:
-        write_output(store, image_id, Output("registry"), normalized, options, reporter)
-    return BuildResult(image_id, config, normalized, records)
+    log = BuildLog(store, dockerfile=path, context=context, options=options)  # ROOT/builds/ID
+    reporter = log.reporter(reporter)
+    records: list[StepRecord] = []
+    try:
+        state, records, created = execute(
+            plan,
+            store=store,
+            options=options,
+            reporter=reporter,
+            context=tree,
+            build_args=build_args or {},
+            observer=log.observer,
+        )
+        config = state.image.to_image_config(created)
+        image_id = store.put_config(config)
+        normalized = [normalize_tag(t) for t in tags]
+        for tag in normalized:
+            store.tag(tag, image_id)
+        if output is not None:
+            write_output(store, image_id, output, normalized, options, reporter)
+        if push:
+            write_output(store, image_id, Output("registry"), normalized, options, reporter)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # never hide the build's own error
+            log.finish(records=records, image_id=None, tags=[], error=exc)
+        if isinstance(exc, OcibuildError):
+            log_hint = f"the full output is kept: `ocibuild logs {log.id}`"
+            exc.hint = f"{exc.hint}\n{log_hint}" if exc.hint else log_hint
+        raise
+    log.finish(records=records, image_id=image_id, tags=normalized)
+    return BuildResult(image_id, config, normalized, records, build_id=log.id)
 
 
 def write_output(
@@ -155,6 +163,15 @@ def write_output(
     reporter: Reporter,
 ) -> None:
     """Export or push a built image as ``output`` says."""
+    # Loaded here, not at import: they pull in tar and the compressors.
+    from ocibuild.image.archive import (
+        export_docker_archive,
+        export_oci_archive,
+        export_rootfs_dir,
+        export_rootfs_tar,
+    )
+    from ocibuild.image.layout import export_oci_layout
+
     if output.type == "oci":
         export_oci_layout(
             store, image_id, output.dest, ref_names=ref_names(tags), compression=options.compression

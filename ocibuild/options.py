@@ -87,6 +87,11 @@ def parse_secret(text: str) -> Secret:
     return Secret(secret_id, "file", os.path.abspath(secret_id))
 
 
+def _runtime_path(runtime: str) -> str:
+    """A runtime given as a path (``./wrap.sh``) is made absolute; a name stays a name."""
+    return os.path.abspath(runtime) if os.sep in runtime else runtime
+
+
 @dataclass(frozen=True)
 class Options:
     """Everything that shapes how a build runs (not what it builds)."""
@@ -101,12 +106,17 @@ class Options:
     no_cache: bool = False
     no_cache_filter: tuple[str, ...] = ()  # stages whose steps never use the cache
     trace: str | None = None  # --trace FILE: one JSON record per step
+    cache_from: tuple[str, ...] = ()  # --cache-from type=registry,ref=REF (repeatable)
+    cache_to: tuple[str, ...] = ()  # --cache-to type=registry,ref=REF[,mode=min|max]
     pull: str = "missing"  # FROM: always | missing | never pull from the registry
     tls_verify: bool | None = None  # None: HTTPS verified, plain HTTP for loopback
     isolation: str = "auto"  # auto | native-chroot | native-rootless | oci (runtime as root)
     storage_driver: str = "overlay"  # overlay | fuse-overlayfs | vfs
     secrets: Mapping[str, Secret] = field(default_factory=dict)  # --secret id=...
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    explain: bool = False  # --explain: print every step's cache-key inputs
+    report: str | None = None  # --report FILE: one JSON document about the build
+    keep_bundles: str | None = None  # --keep-bundles DIR: every RUN step's bundle
 
     @classmethod
     def resolve(
@@ -122,12 +132,17 @@ class Options:
         no_cache: bool = False,
         no_cache_filter: tuple[str, ...] = (),
         trace: str | None = None,
+        cache_from: Sequence[str] = (),
+        cache_to: Sequence[str] = (),
         pull: str | None = None,
         tls_verify: bool | None = None,
         isolation: str | None = None,
         storage_driver: str | None = None,
         secrets: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
+        explain: bool = False,
+        report: str | None = None,
+        keep_bundles: str | None = None,
     ) -> Options:
         env = os.environ if env is None else env
         comp = compression or env.get("OCIBUILD_COMPRESSION") or "gzip"
@@ -140,7 +155,7 @@ class Options:
             epoch = parse_epoch(env.get("SOURCE_DATE_EPOCH"))
         return cls(
             root=os.path.abspath(root or env.get("OCIBUILD_ROOT") or default_root(env)),
-            runtime=runtime or env.get("OCIBUILD_RUNTIME") or "runc",
+            runtime=_runtime_path(runtime or env.get("OCIBUILD_RUNTIME") or "runc"),
             isolation=_choice(
                 "isolation", isolation or env.get("OCIBUILD_ISOLATION") or "auto", ISOLATIONS
             ),
@@ -159,5 +174,10 @@ class Options:
             no_cache=no_cache or env.get("OCIBUILD_NO_CACHE", "") not in ("", "0"),
             no_cache_filter=tuple(no_cache_filter),
             trace=os.path.abspath(trace) if trace else None,
+            cache_from=tuple(cache_from),
+            cache_to=tuple(cache_to),
             secrets={sec.id: sec for sec in map(parse_secret, secrets)},
+            explain=explain,
+            report=os.path.abspath(report) if report else None,
+            keep_bundles=os.path.abspath(keep_bundles) if keep_bundles else None,
         )

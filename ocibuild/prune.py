@@ -11,6 +11,7 @@ import signal
 from dataclasses import dataclass, field
 
 from ocibuild import _native
+from ocibuild.buildlog import remove_kept_failures
 from ocibuild.image.fsck import (
     check_blobs,
     check_layers,
@@ -31,6 +32,7 @@ class PruneReport:
     tags: list[str] = field(default_factory=list)
     layers: list[str] = field(default_factory=list)
     blobs: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # kept by build --keep-failed
 
     def lines(self) -> list[str]:
         out = []
@@ -83,6 +85,7 @@ def prune(store: Store, *, everything: bool = False) -> PruneReport:
         if finding.kind == "broken-tag" and finding.subject not in report.tags:
             store.untag(finding.subject)
             report.tags.append(finding.subject)
+    report.failures += remove_kept_failures(store.root)
     if everything:
         report.layers += store.gc(tmp_age=0)
     return report

@@ -32,7 +32,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ocibuild.build.context import Source
 from ocibuild.build.hashing import HashCounters, StatCache, hash_sources
@@ -45,8 +45,37 @@ from ocibuild.image.model import canonical_json
 from ocibuild.plan import Stage
 
 if TYPE_CHECKING:
+    from ocibuild.build.remote_cache import RemoteCache
     from ocibuild.build.step import StepContext
     from ocibuild.image.store import Store
+
+
+class CacheObserver(Protocol):
+    """Told when a step begins, its cache decision before it runs, and when it ends
+    (``record``: its ``--trace`` record; ``error`` when it failed). See
+    ``ocibuild.buildlog.BuildObserver``."""
+
+    def begin(
+        self, ctx: StepContext, stage: Stage, number: int, index: int, instr: Instruction
+    ) -> None: ...
+
+    def finished(
+        self,
+        ctx: StepContext,
+        number: int,
+        record: dict[str, Any] | None,
+        error: BaseException | None,
+    ) -> None: ...
+
+    def decided(
+        self,
+        ctx: StepContext,
+        stage: Stage,
+        instr: Instruction,
+        material: dict[str, Any] | None,
+        key: str | None,
+        status: str,
+    ) -> None: ...
 
 KEY_VERSION = 1
 Handler = Callable[["StepContext", Instruction], StepOutcome]
@@ -98,6 +127,11 @@ def image_digest(image: ImageState) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(doc)).hexdigest()
 
 
+def key_of(material: dict[str, Any]) -> str:
+    """A step's cache key: the sha256 of its inputs as canonical JSON."""
+    return "sha256:" + hashlib.sha256(canonical_json(material)).hexdigest()
+
+
 def instruction_material(instr: Instruction) -> dict[str, Any]:
     doc = dataclasses.asdict(instr)
     doc.pop("pos", None)
@@ -115,14 +149,17 @@ class StepCache:
         *,
         no_cache: bool = False,
         no_cache_filter: tuple[str, ...] = (),
+        remote: RemoteCache | None = None,
     ) -> None:
         self.store = store
+        self.remote = remote  # --cache-from/--cache-to (ocibuild.build.remote_cache)
         self.dir = os.path.join(store.root, "cache")
         self.steps = os.path.join(self.dir, "steps")
         os.makedirs(self.steps, exist_ok=True)
         self.stat_cache = StatCache(self.dir, context_root)
         self.no_cache = no_cache
         self.no_cache_filter = {s.lower() for s in no_cache_filter}
+        self.observer: CacheObserver | None = None  # explains decisions (build.explain)
 
     def close(self) -> None:
         self.stat_cache.save()
@@ -139,6 +176,19 @@ class StepCache:
         return os.path.join(self.steps, key.partition(":")[2] + ".json")
 
     def get(self, key: str) -> CacheEntry | None:
+        entry = self._get_local(key)
+        if entry is None and self.remote is not None:
+            entry = self.remote.get(key)  # its layers are in the store now
+            if entry is not None:
+                self.put(key, entry)
+        return entry
+
+    def record(self, stage: Stage, key: str, entry: CacheEntry) -> None:
+        """A step's result (hit or built), for --cache-to."""
+        if self.remote is not None:
+            self.remote.record(stage.index, key, entry)
+
+    def _get_local(self, key: str) -> CacheEntry | None:
         try:
             with open(self._path(key), "rb") as f:
                 entry = CacheEntry.from_json(json.load(f))
@@ -163,6 +213,11 @@ class StepCache:
     def key(self, ctx: StepContext, instr: Instruction) -> str | None:
         """The step's key, or None when it cannot be computed (the handler then runs and
         reports the problem, e.g. a missing COPY source)."""
+        material = self.material(ctx, instr)
+        return None if material is None else key_of(material)
+
+    def material(self, ctx: StepContext, instr: Instruction) -> dict[str, Any] | None:
+        """The inputs the key is the hash of (see :func:`key_of`), or None."""
         material: dict[str, Any] = {
             "v": KEY_VERSION,
             "parent": image_digest(ctx.image),
@@ -195,7 +250,7 @@ class StepCache:
             ctx.timings.context_files += counters.files
             ctx.timings.context_files_read += counters.files_read
             ctx.timings.context_bytes_read += counters.bytes_read
-        return "sha256:" + hashlib.sha256(canonical_json(material)).hexdigest()
+        return material
 
     def _from_ref(self, ctx: StepContext, ref: str) -> str | None:
         index = ctx.plan.stage_ref(ref, ctx.stage_index)
@@ -252,35 +307,44 @@ def run_with_cache(
     cache = ctx.cache
     if cache is None:
         return handler(ctx, instr), "none", None
+    observer = cache.observer
     with ctx.timings.phase("key"):
-        key = cache.key(ctx, instr)
+        material = cache.material(ctx, instr)
+        key = None if material is None else key_of(material)
     if key is None:
+        if observer is not None:
+            observer.decided(ctx, stage, instr, None, None, "none")
         return handler(ctx, instr), "none", None
     status = "off"
     if cache.lookup_allowed(stage):
         entry = cache.get(key)
         if entry is not None:
+            cache.record(stage, key, entry)
+            if observer is not None:
+                observer.decided(ctx, stage, instr, material, key, "hit")
             return apply_entry(ctx, entry), "hit", key
         status = "miss"
+    if observer is not None:  # says why before the step's output
+        with ctx.timings.phase("key"):
+            observer.decided(ctx, stage, instr, material, key, status)
     before = _Before(len(ctx.image.diff_ids), len(ctx.image.history))
     outcome = handler(ctx, instr)
     image = ctx.image
     consumed = [name for name, _ in instr.args] if isinstance(instr, Arg) else []
-    cache.put(
-        key,
-        CacheEntry(
-            diff_ids=list(image.diff_ids[before.layers :]),
-            history=copy.deepcopy(image.history[before.history :]),
-            config=copy.deepcopy(image.config),
-            author=image.author,
-            args=dict(ctx.stage.args),
-            consumed=[c for c in consumed if c in ctx.consumed_args],
-            flags=sorted(ctx.stage_flags),
-            diff_id=outcome.diff_id,
-            size=outcome.size,
-            note=outcome.note,
-        ),
+    entry = CacheEntry(
+        diff_ids=list(image.diff_ids[before.layers :]),
+        history=copy.deepcopy(image.history[before.history :]),
+        config=copy.deepcopy(image.config),
+        author=image.author,
+        args=dict(ctx.stage.args),
+        consumed=[c for c in consumed if c in ctx.consumed_args],
+        flags=sorted(ctx.stage_flags),
+        diff_id=outcome.diff_id,
+        size=outcome.size,
+        note=outcome.note,
     )
+    cache.put(key, entry)
+    cache.record(stage, key, entry)
     return outcome, status, key
 
 

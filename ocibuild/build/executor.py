@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ocibuild.build.cache import StepCache, run_with_cache
+from ocibuild.build.cache import CacheObserver, StepCache, run_with_cache
 from ocibuild.build.context import SourceTree
-from ocibuild.build.copy import copy_step
 from ocibuild.build.metadata import (
     cmd_step,
     command_args,
@@ -28,13 +27,11 @@ from ocibuild.build.metadata import (
     volume_step,
 )
 from ocibuild.build.onbuild import onbuild_triggers
-from ocibuild.build.run import run_step
 from ocibuild.build.scratch import Scratch
 from ocibuild.build.source import base_image
 from ocibuild.build.stages import run_stages
 from ocibuild.build.state import ImageState, StageState
 from ocibuild.build.step import StepContext, StepOutcome, fail
-from ocibuild.build.workdir import workdir_step
 from ocibuild.dockerfile.instructions import Arg, Copy, Instruction, Run
 from ocibuild.errors import Interrupted
 from ocibuild.image.store import Store
@@ -44,6 +41,26 @@ from ocibuild.plan import PLATFORM_ARGS, PROXY_ARGS, Plan, Stage
 from ocibuild.trace import StepTimings, Tracer, step_record
 
 Handler = Callable[[StepContext, Instruction], StepOutcome]
+
+
+# RUN and COPY/ADD load the runtime, overlay and layer machinery (and urllib for ADD
+# URLs): imported at their first use, so a fully cached build never pays for them.
+def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
+    from ocibuild.build.run import run_step as handler
+
+    return handler(ctx, instr)
+
+
+def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
+    from ocibuild.build.copy import copy_step as handler
+
+    return handler(ctx, instr)
+
+
+def workdir_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
+    from ocibuild.build.workdir import workdir_step as handler
+
+    return handler(ctx, instr)
 
 
 def arg_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
@@ -111,6 +128,7 @@ class BuildResult:
     config: dict[str, Any]
     tags: list[str] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
+    build_id: str = ""  # the build's record in the store (ocibuild builds / logs)
 
 
 def history_text(ctx: StepContext, instr: Instruction) -> str:
@@ -136,6 +154,7 @@ def execute(
     reporter: Reporter,
     context: SourceTree,
     build_args: Mapping[str, str],
+    observer: CacheObserver | None = None,
 ) -> tuple[StageState, list[StepRecord], str]:
     """Build the stages the target needs; returns the target's state, records, created."""
     epoch = options.source_date_epoch
@@ -144,12 +163,26 @@ def execute(
     total = sum(1 + len(s.instructions) for s in stages)
     records: list[StepRecord] = []
     tmp = Scratch(store)
+    remote = None
+    if options.cache_from or options.cache_to:  # registries only when asked for
+        from ocibuild.build.remote_cache import remote_cache
+
+        remote = remote_cache(
+            store,
+            cache_from=options.cache_from,
+            cache_to=options.cache_to,
+            compression=options.compression,
+            tls_verify=options.tls_verify,
+            reporter=reporter,
+        )
     cache = StepCache(
         store,
         context.root,
         no_cache=options.no_cache,
         no_cache_filter=options.no_cache_filter,
+        remote=remote,
     )
+    cache.observer = observer  # explains decisions, records the build (ocibuild.buildlog)
     tracer = Tracer(options.trace) if options.trace else None
     try:
         ctx = StepContext(
@@ -174,6 +207,8 @@ def execute(
         unused = sorted(set(build_args) - ctx.consumed_args - PROXY_ARGS)
         if unused:
             reporter.info(f"warning: build-args {', '.join(unused)} were not consumed")
+        if remote is not None:
+            remote.export(plan.target)
         return final, records, created
     finally:
         cache.close()
@@ -201,7 +236,8 @@ def run_stage(
     seconds = time.monotonic() - started
     ctx.reporter.step_done(seconds)
     records.append(StepRecord(number, label or stage.label, "FROM " + stage.base, stage.from_.pos.line, seconds))
-    for instr in (*triggers, *stage.instructions):
+    observer = ctx.cache.observer if ctx.cache is not None else None
+    for index, instr in enumerate((*triggers, *stage.instructions)):
         number += 1
         handler = HANDLERS.get(instr.keyword)
         if handler is None:
@@ -212,7 +248,14 @@ def run_stage(
         started = time.monotonic()
         ctx.timings = StepTimings()
         ctx.history_text = history_text(ctx, instr)
-        outcome, cached, cache_key = run_with_cache(ctx, stage, instr, handler)
+        if observer is not None:  # cache explanations, build log, --keep-failed
+            observer.begin(ctx, stage, number, index, instr)
+        try:
+            outcome, cached, cache_key = run_with_cache(ctx, stage, instr, handler)
+        except BaseException as exc:
+            if observer is not None:
+                observer.finished(ctx, number, None, exc)
+            raise
         seconds = time.monotonic() - started
         note = outcome.note
         if outcome.diff_id:
@@ -231,18 +274,20 @@ def run_stage(
                 cached,
             )
         )
-        if ctx.tracer is not None:
-            ctx.tracer.write(
-                step_record(
-                    number=number,
-                    stage=stage.label,
-                    instruction=instr.original.strip(),
-                    line=instr.pos.line,
-                    seconds=seconds,
-                    cache=cached,
-                    cache_key=cache_key,
-                    timings=ctx.timings,
-                    diff_id=outcome.diff_id,
-                )
+        if ctx.tracer is not None or observer is not None:
+            trace = step_record(
+                number=number,
+                stage=stage.label,
+                instruction=instr.original.strip(),
+                line=instr.pos.line,
+                seconds=seconds,
+                cache=cached,
+                cache_key=cache_key,
+                timings=ctx.timings,
+                diff_id=outcome.diff_id,
             )
+            if ctx.tracer is not None:
+                ctx.tracer.write(trace)
+            if observer is not None:
+                observer.finished(ctx, number, trace, None)
     return number

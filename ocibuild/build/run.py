@@ -12,6 +12,7 @@ import shlex
 from contextlib import ExitStack
 from typing import Any
 
+from ocibuild.build import forensics
 from ocibuild.build.heredoc import run_script
 from ocibuild.build.metadata import command_args
 from ocibuild.build.mounts import parse_mount, prepare_mounts
@@ -109,7 +110,10 @@ def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
                     on_output=ctx.reporter.output,
                 )
             except OcibuildError as exc:
-                raise fail(instr, exc.message, hint=exc.hint) from None
+                kept = forensics.after_run(ctx, mnt, work, [], None)  # --keep-failed
+                hint = "\n".join(h for h in (exc.hint, kept) if h) or None
+                raise fail(instr, exc.message, hint=hint) from None
+            kept = forensics.after_run(ctx, mnt, work, command, status)  # --keep-bundles/failed
             if status != 0:
                 shown = shlex.join(args) if instr.command.exec_form else " ".join(args)
                 raise RunError(
@@ -119,7 +123,7 @@ def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
                     pos=instr.pos,
                     source=instr.original,
                     instruction="RUN",
-                    hint="runtime command: " + shlex.join(command),
+                    hint="runtime command: " + shlex.join(command) + (f"\n{kept}" if kept else ""),
                 )
         return commit_upper(ctx, mnt.upper)
     raise AssertionError("unreachable")

@@ -7,7 +7,6 @@ import os
 from ocibuild.build.state import ImageState
 from ocibuild.build.step import StepContext, fail
 from ocibuild.errors import BuildError, OcibuildError
-from ocibuild.image.layout import import_oci_layout
 from ocibuild.plan import Stage, platform_value
 
 OCI_LAYOUT = "oci-layout://"
@@ -43,6 +42,8 @@ def base_image(ctx: StepContext, stage: Stage) -> ImageState:
             path = os.path.abspath(path)
             if not os.path.isdir(path):
                 raise fail(instr, f"no OCI layout at {path}", hint="give the layout's directory")
+            from ocibuild.image.layout import import_oci_layout  # compressors: lazily
+
             image_id = import_oci_layout(ctx.store, path, tag)
         else:
             from ocibuild.registry.base import resolve_base  # only now: oras is slow to import

@@ -19,8 +19,7 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocibuild.build.state import ImageState, StageState
 from ocibuild.build.step import StepContext
@@ -28,6 +27,9 @@ from ocibuild.dockerfile.instructions import Copy, Run
 from ocibuild.log import StepBufferingReporter
 from ocibuild.plan import Plan, Stage
 from ocibuild.trace import StepTimings, step_record
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 RunStage = Callable[[StepContext, Stage, int, int, list[Any]], int]
 
@@ -104,6 +106,8 @@ def run_stages(
         for stage in stages:  # numbered as they come (ONBUILD triggers add steps)
             start = build_one(stage, start)
         return results[stages[-1].index]
+
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait  # only now
 
     pending = list(stages)
     done: set[int] = set()

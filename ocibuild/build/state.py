@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocibuild.runtime.process import DEFAULT_PATH, env_list_to_map
+from ocibuild.runtime.spec import DEFAULT_PATH, env_list_to_map
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 __all__ = ["DEFAULT_PATH", "DEFAULT_SHELL", "ImageState", "StageState", "env_list_to_map"]

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from ocibuild.cli import build, doctor, history, images, maintenance, registry
+from ocibuild.cli import build, doctor, history, images, maintenance, observe, registry
 from ocibuild.errors import Interrupted, OcibuildError
 from ocibuild.supervisor import supervised
 
-MODULES = (build, images, maintenance, history, registry, doctor)
+MODULES = (build, images, maintenance, history, registry, doctor, observe)
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from ocibuild import api
+from ocibuild.cli import observe
 from ocibuild.cli.common import common_flags, kv, options_from, require_root
 from ocibuild.cli.registry import add_tls_flag
 from ocibuild.log import StreamReporter
@@ -37,6 +38,22 @@ def register(sub: Any) -> None:
         "or comma-separated)",
     )
     b.add_argument("--trace", metavar="FILE", help="write one JSON record per step to FILE")
+    observe.add_build_flags(b)  # --explain, --report, --keep-failed, --check-reproducible...
+    b.add_argument(
+        "--cache-from",
+        action="append",
+        default=[],
+        metavar="type=registry,ref=REF",
+        help="also look steps up in the build cache stored in this registry ref (repeatable)",
+    )
+    b.add_argument(
+        "--cache-to",
+        action="append",
+        default=[],
+        metavar="type=registry,ref=REF[,mode=min|max]",
+        help="export the build's step cache to this registry ref after the build "
+        "(mode=min: the target stage's steps, the default; max: every stage)",
+    )
     b.add_argument(
         "--output",
         "-o",
@@ -70,11 +87,16 @@ def cmd_build(args: argparse.Namespace) -> int:
             n.strip() for item in args.no_cache_filter for n in item.split(",") if n.strip()
         ),
         trace=args.trace,
+        cache_from=args.cache_from,
+        cache_to=args.cache_to,
         pull=args.pull,
         tls_verify=args.tls_verify,
+        **observe.build_options(args),
     )
     output = api.Output.parse(args.output) if args.output else None
     reporter = StreamReporter(debug=options.debug, quiet=options.quiet)
+    if args.check_reproducible:
+        return observe.check_reproducible(args, options, reporter)
     started = time.monotonic()
     result = api.build(
         args.context,
@@ -93,6 +115,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"built {result.image_id} ({layers} new layers, {cached} steps cached) "
         f"in {time.monotonic() - started:.2f}s"
         + (f", tagged {', '.join(result.tags)}" if result.tags else "")
+        + f"; build {result.build_id}"
     )
     print(result.image_id)
     return 0

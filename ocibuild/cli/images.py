@@ -9,7 +9,6 @@ from typing import Any
 
 from ocibuild import api
 from ocibuild.cli.common import common_flags, options_from, require_root
-from ocibuild.container import run_image
 from ocibuild.dockerfile.parser import dump_buildkit, parse, to_json
 from ocibuild.image.store import Store
 from ocibuild.log import StreamReporter, human_size
@@ -79,6 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.flush()
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    from ocibuild.container import run_image  # the runtime machinery: only for `run`
+
     return run_image(
         args.name,
         cmd,

@@ -6,9 +6,7 @@ import argparse
 from typing import Any
 
 from ocibuild.cli.common import common_flags, options_from
-from ocibuild.image.fsck import fsck, to_json
 from ocibuild.image.store import Store
-from ocibuild.prune import prune
 
 
 def register(sub: Any) -> None:
@@ -24,6 +22,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_fsck(args: argparse.Namespace) -> int:
+    from ocibuild.image.fsck import fsck, to_json
+
     store = Store(options_from(args).root)
     findings = fsck(store, full=args.full)
     if args.json:
@@ -36,6 +36,8 @@ def cmd_fsck(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from ocibuild.prune import prune
+
     store = Store(options_from(args).root)
     report = prune(store, everything=args.all)
     for line in report.lines():

@@ -36,7 +36,6 @@ from ocibuild.errors import ImageNotFound, OcibuildError, StoreError
 from ocibuild.image.atomic import unlink_quiet, write_atomic
 from ocibuild.image.digest import hexpart, validate_digest
 from ocibuild.image.model import JSON, canonical_json, diff_ids_of
-from ocibuild.layers.apply import unpack_layer
 
 _CHUNK = 1 << 20
 _TMP_PREFIX = "store-"
@@ -227,6 +226,8 @@ class Store:
         try:
             diff = os.path.join(staging, "diff")
             os.mkdir(diff)
+            from ocibuild.layers.apply import unpack_layer  # tar + decompressors: lazily
+
             with open(tmp, "rb") as f:
                 unpacked = unpack_layer(f, diff)
             if self.has_layer(unpacked.diff_id):

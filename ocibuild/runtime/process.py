@@ -20,12 +20,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from ocibuild.errors import RuntimeFailure
 from ocibuild.log import Reporter
 from ocibuild.runtime import native
 from ocibuild.runtime.bundle import write_bundle, write_etc_files
 from ocibuild.runtime.idmap import check_mapped, in_user_namespace, read_id_maps
 from ocibuild.runtime.runner import make_runner
-from ocibuild.runtime.spec import container_mount_destinations, make_spec, rootless_variant
+from ocibuild.runtime.spec import (
+    DEFAULT_PATH,
+    container_mount_destinations,
+    env_list_to_map,
+    make_spec,
+    rootless_variant,
+)
 from ocibuild.runtime.stubs import (
     existing_parents,
     find_missing,
@@ -35,16 +42,8 @@ from ocibuild.runtime.stubs import (
 from ocibuild.runtime.users import resolve_user
 from ocibuild.storage import fsops
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_TAIL = 65536  # bytes of a failing runtime's output kept for its error message
 HOSTNAME = "buildkitsandbox"  # what BuildKit calls a build container
-
-
-def env_list_to_map(env: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in env:
-        key, _, value = item.partition("=")
-        out[key] = value
-    return out
 
 
 class ProcessRunner(Protocol):
@@ -125,7 +124,23 @@ def run_process(
     command = runner.command(bundle, container_id)
     reporter.debug(f"sandbox: {runner.describe()}")
     reporter.debug("exec " + shlex.join(command))
-    status = runner.run(bundle, container_id, on_output=on_output)
+    tail = bytearray()  # what a runtime that failed to start said, shown verbatim
+
+    def output(data: bytes) -> None:
+        tail.extend(data)
+        del tail[:-_TAIL]
+        on_output(data)
+
+    status = runner.run(bundle, container_id, on_output=output)
+    log_path = getattr(runner, "log_path", None)
+    if status != 0 and callable(log_path) and not os.path.exists(log_path(bundle)):
+        # An OCI runtime writes its --log file first thing; without one it never got to
+        # starting the container, and what it printed is its own error.
+        raise RuntimeFailure(
+            f"the OCI runtime {runtime} exited with status {status} before starting the "
+            "container; it said:\n" + tail.decode("utf-8", "replace").rstrip("\n"),
+            hint="runtime command: " + shlex.join(command),
+        )
     remove_stubs(upper, missing)
     if not in_place:
         # With an upper dir, parents copied up only to hold a stub go too.

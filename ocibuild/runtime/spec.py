@@ -15,6 +15,17 @@ from typing import Any, Literal
 
 from ocibuild.errors import OcibuildError
 
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def env_list_to_map(env: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
 OCI_VERSION = "1.0.2"
 
 # Docker/containerd default capabilities (moby oci/caps/defaults.go, containerd defaultUnixCaps).

@@ -1,4 +1,4 @@
-"""The build cache as a user sees it: CACHED lines, same image IDs, misses on change."""
+"""The build cache as a user sees it: HIT lines, same image IDs, misses on change."""
 
 from __future__ import annotations
 
@@ -30,14 +30,14 @@ def make_context(ctx: Path) -> None:
 def test_rebuild_is_fully_cached_with_the_same_image_id(cocb: Ocibuild, ctx: Path) -> None:
     make_context(ctx)
     first = cocb.build(ctx, "-t", "c1")
-    assert "first-2" in first.stderr and "CACHED" not in first.stderr
+    assert "first-2" in first.stderr and "-> HIT" not in first.stderr
     second = cocb.build(ctx, "-t", "c1")
     assert second.image_id == first.image_id
     assert "first-2" not in second.stderr and "second-3" not in second.stderr
     lines = second.stderr.splitlines()
     for step in ("[2/6] ARG", "[3/6] RUN", "[4/6] COPY", "[5/6] RUN", "[6/6] ENV"):
         index = next(i for i, line in enumerate(lines) if line.startswith(step))
-        assert lines[index + 1].startswith("  -> CACHED"), lines[index : index + 2]
+        assert lines[index + 1].startswith("  -> HIT"), lines[index : index + 2]
     assert "5 steps cached" in second.stderr
     assert cocb.run("c1", "cat", "/copied").stdout == "A\n"
 
@@ -60,7 +60,7 @@ def test_changed_content_mode_arg_and_parent_miss(cocb: Ocibuild, ctx: Path) -> 
     assert statuses() == ["hit"] * 5
     # An ARG value in scope: every step after the ARG sees it.
     assert statuses("--build-arg", "FLAVOUR=spicy") == ["miss"] * 5
-    assert cocb.build(ctx, "--build-arg", "FLAVOUR=spicy", "-t", "sp").stderr.count("CACHED") == 5
+    assert cocb.build(ctx, "--build-arg", "FLAVOUR=spicy", "-t", "sp").stderr.count("-> HIT") == 5
     # A changed parent: everything after the edited step misses.
     (ctx / "Dockerfile").write_text(DOCKERFILE.replace("first-$((1+1)) >", "first-$((1+2)) >"))
     assert statuses() == ["hit", "miss", "miss", "miss", "miss"]
@@ -77,7 +77,7 @@ def test_no_cache_and_no_cache_filter(cocb: Ocibuild, ctx: Path) -> None:
     )
     first = cocb.build(ctx, "-t", "nc")
     again = cocb.build(ctx, "--no-cache", "-t", "nc")
-    assert "CACHED" not in again.stderr and "final-stage" in again.stderr
+    assert "-> HIT" not in again.stderr and "final-stage" in again.stderr
     out = ctx.parent / "t.json"
     cocb.build(ctx, "--no-cache-filter", "builder", "--trace", str(out))
     got = by_instruction(trace(out))

@@ -74,7 +74,8 @@ def test_independent_stages_run_in_parallel(cocb: Ocibuild, ctx: Path) -> None:
     lines = res.stderr.splitlines()
     for name in ("a", "b"):  # each step's lines stay together
         i = next(i for i, line in enumerate(lines) if f"[{name}] RUN sleep 2" in line)
-        assert lines[i + 1].startswith("  -> done"), lines[i : i + 2]
+        assert lines[i + 1] == "  MISS: no earlier build", lines[i : i + 3]
+        assert lines[i + 2].startswith("  -> done"), lines[i : i + 3]
     assert cocb.run("par", "cat", "/a", "/b").stdout == "from-a\nfrom-b\n"
 
 

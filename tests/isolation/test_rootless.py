@@ -15,7 +15,7 @@ def test_rootless_store_is_the_users(matrix_context: Path, rootless_builder: Bui
         rootless_builder.store / "ocibuild" / "layers"
     ).is_dir()
     assert "isolation: auto -> native-rootless" in run.stderr
-    assert "storage: overlay -> kernel overlayfs (userxattr)" in run.stderr
+    assert "storage: overlay -> kernel overlayfs (userxattr,volatile)" in run.stderr
 
 
 def test_single_id_fallback_and_unmapped_id(

@@ -1,0 +1,97 @@
+"""HIT/MISS on every step, and a miss names the first input that changed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.conftest import Ocibuild
+from tests.observe.conftest import decision
+
+DOCKERFILE = """\
+FROM {base}
+ARG VERSION=1
+RUN echo first > /first
+COPY app/ /app/
+RUN echo "v=$VERSION" && cat /app/x.py > /copied
+ENV DONE=1
+"""
+
+
+def make(ctx: Path, base: str) -> None:
+    (ctx / "Dockerfile").write_text(DOCKERFILE.format(base=base))
+    (ctx / "app").mkdir()
+    (ctx / "app" / "x.py").write_text("print(1)\n")
+    os.chmod(ctx / "app" / "x.py", 0o664)
+
+
+def test_each_miss_names_what_changed(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    make(context, base_image)
+    first = ocb.build(context).stderr
+    for step in ("ARG", "RUN echo first", "COPY", 'RUN echo "v', "ENV"):
+        assert decision(first, step) == "MISS: no earlier build"
+    again = ocb.build(context).stderr
+    for step in ("ARG", "RUN echo first", "COPY", 'RUN echo "v', "ENV"):
+        assert decision(again, step) == "HIT"
+
+    os.chmod(context / "app" / "x.py", 0o644)  # the mode alone
+    out = ocb.build(context).stderr
+    assert decision(out, "RUN echo first") == "HIT"
+    assert decision(out, "COPY") == "MISS: COPY source app/x.py changed (mode 0664 -> 0644)"
+    assert decision(out, 'RUN echo "v') == "MISS: parent layer changed (step 4)"
+
+    (context / "app" / "x.py").write_text("print(22)\n")  # the content
+    out = ocb.build(context).stderr
+    assert decision(out, "COPY") == "MISS: COPY source app/x.py changed (content"
+    assert "changed (content, 9 -> 10 bytes)" in out
+
+    (context / "app" / "new.txt").write_text("new\n")
+    assert decision(ocb.build(context).stderr, "COPY") == "MISS: COPY source app/new.txt added"
+
+    out = ocb.build(context, "--build-arg", "VERSION=2").stderr  # an ARG value
+    assert decision(out, "ARG") == "MISS: ARG VERSION changed"
+    assert decision(out, "RUN echo first") == "MISS: ARG VERSION changed"
+
+    # A changed step: its own miss says so, the steps after it name it as the cause.
+    (context / "Dockerfile").write_text(
+        DOCKERFILE.format(base=base_image).replace("echo first", "echo FIRST")
+    )
+    out = ocb.build(context, "--build-arg", "VERSION=2").stderr
+    assert decision(out, "RUN echo FIRST") == (
+        "MISS: instruction changed (was: RUN echo first > /first)"
+    )
+    assert decision(out, "COPY") == "MISS: parent layer changed (step 3)"
+    assert decision(out, 'RUN echo "v') == "MISS: parent layer changed (step 3)"
+    assert decision(out, "ENV") == "MISS: parent layer changed (step 3)"
+    # --no-cache says why it ran.
+    out = ocb.build(context, "--no-cache", "--build-arg", "VERSION=2").stderr
+    assert decision(out, "ENV") == "MISS: cache disabled (--no-cache or --no-cache-filter)"
+
+
+def test_parent_config_change_and_report_reason(
+    ocb: Ocibuild, base_image: str, context: Path
+) -> None:
+    (context / "Dockerfile").write_text(f"FROM {base_image}\nENV A=1\nRUN echo $A > /a\n")
+    ocb.build(context)
+    (context / "Dockerfile").write_text(f"FROM {base_image}\nENV A=2\nRUN echo $A > /a\n")
+    report = context.parent / "report.json"
+    out = ocb.build(context, "--report", str(report)).stderr
+    assert decision(out, "ENV") == "MISS: instruction changed (was: ENV A=1)"
+    assert decision(out, "RUN") == "MISS: parent config changed (ENV A) (step 2)"
+    steps = {s["step"]: s for s in json.loads(report.read_text())["steps"]}
+    assert steps[3]["cache"] == "miss"
+    assert steps[3]["reason"] == "parent config changed (ENV A) (step 2)"
+
+
+def test_explain_prints_the_key_inputs(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    make(context, base_image)
+    out = ocb.build(context, "--explain").stderr
+    lines = out.splitlines()
+    copy = lines.index("[4/6] COPY app/ /app/")
+    block = lines[copy : lines.index('[5/6] RUN echo "v=$VERSION" && cat /app/x.py > /copied')]
+    assert any(line.startswith("  key sha256:") for line in block)
+    assert any(line.startswith('    args: {"VERSION": "1"}') for line in block)
+    assert any(line.startswith('    sources: "sha256:') for line in block)
+    assert "      app/x.py file 0664 9 " in "\n".join(block)
+    assert any(line.startswith("    parent layers (4):") for line in block)
