@@ -123,33 +123,35 @@ def build(
     options = isolation.resolve(options, reporter, store.tmp)
     log = BuildLog(store, dockerfile=path, context=context, options=options)  # ROOT/builds/ID
     reporter = log.reporter(reporter)
-    records: list[StepRecord] = []
-    try:
-        state, records, created = execute(
-            plan,
-            store=store,
-            options=options,
-            reporter=reporter,
-            context=tree,
-            build_args=build_args or {},
-            observer=log.observer,
-        )
-        config = state.image.to_image_config(created)
-        image_id = store.put_config(config)
-        normalized = [normalize_tag(t) for t in tags]
-        for tag in normalized:
-            store.tag(tag, image_id)
-        if output is not None:
-            write_output(store, image_id, output, normalized, options, reporter)
-        if push:
-            write_output(store, image_id, Output("registry"), normalized, options, reporter)
-    except BaseException as exc:
-        with contextlib.suppress(Exception):  # never hide the build's own error
-            log.finish(records=records, image_id=None, tags=[], error=exc)
-        if isinstance(exc, OcibuildError):
-            log_hint = f"the full output is kept: `ocibuild logs {log.id}`"
-            exc.hint = f"{exc.hint}\n{log_hint}" if exc.hint else log_hint
-        raise
+    # held until the image is tagged and exported: `prune --all` leaves its layers be
+    with store.in_use():
+        records: list[StepRecord] = []
+        try:
+            state, records, created = execute(
+                plan,
+                store=store,
+                options=options,
+                reporter=reporter,
+                context=tree,
+                build_args=build_args or {},
+                observer=log.observer,
+            )
+            config = state.image.to_image_config(created)
+            image_id = store.put_config(config)
+            normalized = [normalize_tag(t) for t in tags]
+            for tag in normalized:
+                store.tag(tag, image_id)
+            if output is not None:
+                write_output(store, image_id, output, normalized, options, reporter)
+            if push:
+                write_output(store, image_id, Output("registry"), normalized, options, reporter)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):  # never hide the build's own error
+                log.finish(records=records, image_id=None, tags=[], error=exc)
+            if isinstance(exc, OcibuildError):
+                log_hint = f"the full output is kept: `ocibuild logs {log.id}`"
+                exc.hint = f"{exc.hint}\n{log_hint}" if exc.hint else log_hint
+            raise
     log.finish(records=records, image_id=image_id, tags=normalized)
     return BuildResult(image_id, config, normalized, records, build_id=log.id)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ocibuild import _native
 from ocibuild.buildlog import remove_kept_failures
+from ocibuild.errors import StoreError
 from ocibuild.image.fsck import (
     check_blobs,
     check_layers,
@@ -32,12 +33,15 @@ class PruneReport:
     tags: list[str] = field(default_factory=list)
     layers: list[str] = field(default_factory=list)
     blobs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # kept by build --keep-failed
 
     def lines(self) -> list[str]:
         out = []
         for what, items in self.__dict__.items():
-            out += [f"removed {what[:-1]} {item}" for item in items]
+            if what != "notes":
+                out += [f"removed {what[:-1]} {item}" for item in items]
+        out += [f"note: {note}" for note in self.notes]
         return out
 
 
@@ -87,5 +91,8 @@ def prune(store: Store, *, everything: bool = False) -> PruneReport:
             report.tags.append(finding.subject)
     report.failures += remove_kept_failures(store.root)
     if everything:
-        report.layers += store.gc(tmp_age=0)
+        try:
+            report.layers += store.gc(tmp_age=0)
+        except StoreError as exc:
+            report.notes.append(exc.format())
     return report

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import ExitStack
 
 from ocibuild.image.store import Store
 
@@ -18,6 +19,8 @@ class Scratch:
     """
 
     def __init__(self, store: Store, prefix: str = "build-") -> None:
+        self._in_use = ExitStack()
+        self._in_use.enter_context(store.in_use())  # keeps `prune --all` off our layers
         base = os.path.join(store.root, "tmp")
         os.makedirs(base, exist_ok=True)
         self.reap(base)
@@ -52,3 +55,4 @@ class Scratch:
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
         os.close(self._lock)
+        self._in_use.close()

@@ -59,6 +59,7 @@ class Store:
         self.layers = os.path.join(self.root, "layers")
         self.tmp = os.path.join(self.root, "tmp")
         self.images_file = os.path.join(self.root, "images.json")
+        self._gc_lock = os.path.join(self.root, "gc.lock")
         for path in (self.blobs, self.layers, self.tmp):
             os.makedirs(path, exist_ok=True)
 
@@ -69,6 +70,18 @@ class Store:
         fd = os.open(os.path.join(self.root, "lock"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Held (shared) by every build, run, pull and push while it lives: ``gc`` only
+        collects when nobody holds it, so it never removes a layer a build is about to
+        use or a temp file a pull is writing. A dead holder's lock is free at once."""
+        fd = os.open(self._gc_lock, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
             yield
         finally:
             os.close(fd)
@@ -379,33 +392,47 @@ class Store:
     def gc(self, *, tmp_age: float = 3600.0) -> list[str]:
         """Remove layers no tagged image uses (and their blobs); returns their diffIDs.
 
-        Also removes store temp entries older than ``tmp_age`` seconds.
+        Also removes store temp entries older than ``tmp_age`` seconds. Refuses (with
+        StoreError) while anyone holds :meth:`in_use`.
         """
         removed = []
-        with self.lock():
-            used: set[str] = set()
-            for digest in set(self._read_tags().values()):
-                try:
-                    used.update(diff_ids_of(self.get_config(digest)))
-                except OcibuildError:
-                    continue
-            for name in os.listdir(self.layers):
-                diff_id = "sha256:" + name
-                if diff_id in used or not _ID_PREFIX.fullmatch(name) or len(name) != 64:
-                    continue
-                blob = None
-                with suppress(OcibuildError):
-                    blob = (self.layer_info(diff_id).get("blob") or {}).get("digest")
-                self.remove_layer(diff_id)
-                if isinstance(blob, str):
-                    self.remove_blob(validate_digest(blob))
-                removed.append(diff_id)
-            now = time.time()
-            for name in os.listdir(self.tmp):
-                path = os.path.join(self.tmp, name)
-                if name.startswith(_TMP_PREFIX) and now - os.lstat(path).st_mtime > tmp_age:
-                    if os.path.isdir(path) and not os.path.islink(path):
-                        shutil.rmtree(path, ignore_errors=True)
-                    else:
-                        unlink_quiet(path)
+        gc_fd = os.open(self._gc_lock, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(gc_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(gc_fd)
+            raise StoreError(
+                "the store is in use by a running build, run, pull or push: "
+                "unused layers were not collected",
+                hint="run `ocibuild prune --all` again when it has finished",
+            ) from None
+        try:
+            with self.lock():
+                used: set[str] = set()
+                for digest in set(self._read_tags().values()):
+                    try:
+                        used.update(diff_ids_of(self.get_config(digest)))
+                    except OcibuildError:
+                        continue
+                for name in os.listdir(self.layers):
+                    diff_id = "sha256:" + name
+                    if diff_id in used or not _ID_PREFIX.fullmatch(name) or len(name) != 64:
+                        continue
+                    blob = None
+                    with suppress(OcibuildError):
+                        blob = (self.layer_info(diff_id).get("blob") or {}).get("digest")
+                    self.remove_layer(diff_id)
+                    if isinstance(blob, str):
+                        self.remove_blob(validate_digest(blob))
+                    removed.append(diff_id)
+                now = time.time()
+                for name in os.listdir(self.tmp):
+                    path = os.path.join(self.tmp, name)
+                    if name.startswith(_TMP_PREFIX) and now - os.lstat(path).st_mtime > tmp_age:
+                        if os.path.isdir(path) and not os.path.islink(path):
+                            shutil.rmtree(path, ignore_errors=True)
+                        else:
+                            unlink_quiet(path)
+        finally:
+            os.close(gc_fd)
         return sorted(removed)

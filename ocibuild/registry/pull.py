@@ -316,6 +316,18 @@ def pull(
     progress: Progress | None = None,
 ) -> PullResult:
     """Pull ``ref`` into ``store``, tag it (``name:tag``); returns what was pulled."""
+    with store.in_use():  # `prune --all` waits for us, never takes our temp files
+        return _pull(store, ref, platform=platform, ropts=ropts, progress=progress)
+
+
+def _pull(
+    store: Store,
+    ref: Reference,
+    *,
+    platform: str | None,
+    ropts: RegistryOptions | None,
+    progress: Progress | None,
+) -> PullResult:
     ropts = ropts or RegistryOptions()
     progress = progress or NoProgress()
     client = connect(ref, ropts)

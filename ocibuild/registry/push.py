@@ -293,6 +293,19 @@ def push(
     progress: Progress | None = None,
 ) -> PushResult:
     """Push the image ``image_id`` (config digest) as ``ref`` (a tag; ``latest`` if none)."""
+    with store.in_use():  # its layers stay while their tars are regenerated and sent
+        return _push(store, image_id, ref, compression=compression, ropts=ropts, progress=progress)
+
+
+def _push(
+    store: Store,
+    image_id: str,
+    ref: Reference,
+    *,
+    compression: str,
+    ropts: RegistryOptions | None,
+    progress: Progress | None,
+) -> PushResult:
     if ref.digest:
         raise RegistryError(
             f"cannot push to a digest reference {ref.familiar()}",

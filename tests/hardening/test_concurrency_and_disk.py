@@ -93,3 +93,38 @@ def test_disk_full_during_export(small_disk: Path, tmp_path: Path) -> None:
     assert res.returncode == 1
     assert "No space left on device" in res.stderr and "Traceback" not in res.stderr
     assert not (dest / "index.json").exists(), "no layout that looks complete"
+
+
+def test_prune_all_leaves_a_running_build_alone(tmp_path: Path) -> None:
+    require_root()
+    ocb = Ocibuild(tmp_path / "store")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    shutil.copy(BUSYBOX, ctx / "busybox")
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox sleep 2; /bin/busybox touch /done"]\n'
+        'RUN ["/bin/busybox", "ls", "/done"]\n'
+    )
+    build = subprocess.Popen(
+        [sys.executable, "-m", "ocibuild", "build", "-t", "busy", str(ctx)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OCIBUILD_ROOT": str(ocb.root)},
+    )
+    import time
+
+    deadline = time.monotonic() + 30
+    while not (ocb.root / "layers").is_dir() or not os.listdir(ocb.root / "layers"):
+        assert time.monotonic() < deadline and build.poll() is None
+        time.sleep(0.05)
+    prune = ocb("prune", "--all")  # the COPY layer is not tagged yet: it must survive
+    assert "the store is in use" in prune.stdout
+    _, err = build.communicate(timeout=60)
+    assert build.returncode == 0, err
+    assert ocb("fsck", check=False).returncode == 0
+    assert ocb.run("busy", "/bin/busybox", "ls", "/done").stdout == "/done\n"
+    # with nothing running, an untagged layer is collected
+    ocb("rmi", "busy")
+    assert "removed layer" in ocb("prune", "--all").stdout
