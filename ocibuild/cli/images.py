@@ -61,6 +61,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
+    require_root(args)  # as an ordinary user: in the build's user namespace, as build does
     store = Store(options_from(args).root)
     for name in args.names:
         store.remove_image(name)

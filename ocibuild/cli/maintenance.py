@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ocibuild.cli.common import common_flags, options_from
+from ocibuild.cli.common import common_flags, options_from, require_root
 from ocibuild.image.store import Store
 
 
@@ -37,6 +37,8 @@ def cmd_fsck(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     from ocibuild.prune import prune
+
+    require_root(args)  # an ordinary user's layers hold subordinate ids: prune in its userns
 
     store = Store(options_from(args).root)
     report = prune(store, everything=args.all)
