@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ocibuild.errors import OcibuildError
+from ocibuild.image.diff import walk_tree
 from ocibuild.layers import whiteout as wh
 
 if TYPE_CHECKING:
@@ -165,31 +166,23 @@ def layer_changes(layer_dir: str, parents: list[str], largest: int = LARGEST) ->
     added = changed = deleted = 0
     added_bytes = 0
     biggest: list[tuple[int, str]] = []
-    stack = [""]
-    while stack:
-        rel_dir = stack.pop()
-        with os.scandir(os.path.join(layer_dir, rel_dir)) as it:
-            entries = list(it)
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(rel)
-                continue
-            if _is_whiteout(entry.name, st):
-                deleted += 1
-                continue
-            if _in_parents(rel, parents):
-                changed += 1
-                continue
-            added += 1
-            if stat.S_ISREG(st.st_mode):
-                added_bytes += st.st_size
-                item = (st.st_size, "/" + rel)
-                if len(biggest) < largest:
-                    heapq.heappush(biggest, item)
-                elif item > biggest[0]:
-                    heapq.heapreplace(biggest, item)
+    for rel, st, _path in walk_tree(layer_dir):
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        if _is_whiteout(os.path.basename(rel), st):
+            deleted += 1
+            continue
+        if _in_parents(rel, parents):
+            changed += 1
+            continue
+        added += 1
+        if stat.S_ISREG(st.st_mode):
+            added_bytes += st.st_size
+            item = (st.st_size, "/" + rel)
+            if len(biggest) < largest:
+                heapq.heappush(biggest, item)
+            elif item > biggest[0]:
+                heapq.heapreplace(biggest, item)
     return {
         "files_added": added,
         "files_changed": changed,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,3 +167,27 @@ def context(tmp_path: Path) -> Path:
 def mountinfo_mentions(text: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line for line in f if text in line]
+
+
+def in_child(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn(*args)`` in a forked child (its own mounts and namespaces stay there);
+    return its result or fail with its traceback."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.close(r)
+        try:
+            payload = pickle.dumps(("ok", fn(*args)))
+        except BaseException:
+            payload = pickle.dumps(("err", traceback.format_exc()))
+        with os.fdopen(w, "wb") as f:
+            f.write(payload)
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    status, value = pickle.loads(data)
+    if status == "err":
+        pytest.fail(f"child failed:\n{value}")
+    return value

@@ -93,7 +93,8 @@ class Change:
         }
 
 
-def _walk(root: str) -> Iterator[tuple[str, os.stat_result, str]]:
+def walk_tree(root: str) -> Iterator[tuple[str, os.stat_result, str]]:
+    """(path relative to ``root``, lstat, host path) of everything below ``root``."""
     stack = [""]
     while stack:
         rel_dir = stack.pop()
@@ -120,7 +121,7 @@ def _opaque(path: str) -> bool:
 def layer_entries(layer_dir: str) -> dict[str, Entry]:
     """A layer's own entries ("/path" -> Entry); deletions are kind ``whiteout``."""
     out: dict[str, Entry] = {}
-    for rel, st, host in _walk(layer_dir):
+    for rel, st, host in walk_tree(layer_dir):
         name = os.path.basename(rel)
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
             out["/" + rel] = Entry("whiteout", 0, 0, 0, 0, 0)

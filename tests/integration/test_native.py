@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import errno
 import os
-import pickle
 import stat
 import sys
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,36 +18,9 @@ import pytest
 from ocibuild import _native
 from ocibuild.errors import OcibuildError
 from ocibuild.storage.rootpath import open_in_root, secure_join
+from tests.conftest import in_child, mountinfo_mentions
 
 pytestmark = pytest.mark.integration
-
-
-def in_child(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` in a forked child; return its result or re-raise its error."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        os.close(r)
-        try:
-            payload = pickle.dumps(("ok", fn(*args)))
-        except BaseException:
-            payload = pickle.dumps(("err", traceback.format_exc()))
-        with os.fdopen(w, "wb") as f:
-            f.write(payload)
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    status, value = pickle.loads(data)
-    if status == "err":
-        pytest.fail(f"child failed:\n{value}")
-    return value
-
-
-def host_mounts_mentioning(path: str) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line for line in f if path in line]
 
 
 def _can_mount() -> str | None:
@@ -99,11 +69,11 @@ def test_mount_namespace_keeps_mounts_private(tmp_path: Path) -> None:
         _native.enter_mount_namespace()  # idempotent
         _native.bind_mount(src, dst)
         seen = os.path.exists(os.path.join(dst, "marker"))
-        return seen, len(host_mounts_mentioning(dst))
+        return seen, len(mountinfo_mentions(dst))
 
     seen, child_count = in_child(child)
     assert seen and child_count == 1
-    assert host_mounts_mentioning(str(tmp_path)) == []
+    assert mountinfo_mentions(str(tmp_path)) == []
     assert not os.path.exists(os.path.join(dst, "marker"))
 
 
@@ -118,7 +88,7 @@ def _overlay_child(tmp: str, lowers: list[str], classic: bool) -> dict[str, Any]
         names = sorted(os.listdir(merged))
         os.unlink(os.path.join(merged, "only0"))
         Path(merged, "new").write_text("new")
-        opts = host_mounts_mentioning(merged)[0]
+        opts = mountinfo_mentions(merged)[0]
     finally:
         _native.umount(merged)
     st = os.lstat(os.path.join(upper, "only0"))
@@ -128,7 +98,7 @@ def _overlay_child(tmp: str, lowers: list[str], classic: bool) -> dict[str, Any]
         "whiteout": (stat.S_ISCHR(st.st_mode), os.major(st.st_rdev), os.minor(st.st_rdev)),
         "new": Path(upper, "new").read_text(),
         "opts": opts,
-        "after": len(host_mounts_mentioning(merged)),
+        "after": len(mountinfo_mentions(merged)),
     }
 
 
@@ -155,7 +125,7 @@ def test_overlay_order_whiteout_and_escaping(tmp_path: Path, classic: bool) -> N
     assert res["new"] == "new"
     assert "lowerdir" in res["opts"] and "overlay" in res["opts"]
     assert res["after"] == 0
-    assert host_mounts_mentioning(str(tmp_path)) == []
+    assert mountinfo_mentions(str(tmp_path)) == []
 
 
 @needs_mount
@@ -220,7 +190,7 @@ def test_bind_mount_readonly_and_lazy_umount(tmp_path: Path) -> None:
             _native.umount(dst, detach=True)
         finally:
             os.close(fd)
-        return err, len(host_mounts_mentioning(dst))
+        return err, len(mountinfo_mentions(dst))
 
     err, left = in_child(child)
     assert err == errno.EROFS

@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import os
-import pickle
 import stat
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ocibuild.storage.overlay import OverlayMount, ensure_mount_namespace, prepare_rootfs
+from tests.conftest import in_child
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="kernel overlay mounts need root"),
 ]
-
-
-def in_child(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` in a forked child (own mount namespace); return its result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        os.close(r)
-        try:
-            payload = pickle.dumps(("ok", fn(*args)))
-        except BaseException:
-            payload = pickle.dumps(("err", traceback.format_exc()))
-        with os.fdopen(w, "wb") as f:
-            f.write(payload)
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    status, value = pickle.loads(data)
-    if status == "err":
-        pytest.fail(f"child failed:\n{value}")
-    return value
 
 
 def mounted(path: str) -> bool:

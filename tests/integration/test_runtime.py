@@ -14,7 +14,7 @@ import stat
 import subprocess
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,12 @@ from ocibuild.errors import OcibuildError, RuntimeFailure
 from ocibuild.runtime import bundle, spec, stubs, users
 from ocibuild.runtime.runner import Runner
 from ocibuild.storage.overlay import prepare_rootfs
+from tests.conftest import in_child, mountinfo_mentions
 
 RUNC = shutil.which("runc")
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "ls", "cat", "touch", "rm", "mkdir", "id", "echo", "grep", "sleep", "stat", "true")
+
 
 pytestmark = [
     pytest.mark.integration,
@@ -35,34 +37,6 @@ pytestmark = [
     pytest.mark.skipif(RUNC is None, reason="runc not installed"),
     pytest.mark.skipif(not os.path.exists(BUSYBOX), reason="busybox-static not installed"),
 ]
-
-
-def in_child(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn(*args)`` in a forked child; return its result or fail with its traceback."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        os.close(r)
-        try:
-            payload = pickle.dumps(("ok", fn(*args)))
-        except BaseException:
-            payload = pickle.dumps(("err", traceback.format_exc()))
-        with os.fdopen(w, "wb") as f:
-            f.write(payload)
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        data = f.read()
-    os.waitpid(pid, 0)
-    status, value = pickle.loads(data)
-    if status == "err":
-        pytest.fail(f"child failed:\n{value}")
-    return value
-
-
-def host_mounts_mentioning(path: str) -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [line for line in f if path in line]
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +108,7 @@ def run_step(
 
 def step(base: str, tmp_path: Path, args: Sequence[str], user: str = "") -> dict[str, Any]:
     res: dict[str, Any] = in_child(run_step, base, str(tmp_path), args, user)
-    assert host_mounts_mentioning(str(tmp_path)) == []
+    assert mountinfo_mentions(str(tmp_path)) == []
     return res
 
 
@@ -230,8 +204,8 @@ def _interrupted_child(base: str, work: str, ready_path: str) -> dict[str, Any]:
 
             Runner(state_root=os.path.join(work, "state")).run(bdir, "intr", on_output=on_output)
     except KeyboardInterrupt:
-        return {"interrupted": True, "mounted": bool(host_mounts_mentioning(ov.target))}
-    return {"interrupted": False, "mounted": bool(host_mounts_mentioning(ov.target))}
+        return {"interrupted": True, "mounted": bool(mountinfo_mentions(ov.target))}
+    return {"interrupted": False, "mounted": bool(mountinfo_mentions(ov.target))}
 
 
 def test_keyboard_interrupt_cleans_up(base: str, tmp_path: Path) -> None:
@@ -259,7 +233,7 @@ def test_keyboard_interrupt_cleans_up(base: str, tmp_path: Path) -> None:
     os.waitpid(pid, 0)
     assert time.monotonic() - started < 15  # not the 100 s of sleep
     assert res == {"interrupted": True, "mounted": False}
-    assert host_mounts_mentioning(str(tmp_path)) == []
+    assert mountinfo_mentions(str(tmp_path)) == []
     listed = subprocess.run(
         [str(RUNC), "--root", str(tmp_path / "state"), "list", "-q"],
         capture_output=True,
