@@ -177,39 +177,28 @@ class _Pusher:
             url = self.client.location(resp)
         put = url + ("&" if "?" in url else "?") + "digest=" + quote(digest)
         headers = {"Content-Type": "application/octet-stream"}
-        if isinstance(src, bytes):
+        opened: list[IO[bytes]] = []
+
+        def reader() -> _ProgressReader:  # a fresh reader per attempt (a 401 resends)
+            assert not isinstance(src, bytes)
+            f = open(src, "rb")  # noqa: SIM115 - closed below
+            opened.append(f)
+            return _ProgressReader(f, size, self.progress, key)
+
+        try:
             resp = self.client.request(
                 "PUT",
                 put,
                 scope=self.scope,
                 what=what,
                 headers=headers,
-                body=src,
+                body=src if isinstance(src, bytes) else reader,
                 expect=(201,),
                 retry=False,
             )
-        else:
-            opened: list[IO[bytes]] = []
-
-            def body() -> _ProgressReader:  # a fresh reader per attempt (a 401 resends)
-                f = open(src, "rb")  # noqa: SIM115 - closed below
-                opened.append(f)
-                return _ProgressReader(f, size, self.progress, key)
-
-            try:
-                resp = self.client.request(
-                    "PUT",
-                    put,
-                    scope=self.scope,
-                    what=what,
-                    headers=headers,
-                    body=body,
-                    expect=(201,),
-                    retry=False,
-                )
-            finally:
-                for f in opened:
-                    f.close()
+        finally:
+            for f in opened:
+                f.close()
         resp.close()
 
     def layer(self, diff_id: str, cancel: threading.Event) -> JSON:
