@@ -39,7 +39,6 @@ ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",  # system python
     "USER": os.environ.get("USER", "root"),
 }
-DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
 # -- workloads ------------------------------------------------------------------------------
@@ -164,7 +163,7 @@ def debian_tree(work: Path) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     print("debootstrap --variant=minbase bookworm (once, about 30 s) ...", file=sys.stderr)
     subprocess.run(
-        ["debootstrap", "--variant=minbase", "bookworm", str(root), DEBIAN_MIRROR],
+        ["debootstrap", "--variant=minbase", "bookworm", str(root)],
         check=True,
         stdout=subprocess.DEVNULL,
     )

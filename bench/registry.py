@@ -34,7 +34,6 @@ sys.path.insert(0, str(REPO))
 from tests.registry.conftest import Registry  # noqa: E402
 
 OCIBUILD = [str(REPO / ".venv" / "bin" / "python"), "-m", "ocibuild"]
-MIRROR = "http://deb.debian.org/debian"
 
 
 def run(cmd: list[str], **kw: object) -> float:
@@ -64,7 +63,7 @@ def main() -> int:
         shutil.rmtree(rootfs, ignore_errors=True)
         rootfs.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["debootstrap", "--variant=minbase", "bookworm", str(rootfs), MIRROR],
+            ["debootstrap", "--variant=minbase", "bookworm", str(rootfs)],
             check=True,
             stdout=subprocess.DEVNULL,
         )

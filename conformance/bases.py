@@ -106,8 +106,7 @@ def debian_layout() -> Path:
         tmp_root = CACHE / "debian-root.tmp"
         shutil.rmtree(tmp_root, ignore_errors=True)
         subprocess.run(
-            ["debootstrap", "--variant=minbase", "bookworm", str(tmp_root),
-             "http://deb.debian.org/debian"],
+            ["debootstrap", "--variant=minbase", "bookworm", str(tmp_root)],
             check=True, capture_output=True,
         )  # fmt: skip
         os.replace(tmp_root, root)

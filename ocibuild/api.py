@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ocibuild import isolation
-from ocibuild.build.context import SourceTree
-from ocibuild.build.executor import BuildResult, StepRecord, execute
+from ocibuild.builder.context import SourceTree
+from ocibuild.builder.executor import BuildResult, StepRecord, execute
 from ocibuild.buildlog import BuildLog
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
 from ocibuild.dockerfile.instructions import Dockerfile

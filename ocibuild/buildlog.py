@@ -5,7 +5,7 @@
   and reason, time split, layer; updated when the build ends (``running`` until then);
 * ``steps/<N>.log``: the full, unclipped output of step N (what the terminal showed
   indented, byte for byte);
-* ``failed/step-N/``: a failed RUN kept by ``--keep-failed`` (:mod:`ocibuild.build.forensics`).
+* ``failed/step-N/``: a failed RUN kept by ``--keep-failed`` (:mod:`ocibuild.builder.forensics`).
 
 Build IDs sort by time (``20250101-120000123-1a2b3c``, to the millisecond); commands take
 a unique prefix of one, or ``last``. The newest :data:`KEEP_BUILDS` records are kept
@@ -26,14 +26,14 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from ocibuild.build.explain import Explainer, dockerfile_identity
-from ocibuild.build.forensics import FAILED_DIR, StepHook
+from ocibuild.builder.explain import Explainer, dockerfile_identity
+from ocibuild.builder.forensics import FAILED_DIR, StepHook
 from ocibuild.errors import OcibuildError
 from ocibuild.log import Reporter
 
 if TYPE_CHECKING:
-    from ocibuild.build.executor import StepRecord
-    from ocibuild.build.step import StepContext
+    from ocibuild.builder.executor import StepRecord
+    from ocibuild.builder.step import StepContext
     from ocibuild.dockerfile.instructions import Instruction
     from ocibuild.image.store import Store
     from ocibuild.options import Options

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ocibuild import isolation
-from ocibuild.build.scratch import Scratch
+from ocibuild.builder.scratch import Scratch
 from ocibuild.errors import OcibuildError
 from ocibuild.image.store import Store
 from ocibuild.log import Reporter, SilentReporter

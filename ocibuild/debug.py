@@ -1,7 +1,7 @@
 """``ocibuild debug BUILD [CMD...]``: a shell (or CMD) in a failed RUN step's environment.
 
 ``--keep-failed`` left the step's upper dir, its lower layers, its bundle and the sources
-of its scratch-space bind mounts (:mod:`ocibuild.build.forensics`). Here they are mounted
+of its scratch-space bind mounts (:mod:`ocibuild.builder.forensics`). Here they are mounted
 again: the lowers, the kept upper dir on top of them as one more (read-only) lower, and a
 fresh upper dir, so the session sees exactly what the step left and changes nothing that
 was kept (``debug`` can be run again and again). The kept ``config.json`` is reused as
@@ -23,8 +23,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ocibuild.build.forensics import FAILED_DIR, FAILURE_FILE
-from ocibuild.build.scratch import Scratch
+from ocibuild.builder.forensics import FAILED_DIR, FAILURE_FILE
+from ocibuild.builder.scratch import Scratch
 from ocibuild.buildlog import find_build
 from ocibuild.errors import OcibuildError
 from ocibuild.image.store import Store

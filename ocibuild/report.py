@@ -23,7 +23,7 @@ from ocibuild.image.diff import walk_tree
 from ocibuild.layers import whiteout as wh
 
 if TYPE_CHECKING:
-    from ocibuild.build.executor import StepRecord
+    from ocibuild.builder.executor import StepRecord
     from ocibuild.buildlog import BuildLog
     from ocibuild.image.store import Store
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocibuild import api
-from ocibuild.build.executor import BuildResult
+from ocibuild.builder.executor import BuildResult
 from ocibuild.dockerfile.parser import parse
 from ocibuild.errors import OcibuildError
 from ocibuild.image.diff import Change, compare, image_layers, layer_entries

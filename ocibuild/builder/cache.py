@@ -34,10 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ocibuild.build.context import Source
-from ocibuild.build.hashing import HashCounters, StatCache, hash_sources
-from ocibuild.build.state import ImageState
-from ocibuild.build.step import StepOutcome
+from ocibuild.builder.context import Source
+from ocibuild.builder.hashing import HashCounters, StatCache, hash_sources
+from ocibuild.builder.state import ImageState
+from ocibuild.builder.step import StepOutcome
 from ocibuild.dockerfile.instructions import Arg, Copy, Instruction, Run
 from ocibuild.errors import OcibuildError
 from ocibuild.image.atomic import unlink_quiet
@@ -45,8 +45,8 @@ from ocibuild.image.model import canonical_json
 from ocibuild.plan import Stage
 
 if TYPE_CHECKING:
-    from ocibuild.build.remote_cache import RemoteCache
-    from ocibuild.build.step import StepContext
+    from ocibuild.builder.remote_cache import RemoteCache
+    from ocibuild.builder.step import StepContext
     from ocibuild.image.store import Store
 
 
@@ -76,6 +76,7 @@ class CacheObserver(Protocol):
         key: str | None,
         status: str,
     ) -> None: ...
+
 
 KEY_VERSION = 1
 Handler = Callable[["StepContext", Instruction], StepOutcome]
@@ -152,7 +153,7 @@ class StepCache:
         remote: RemoteCache | None = None,
     ) -> None:
         self.store = store
-        self.remote = remote  # --cache-from/--cache-to (ocibuild.build.remote_cache)
+        self.remote = remote  # --cache-from/--cache-to (ocibuild.builder.remote_cache)
         self.dir = os.path.join(store.root, "cache")
         self.steps = os.path.join(self.dir, "steps")
         os.makedirs(self.steps, exist_ok=True)

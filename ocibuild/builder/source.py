@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ocibuild.build.state import ImageState
-from ocibuild.build.step import StepContext, fail
+from ocibuild.builder.state import ImageState
+from ocibuild.builder.step import StepContext, fail
 from ocibuild.errors import BuildError, OcibuildError
 from ocibuild.plan import Stage, platform_value
 

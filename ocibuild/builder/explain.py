@@ -36,16 +36,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ocibuild.build.cache import image_digest
-from ocibuild.build.hashing import HashCounters
+from ocibuild.builder.cache import image_digest
+from ocibuild.builder.hashing import HashCounters
 from ocibuild.dockerfile.instructions import Copy, Instruction
 from ocibuild.errors import OcibuildError
 from ocibuild.image.atomic import unlink_quiet
 from ocibuild.plan import Stage
 
 if TYPE_CHECKING:
-    from ocibuild.build.cache import StepCache
-    from ocibuild.build.step import StepContext
+    from ocibuild.builder.cache import StepCache
+    from ocibuild.builder.step import StepContext
 
 RECORD_VERSION = 1
 _KINDS = {

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from ocibuild.build.step import StepContext, StepOutcome
+from ocibuild.builder.step import StepContext, StepOutcome
 from ocibuild.layers.diff import digest_upper
 from ocibuild.storage import driver
 from ocibuild.storage.driver import Rootfs

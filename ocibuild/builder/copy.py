@@ -9,13 +9,13 @@ import tarfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from ocibuild.build.chmod import Chmod, parse_chmod
-from ocibuild.build.context import Source, SourceTree, has_glob
-from ocibuild.build.fetch import download, is_git, is_url
-from ocibuild.build.heredoc import heredoc_content, is_heredoc_word
-from ocibuild.build.rootfs import commit_upper, mounted, workspace
-from ocibuild.build.source import OCI_LAYOUT, split_layout_ref
-from ocibuild.build.step import StepContext, StepOutcome, fail
+from ocibuild.builder.chmod import Chmod, parse_chmod
+from ocibuild.builder.context import Source, SourceTree, has_glob
+from ocibuild.builder.fetch import download, is_git, is_url
+from ocibuild.builder.heredoc import heredoc_content, is_heredoc_word
+from ocibuild.builder.rootfs import commit_upper, mounted, workspace
+from ocibuild.builder.source import OCI_LAYOUT, split_layout_ref
+from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.ignore import IgnoreMatcher, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Heredoc, Instruction
 from ocibuild.errors import OcibuildError

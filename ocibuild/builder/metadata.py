@@ -6,8 +6,8 @@ import posixpath
 import re
 import signal
 
-from ocibuild.build.state import go_quote_list
-from ocibuild.build.step import StepContext, StepOutcome, fail
+from ocibuild.builder.state import go_quote_list
+from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import (
     Cmd,
     Command,

@@ -4,7 +4,7 @@ own instructions, and cleared from the new image's config."""
 
 from __future__ import annotations
 
-from ocibuild.build.step import StepContext
+from ocibuild.builder.step import StepContext
 from ocibuild.dockerfile.instructions import Instruction
 from ocibuild.dockerfile.parser import parse_trigger
 from ocibuild.plan import Stage

@@ -12,12 +12,12 @@ import shlex
 from contextlib import ExitStack
 from typing import Any
 
-from ocibuild.build import forensics
-from ocibuild.build.heredoc import run_script
-from ocibuild.build.metadata import command_args
-from ocibuild.build.mounts import parse_mount, prepare_mounts
-from ocibuild.build.rootfs import commit_upper, mounted, workspace
-from ocibuild.build.step import StepContext, StepOutcome, fail
+from ocibuild.builder import forensics
+from ocibuild.builder.heredoc import run_script
+from ocibuild.builder.metadata import command_args
+from ocibuild.builder.mounts import parse_mount, prepare_mounts
+from ocibuild.builder.rootfs import commit_upper, mounted, workspace
+from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import Command, Instruction, Run
 from ocibuild.errors import OcibuildError, RunError
 from ocibuild.plan import PROXY_ARGS

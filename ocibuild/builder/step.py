@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ocibuild.build.state import ImageState, StageState
+from ocibuild.builder.state import ImageState, StageState
 from ocibuild.dockerfile.expand import expand_word, expand_words
 from ocibuild.dockerfile.instructions import Instruction
 from ocibuild.errors import BuildError, ExpansionError
@@ -17,8 +17,8 @@ from ocibuild.plan import Plan
 from ocibuild.trace import StepTimings
 
 if TYPE_CHECKING:
-    from ocibuild.build.cache import StepCache
-    from ocibuild.build.context import SourceTree
+    from ocibuild.builder.cache import StepCache
+    from ocibuild.builder.context import SourceTree
     from ocibuild.image.store import Store
     from ocibuild.trace import Tracer
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ocibuild.build.cache import CacheObserver, StepCache, run_with_cache
-from ocibuild.build.context import SourceTree
-from ocibuild.build.metadata import (
+from ocibuild.builder.cache import CacheObserver, StepCache, run_with_cache
+from ocibuild.builder.context import SourceTree
+from ocibuild.builder.metadata import (
     cmd_step,
     command_args,
     entrypoint_step,
@@ -26,12 +26,12 @@ from ocibuild.build.metadata import (
     user_step,
     volume_step,
 )
-from ocibuild.build.onbuild import onbuild_triggers
-from ocibuild.build.scratch import Scratch
-from ocibuild.build.source import base_image
-from ocibuild.build.stages import run_stages
-from ocibuild.build.state import ImageState, StageState
-from ocibuild.build.step import StepContext, StepOutcome, fail
+from ocibuild.builder.onbuild import onbuild_triggers
+from ocibuild.builder.scratch import Scratch
+from ocibuild.builder.source import base_image
+from ocibuild.builder.stages import run_stages
+from ocibuild.builder.state import ImageState, StageState
+from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import Arg, Copy, Instruction, Run
 from ocibuild.errors import Interrupted
 from ocibuild.image.store import Store
@@ -46,19 +46,19 @@ Handler = Callable[[StepContext, Instruction], StepOutcome]
 # RUN and COPY/ADD load the runtime, overlay and layer machinery (and urllib for ADD
 # URLs): imported at their first use, so a fully cached build never pays for them.
 def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    from ocibuild.build.run import run_step as handler
+    from ocibuild.builder.run import run_step as handler
 
     return handler(ctx, instr)
 
 
 def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    from ocibuild.build.copy import copy_step as handler
+    from ocibuild.builder.copy import copy_step as handler
 
     return handler(ctx, instr)
 
 
 def workdir_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    from ocibuild.build.workdir import workdir_step as handler
+    from ocibuild.builder.workdir import workdir_step as handler
 
     return handler(ctx, instr)
 
@@ -165,7 +165,7 @@ def execute(
     tmp = Scratch(store)
     remote = None
     if options.cache_from or options.cache_to:  # registries only when asked for
-        from ocibuild.build.remote_cache import remote_cache
+        from ocibuild.builder.remote_cache import remote_cache
 
         remote = remote_cache(
             store,
@@ -227,7 +227,9 @@ def run_stage(
     number += 1
     started = time.monotonic()
     label = f"stage {stage.label}" if len(ctx.plan.order) > 1 else ""
-    ctx.reporter.step(number, total, f"FROM {stage.base}" + (f" AS {stage.name}" if stage.name else ""))
+    ctx.reporter.step(
+        number, total, f"FROM {stage.base}" + (f" AS {stage.name}" if stage.name else "")
+    )
     ctx.stage_index = stage.index
     ctx.stage = StageState(base_image(ctx, stage))
     ctx.stage_flags = set()
@@ -235,7 +237,11 @@ def run_stage(
     triggers = onbuild_triggers(ctx, stage)  # ONBUILD of the base run first
     seconds = time.monotonic() - started
     ctx.reporter.step_done(seconds)
-    records.append(StepRecord(number, label or stage.label, "FROM " + stage.base, stage.from_.pos.line, seconds))
+    records.append(
+        StepRecord(
+            number, label or stage.label, "FROM " + stage.base, stage.from_.pos.line, seconds
+        )
+    )
     observer = ctx.cache.observer if ctx.cache is not None else None
     for index, instr in enumerate((*triggers, *stage.instructions)):
         number += 1

@@ -21,8 +21,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ocibuild.build.state import ImageState, StageState
-from ocibuild.build.step import StepContext
+from ocibuild.builder.state import ImageState, StageState
+from ocibuild.builder.step import StepContext
 from ocibuild.dockerfile.instructions import Copy, Run
 from ocibuild.log import StepBufferingReporter
 from ocibuild.plan import Plan, Stage

@@ -8,7 +8,7 @@ with ocibuild's own entry format) is one OCI image manifest:
   holding the step entries: ``{"version": 1, "entries": [{"key": "sha256:...", "entry":
   {...}}]}``; an entry is exactly what the local index keeps in
   ``ROOT/cache/steps/<key>.json`` (the layers a step added, its history entries, the
-  config, ARGs and stage flags after it; see ``ocibuild.build.cache``);
+  config, ARGs and stage flags after it; see ``ocibuild.builder.cache``);
 * ``layers``: every layer those entries add, compressed as ``push`` compresses them
   (``--compression`` or ``compression=`` in the spec), each annotated with its diffID
   (``containerd.io/uncompressed``, as BuildKit does).
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ocibuild.build.cache import KEY_VERSION, CacheEntry
+from ocibuild.builder.cache import KEY_VERSION, CacheEntry
 from ocibuild.errors import OcibuildError
 from ocibuild.image.model import JSON, MT_OCI_MANIFEST, canonical_json, descriptor, make_manifest
 from ocibuild.registry.meta import RegistryMeta

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ocibuild.errors import OcibuildError
 
 if TYPE_CHECKING:
-    from ocibuild.build.step import StepContext
+    from ocibuild.builder.step import StepContext
     from ocibuild.storage.driver import Rootfs
 
 FAILED_DIR = "failed"
@@ -76,7 +76,7 @@ class StepHook:
     def keep_failure(
         self, ctx: StepContext, rootfs: Rootfs, work: str, command: list[str], status: int | None
     ) -> str:
-        from ocibuild.build.rootfs import lower_dirs
+        from ocibuild.builder.rootfs import lower_dirs
 
         dest = os.path.join(self.build_dir, FAILED_DIR, f"step-{self.number}")
         shutil.rmtree(dest, ignore_errors=True)
@@ -174,7 +174,7 @@ def _write(path: str, data: dict[str, Any]) -> None:
 
 
 def _redact(ctx: StepContext, config: str) -> None:
-    from ocibuild.build.mounts import secret_value
+    from ocibuild.builder.mounts import secret_value
 
     values = set()
     for secret_id in ctx.options.secrets:

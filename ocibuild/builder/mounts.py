@@ -30,9 +30,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocibuild.build.context import SourceTree
-from ocibuild.build.rootfs import mounted, workspace
-from ocibuild.build.step import StepContext, fail
+from ocibuild.builder.context import SourceTree
+from ocibuild.builder.rootfs import mounted, workspace
+from ocibuild.builder.step import StepContext, fail
 from ocibuild.dockerfile.instructions import Instruction
 from ocibuild.errors import OcibuildError
 from ocibuild.options import Secret
@@ -219,7 +219,7 @@ def _source_root(
     """(host dir, filtered tree or None) of the context (``ref`` empty) or a stage/image."""
     if not ref:
         return ctx.context.root, ctx.context
-    from ocibuild.build.copy import source_layers
+    from ocibuild.builder.copy import source_layers
 
     diff_ids = source_layers(ctx, instr, ref)
     work = stack.enter_context(workspace(ctx, "mount-"))
@@ -245,7 +245,7 @@ def _source_dir(ctx: StepContext, instr: Instruction, spec: MountSpec, stack: Ex
             hint="source is relative to the context root (and .dockerignore applies)",
         )
     # A private copy: the .dockerignore filter applies and rw writes are discarded.
-    from ocibuild.build.copy import CopyPlan, copy_entry
+    from ocibuild.builder.copy import CopyPlan, copy_entry
 
     work = stack.enter_context(workspace(ctx, "bind-"))
     src = found[0]

@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ocibuild.build.context import Source, SourceTree
+from ocibuild.builder.context import Source, SourceTree
 from ocibuild.image.atomic import unlink_quiet
 
 RACY_NS = 20_000_000  # 20 ms

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from ocibuild.build.metadata import clean_workdir
-from ocibuild.build.rootfs import commit_upper, mounted, workspace
-from ocibuild.build.step import StepContext, StepOutcome, fail
+from ocibuild.builder.metadata import clean_workdir
+from ocibuild.builder.rootfs import commit_upper, mounted, workspace
+from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import Instruction, Workdir
 from ocibuild.errors import OcibuildError
 from ocibuild.runtime.users import resolve_user

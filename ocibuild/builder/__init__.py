@@ -1,0 +1,1 @@
+"""ocibuild.builder."""
