@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import posixpath
 import re
@@ -262,10 +263,38 @@ def _source_dir(ctx: StepContext, instr: Instruction, spec: MountSpec, stack: Ex
     return os.path.join(work, "src")
 
 
+def cache_identity(ctx: StepContext, instr: Instruction, spec: MountSpec) -> str:
+    """What makes two cache mounts one cache: the id, and what BuildKit mounts it from.
+
+    BuildKit keys a cache directory by its id *and* the snapshot it starts from: with
+    ``uid``, ``gid`` or ``mode`` given (and no ``source``) that is a directory made with
+    those settings (defaults 0, 0, 0755), with ``from`` the stage's or image's result.
+    So ``id=k,uid=1000`` and ``id=k`` are two caches, and so is ``id=k,uid=0`` (observed on
+    BuildKit v0.11.6).
+    """
+    doc: dict[str, Any] = {"id": spec.id}
+    if spec.from_:
+        from ocibuild.builder.copy import source_layers
+
+        doc["from"] = source_layers(ctx, instr, spec.from_)
+        doc["source"] = posixpath.normpath("/" + spec.source)
+    elif posixpath.normpath("/" + spec.source) == "/" and (
+        spec.uid is not None or spec.gid is not None or spec.mode is not None
+    ):
+        doc["settings"] = [
+            spec.uid or 0,
+            spec.gid or 0,
+            0o755 if spec.mode is None else spec.mode,
+        ]
+    if len(doc) == 1:
+        return spec.id  # the identity older stores used: their caches stay valid
+    return json.dumps(doc, sort_keys=True)
+
+
 def _cache_dir(ctx: StepContext, instr: Instruction, spec: MountSpec, stack: ExitStack) -> str:
     base = os.path.join(ctx.store.root, "cache-mounts")
     os.makedirs(base, exist_ok=True)
-    key = hashlib.sha256(spec.id.encode()).hexdigest()[:32]
+    key = hashlib.sha256(cache_identity(ctx, instr, spec).encode()).hexdigest()[:32]
     path = os.path.join(base, key)
     lock_fd = os.open(path + ".lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     stack.callback(os.close, lock_fd)
