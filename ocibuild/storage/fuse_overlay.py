@@ -25,6 +25,7 @@ from ocibuild import _native
 from ocibuild.errors import OcibuildError
 from ocibuild.storage import driver
 from ocibuild.storage.overlay import ensure_mount_namespace
+from ocibuild.storage.samedirent import prune_unchanged
 
 BINARY = "fuse-overlayfs"
 _MOUNT_TIMEOUT = 10.0
@@ -120,6 +121,8 @@ class FuseOverlayMount:
     def changes(self) -> str:
         if not self.done:
             driver.canonicalize(self.upper, self.lowers)
+            # fuse-overlayfs copies a file up when a hardlink partner is removed
+            prune_unchanged(self.upper, self.lowers)
             self.done = True
         return self.upper
 

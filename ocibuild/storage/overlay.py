@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from ocibuild import _native
+from ocibuild.storage.samedirent import prune_unchanged
 
 
 def ensure_mount_namespace() -> None:
@@ -75,6 +76,7 @@ class OverlayMount:
                 return
             _native.umount(self.target, detach=True)
         self.mounted = False
+        prune_unchanged(self.upper, self.lowers)  # as BuildKit's differ (storage.samedirent)
 
     def __enter__(self) -> OverlayMount:
         self.mount()

@@ -27,6 +27,7 @@ from ocibuild import _native
 from ocibuild.errors import LayerError
 from ocibuild.layers import whiteout as wh
 from ocibuild.storage import driver
+from ocibuild.storage.samedirent import prune_unchanged
 
 FICLONE = 0x40049409
 _Sig = tuple[object, ...]
@@ -289,6 +290,7 @@ class VfsRootfs:
             self.diff = os.path.join(self.work, "diff")
             try:
                 write_diff(self.target, self.before, self.diff)
+                prune_unchanged(self.diff, self.lowers)  # e.g. only the link count moved
             except OSError as e:
                 raise LayerError(f"vfs: cannot compute the step's changes: {e}") from e
         return self.diff
