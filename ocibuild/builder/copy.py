@@ -197,8 +197,8 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
                 plan.exclude = IgnoreMatcher(load_patterns("\n".join(excludes), "--exclude"))
             # Several matches of one wildcard go one after the other onto ``dest``
             # (BuildKit: ``COPY *.txt /dest`` leaves the last match as the file /dest);
-            # only a trailing slash (or --parents) makes ``dest`` a directory.
-            dest_is_dir = dest.endswith("/") or parents
+            # only a trailing slash, ``.`` (or --parents) makes ``dest`` a directory.
+            dest_is_dir = dest.endswith("/") or dest in (".", "") or parents
             # Cleaned as a path first (``/link/..`` is ``/``), then resolved in the root.
             dest = posixpath.normpath(posixpath.join("/", ctx.image.workdir, dest))
             try:

@@ -69,24 +69,31 @@ def _is_opaque(path: str) -> bool:
     return os.path.lexists(os.path.join(path, wh.OPAQUE_MARKER))
 
 
-def _below(bases: Sequence[str], name: str) -> list[tuple[str, os.stat_result]]:
-    """The entries ``name`` has in the lower dirs ``bases`` (top-most first), down to the
-    first that hides the rest: a deletion (then none), a non-directory or an opaque dir."""
+def _below(
+    bases: Sequence[tuple[str, frozenset[str]]], name: str
+) -> list[tuple[str, os.stat_result]]:
+    """The entries ``name`` has in the lower dirs ``bases`` (top-most first, each with
+    its listing), down to the first that hides the rest: a deletion (then none), a
+    non-directory or an opaque dir."""
     out: list[tuple[str, os.stat_result]] = []
-    for base in bases:
-        path = os.path.join(base, name)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            if os.path.lexists(os.path.join(base, wh.whiteout_name(name))):
+    marker = wh.whiteout_name(name)
+    for base, names in bases:
+        if name not in names:
+            if marker in names:
                 break
             continue
+        path = os.path.join(base, name)
+        st = os.lstat(path)
         if _is_whiteout(st, name):
             break
         out.append((path, st))
         if not stat.S_ISDIR(st.st_mode) or _is_opaque(path):
             break
     return out
+
+
+def _listing(dirs: Sequence[str]) -> list[tuple[str, frozenset[str]]]:
+    return [(d, frozenset(os.listdir(d))) for d in dirs]
 
 
 def _same_content(a: str, b: str) -> bool:
@@ -135,25 +142,26 @@ def prune_unchanged(upper: str, lowers: Sequence[str]) -> int:
     """Remove from ``upper`` the entries that are the same as in ``lowers`` (top-most
     first); returns how many were removed. Only directories the lowers also hold are
     walked: below a new or opaque directory everything is new."""
-    return _prune_dir(upper, list(lowers)) if lowers else 0
+    return _prune_dir(upper, _listing(lowers)) if lowers else 0
 
 
-def _prune_dir(host_dir: str, bases: list[str]) -> int:
+def _prune_dir(host_dir: str, bases: list[tuple[str, frozenset[str]]]) -> int:
     removed = 0
     with os.scandir(host_dir) as it:
         entries = list(it)
     for entry in entries:
+        below = _below(bases, entry.name)
+        if not below:
+            continue  # new here (no stat: most entries of a big step are new)
         ust = entry.stat(follow_symlinks=False)
         if _is_whiteout(ust, entry.name):
             continue
-        below = _below(bases, entry.name)
-        if not below:
-            continue  # new here
         base, bst = below[0]
         if stat.S_ISDIR(ust.st_mode):
             if _is_opaque(entry.path) or not stat.S_ISDIR(bst.st_mode):
                 continue
-            removed += _prune_dir(entry.path, [p for p, st in below if stat.S_ISDIR(st.st_mode)])
+            below_dirs = [p for p, st in below if stat.S_ISDIR(st.st_mode)]
+            removed += _prune_dir(entry.path, _listing(below_dirs))
             if not os.listdir(entry.path) and same_dirent(base, bst, entry.path, ust):
                 os.rmdir(entry.path)
                 removed += 1

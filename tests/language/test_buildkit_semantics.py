@@ -190,8 +190,8 @@ def test_destination_symlinks_are_written_through(
 
 def test_new_destination_dir_is_0755_root(ocb: Ocibuild, base_image: str, context: Path) -> None:
     # BuildKit v0.11.6: a destination dir that does not exist is made 0755, owned by
-    # --chown (else root), whatever the source dir's mode and owner; --chmod applies to
-    # the contents only; subdirs keep their own mode.
+    # --chown (else root), whatever the source dir's mode and owner (also with --from);
+    # --chmod applies to the contents only; subdirs keep their own mode.
     src = context / "src"
     (src / "sub").mkdir(parents=True)
     (src / "s.txt").write_text("s\n")
@@ -201,16 +201,20 @@ def test_new_destination_dir_is_0755_root(ocb: Ocibuild, base_image: str, contex
     os.chown(src, 1234, 5678)
     write(
         context,
+        f"FROM {base_image} AS st\n"
+        "RUN mkdir -p /d/sub && echo x > /d/sub/x && chown -R 1000:1000 /d && chmod 700 /d\n"
         f"FROM {base_image}\n"
+        "COPY --from=st /d /fromst\n"
         "COPY src /newdir\n"
         "COPY --chown=app src /newdir2\n"
         "COPY --chmod=700 src /newdir3\n"
         "COPY src /deep/er/newdir4\n",
     )
     ocb.build(context, "-t", "bk-newdir")
-    assert stat_lines(
-        ocb, "bk-newdir", "/newdir", "/newdir/sub", "/newdir2", "/newdir2/sub", "/newdir2/s.txt"
-    ) + stat_lines(ocb, "bk-newdir", "/newdir3", "/newdir3/sub", "/newdir3/s.txt", "/deep/er") == [
+    paths = ["/newdir", "/newdir/sub", "/newdir2", "/newdir2/sub", "/newdir2/s.txt"]
+    paths += ["/newdir3", "/newdir3/sub", "/newdir3/s.txt", "/deep/er"]
+    paths += ["/fromst", "/fromst/sub", "/fromst/sub/x"]
+    assert stat_lines(ocb, "bk-newdir", *paths) == [
         "0:0 755 directory /newdir",
         "0:0 750 directory /newdir/sub",
         "1000:1000 755 directory /newdir2",
@@ -220,6 +224,9 @@ def test_new_destination_dir_is_0755_root(ocb: Ocibuild, base_image: str, contex
         "0:0 700 directory /newdir3/sub",
         "0:0 700 regular file /newdir3/s.txt",
         "0:0 755 directory /deep/er",
+        "0:0 755 directory /fromst",  # --from keeps owners, but not for the new dir
+        "1000:1000 755 directory /fromst/sub",
+        "1000:1000 644 regular file /fromst/sub/x",
     ]
 
 
