@@ -279,15 +279,16 @@ def test_wildcard_matches_onto_a_file_destination(
 
 def test_escaped_wildcard_source(ocb: Ocibuild, base_image: str, context: Path) -> None:
     # BuildKit v0.11.6: the backslash is consumed by word expansion, so `n\?pe` is the
-    # pattern `n?pe`; with one match, `/out/file.txt` is the file itself.
+    # pattern `n?pe`: it matches n?pe and nope, each copied onto `/out/file.txt`, which
+    # ends up the file holding the last match (nope's).
     write(
         context,
         f"FROM {base_image}\nCOPY n\\?pe/file.txt /out/file.txt\nCOPY a\\*b /ab\n",
-        **{"n?pe/file.txt": "q\n", "a*b/s.txt": "star\n"},
+        **{"n?pe/file.txt": "q\n", "nope/file.txt": "nope\n", "a*b/s.txt": "star\n"},
     )
     ocb.build(context, "-t", "bk-escaped")
     assert stat_lines(ocb, "bk-escaped", "/out/file.txt") == ["0:0 644 regular file /out/file.txt"]
-    assert cat(ocb, "bk-escaped", "/out/file.txt", "/ab/s.txt") == "q\nstar\n"
+    assert cat(ocb, "bk-escaped", "/out/file.txt", "/ab/s.txt") == "nope\nstar\n"
 
 
 def test_cache_mount_owner_is_part_of_its_identity(
