@@ -79,7 +79,9 @@ class CacheObserver(Protocol):
     ) -> None: ...
 
 
-KEY_VERSION = 1
+# 2: COPY/ADD resolve symlinked sources and destinations as BuildKit does and layers drop
+# entries equal to the layers below, so results recorded by version 1 may differ.
+KEY_VERSION = 2
 Handler = Callable[["StepContext", Instruction], StepOutcome]
 
 
