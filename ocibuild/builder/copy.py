@@ -22,7 +22,7 @@ from ocibuild.errors import OcibuildError
 from ocibuild.image.layout import import_oci_layout
 from ocibuild.layers.apply import extract_archive
 from ocibuild.layers.compress import open_decompressed
-from ocibuild.runtime.users import resolve_user
+from ocibuild.runtime.users import resolve_owner
 from ocibuild.storage import fsops
 from ocibuild.storage.rootpath import resolve_in_root
 
@@ -82,13 +82,10 @@ def resolve_chown(instr: Instruction, rootfs: str, spec: str) -> tuple[int, int]
     takes that user's primary gid from the image's /etc/passwd and a numeric uid is also
     the gid (BuildKit's readUser: ``--chown=bob`` gives bob's uid:gid, ``--chown=1001``
     1001:1001 even when passwd gives uid 1001 another group)."""
-    user, sep, _ = spec.partition(":")
-    lookup = f"{user}:{user}" if not sep and user.isascii() and user.isdigit() else spec
     try:
-        resolved = resolve_user(rootfs, lookup)
+        return resolve_owner(rootfs, spec)
     except OcibuildError as exc:
         raise fail(instr, f"--chown={spec}: {exc.message}", hint=exc.hint) from None
-    return resolved.uid, resolved.gid
 
 
 def _check_flags(instr: Copy) -> None:

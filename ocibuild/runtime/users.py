@@ -161,3 +161,15 @@ def _resolve(rootfs: str, user: str) -> ResolvedUser:
     else:
         raise OcibuildError(f"unable to find group {group_part}: no matching entries in group file")
     return ResolvedUser(uid, gid, (), home, name)
+
+
+def resolve_owner(rootfs: str, spec: str) -> tuple[int, int]:
+    """The owner BuildKit gives files a file operation creates for ``spec`` (COPY
+    ``--chown``, WORKDIR under a USER): its ``readUser``, not the RUN rules. With no
+    group, a name takes its passwd uid and primary gid, but a numeric uid is also the gid
+    (``1001`` -> 1001:1001 even when passwd gives uid 1001 another group)."""
+    user, sep, _ = spec.partition(":")
+    if not sep and _parse_id(user, "uid") is not None:
+        spec = f"{user}:{user}"
+    resolved = resolve_user(rootfs, spec)
+    return resolved.uid, resolved.gid

@@ -377,3 +377,25 @@ def test_same_content_rewrite_is_not_a_change(
     )
     out = ocb.build(context, "--no-cache", "-t", "bk-same")
     assert out.stderr.count("no changes") == 1, out.stderr
+
+
+def test_workdir_owner_follows_file_op_rules(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    # BuildKit v0.11.6 creates WORKDIR with the USER as a file-op owner (readUser):
+    # USER 1001 -> 1001:1001 (not passwd's group 2000), USER bob -> 1001:2000,
+    # USER 4242 (no passwd entry) -> 4242:4242.
+    write(
+        context,
+        f"FROM {base_image}\n{BOB}"
+        "USER 1001\nWORKDIR /wd1\n"
+        "USER bob\nWORKDIR /wd2/sub\n"
+        "USER 4242\nWORKDIR /wd3\n"
+        "USER bob:more\nWORKDIR /wd4\n",
+    )
+    ocb.build(context, "-t", "bk-workdir")
+    assert stat_lines(ocb, "bk-workdir", "/wd1", "/wd2", "/wd2/sub", "/wd3", "/wd4") == [
+        "1001:1001 755 directory /wd1",
+        "1001:2000 755 directory /wd2",
+        "1001:2000 755 directory /wd2/sub",
+        "4242:4242 755 directory /wd3",
+        "1001:3000 755 directory /wd4",
+    ]

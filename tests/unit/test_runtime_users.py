@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ocibuild.errors import OcibuildError
-from ocibuild.runtime.users import ResolvedUser, resolve_user
+from ocibuild.runtime.users import ResolvedUser, resolve_owner, resolve_user
 
 PASSWD = """\
 root:x:0:0:root:/root:/bin/sh
@@ -91,3 +91,18 @@ def test_symlinked_passwd_resolves_inside_root(tmp_path: Path) -> None:
     (root / "etc" / "passwd").symlink_to("../../../../../../host-passwd")
     (root / "host-passwd").write_text("img:x:5:6::/img:/bin/sh\n")
     assert resolve_user(str(root), "img") == ResolvedUser(5, 6, (6,), "/img", "img")
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("app", (1000, 1000)),
+        ("1000", (1000, 1000)),
+        ("root", (0, 0)),
+        ("4242", (4242, 4242)),  # a numeric uid is also the gid (BuildKit's readUser)
+        ("app:staff", (1000, 50)),
+        ("4242:77", (4242, 77)),
+    ],
+)
+def test_resolve_owner_file_op_rules(root: str, spec: str, expected: tuple[int, int]) -> None:
+    assert resolve_owner(root, spec) == expected
