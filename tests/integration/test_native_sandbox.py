@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,49 @@ def test_mount_target_symlink_in_bound_stage_stays_in_root(rootfs: Path, tmp_pat
     inside = rootfs / str(canary).lstrip("/") / "sub"
     assert inside.is_dir(), "the target was created inside the root instead"
     assert (rootfs / "tmp" / "file").exists()
+
+
+def test_mount_target_symlink_exchange_race(rootfs: Path, tmp_path: Path) -> None:
+    # CVE-2021-30465: while the sandbox sets up, the bound stage keeps exchanging a real
+    # directory with a symlink to a host path. Whatever wins, nothing lands on the host.
+    canary = tmp_path / "host-canary"
+    canary.mkdir()
+    stage = tmp_path / "stage"
+    (stage / "x").mkdir(parents=True)
+    os.symlink(str(canary), stage / "y")
+    extra = [
+        {"destination": "/m", "type": "bind", "source": str(stage), "options": ["rbind"]},
+        {"destination": "/m/x/sub", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/m/x/file", "type": "bind", "source": "/dev/null", "options": ["bind"]},
+    ]
+    libc = ctypes.CDLL(None, use_errno=True)
+    stop = threading.Event()
+    swaps = 0
+
+    def swapper() -> None:
+        nonlocal swaps
+        x, y = os.fsencode(stage / "x"), os.fsencode(stage / "y")
+        while not stop.is_set():
+            # renameat2(AT_FDCWD, x, AT_FDCWD, y, RENAME_EXCHANGE)
+            if libc.syscall(316, -100, x, -100, y, 2) == 0:
+                swaps += 1
+
+    thread = threading.Thread(target=swapper, daemon=True)
+    thread.start()
+    outcomes = {"ran": 0, "refused": 0}
+    try:
+        for _ in range(40):
+            try:
+                _run(_spec(rootfs, "true", extra_mounts=extra), tmp_path / "b")
+                outcomes["ran"] += 1
+            except RuntimeFailure as exc:
+                assert "native-chroot failed to start the process" in exc.message
+                outcomes["refused"] += 1
+    finally:
+        stop.set()
+        thread.join()
+    assert swaps > 40, "the race did run"
+    assert list(canary.iterdir()) == [], f"nothing reached the host ({outcomes})"
 
 
 def test_created_device_nodes_are_unusable(rootfs: Path, tmp_path: Path) -> None:
