@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_mod
+import functools
 import json
 import os
 import posixpath
@@ -150,12 +151,19 @@ def _network(linux: Mapping[str, Any]) -> tuple[bool, str]:
 
 
 def _seccomp_program(linux: Mapping[str, Any]) -> bytes:
+    """The spec's ``linux.seccomp`` as a BPF program (b"" without one)."""
     profile = linux.get("seccomp")
     if not profile:
         return b""
+    return _compile_seccomp(json.dumps(profile, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _compile_seccomp(profile_json: str) -> bytes:
+    # Every RUN of a build carries the same profile: compile it once (~50 ms each).
     from ocibuild.runtime.seccomp import compile_bpf
 
-    return compile_bpf(profile)
+    return compile_bpf(json.loads(profile_json))
 
 
 def sandbox_config(spec: Mapping[str, Any], stdout_fd: int) -> _native.SandboxConfig:
