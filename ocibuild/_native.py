@@ -281,6 +281,7 @@ SANDBOX_STAGES = {
     15: "install the seccomp filter",
 }
 STAGE_MOUNT_BASE = 100
+STAGE_CWD = 7
 STAGE_EXEC = 12
 
 # Why a sandbox stage failed, beyond errno (OCB_WHY_*).

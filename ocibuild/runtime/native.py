@@ -287,9 +287,13 @@ def _read_failure(err_fd: int, cfg: _native.SandboxConfig) -> str:
     what = _native.SANDBOX_STAGES.get(stage, f"step {stage}")
     if stage == _native.STAGE_EXEC:
         what = f"exec {cfg.argv[0]!r}"
+    if stage == _native.STAGE_CWD:
+        what = f"working directory {cfg.cwd}"
     text = f"{what}: {os.strerror(err)}"
     if err == errno_mod.ENOENT and stage == _native.STAGE_EXEC:
         text += " (not found in the image's PATH)"
+    if err == errno_mod.ELOOP and stage == _native.STAGE_CWD:
+        text += " (it must lie inside the container; magic links like /proc/self/fd/N are refused)"
     return text
 
 

@@ -263,7 +263,13 @@ def test_no_fds_leak_and_magic_link_cwd_refused(rootfs: Path, tmp_path: Path) ->
         assert status == 0 and out.split() == ["0", "1", "2", "3"], out  # 3: ls's own dir
         with pytest.raises(RuntimeFailure) as info:
             _run(_spec(rootfs, "ls", cwd=f"/proc/self/fd/{leak}"), tmp_path / "b")
-        assert "chdir to the working directory" in info.value.message
+        text = info.value.message
+        assert f"working directory /proc/self/fd/{leak}: No such file" in text, "fd closed"
+        with pytest.raises(RuntimeFailure) as info:
+            _run(_spec(rootfs, "ls", cwd="/proc/self/root/tmp"), tmp_path / "b")
+        text = info.value.message
+        assert "working directory /proc/self/root/tmp: Too many levels" in text
+        assert "magic links like /proc/self/fd/N are refused" in text
     finally:
         os.close(leak)
 
