@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from ocibuild import _native
 from ocibuild.errors import RuntimeFailure
 from ocibuild.runtime import native
 from ocibuild.runtime.bundle import CONFIG_NAME
@@ -215,6 +216,30 @@ def test_created_device_nodes_are_unusable(rootfs: Path, tmp_path: Path) -> None
     verdicts = [line.split()[0] for line in out.splitlines()]
     assert verdicts.count("READ-DENIED") == 10 and "READ-OK" not in verdicts, out
     assert "NULL-OK" in verdicts
+
+
+def test_device_on_a_submount_of_a_bound_dir_is_unusable(rootfs: Path, tmp_path: Path) -> None:
+    # A recursive bind carries the source's submounts: nodev must reach them too.
+    source = tmp_path / "src"
+    (source / "sub").mkdir(parents=True)
+
+    def child() -> tuple[bool, int, str]:
+        _native.enter_mount_namespace()  # the tmpfs below stays in this child
+        _native.mount_fs("tmpfs", str(source / "sub"), "tmpfs")
+        node = source / "sub" / "zero"
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+        with open(node, "rb") as f:
+            usable_here = f.read(1) == b"\0"
+        extra = [
+            {"destination": "/m", "type": "bind", "source": str(source), "options": ["rbind", "ro"]}
+        ]
+        script = "head -c 1 /m/sub/zero > /dev/null && echo SUB-OK || echo SUB-DENIED"
+        status, out = _run(_spec(rootfs, script, extra_mounts=extra), tmp_path / "b")
+        return usable_here, status, out
+
+    usable_here, status, out = in_child(child)
+    assert usable_here, "the node works outside the sandbox"
+    assert status == 0 and "SUB-DENIED" in out and "SUB-OK" not in out, out
 
 
 def _root_disk() -> tuple[int, int]:
