@@ -318,6 +318,8 @@ def _mount_failure(m: _native.SandboxMount, err: int, why: int) -> str:
         return f"{what}: the protection did not take effect; refusing to run unprotected"
     if why == _native.WHY_SOURCE:
         return f"{what}: cannot open the source {m.source}: {os.strerror(err)}"
+    if err == errno_mod.ENOSYS:
+        return f"{what}: {os.strerror(err)} (native-chroot needs openat2: Linux 5.6 or later)"
     return f"{what}: {os.strerror(err)}"
 
 
