@@ -93,6 +93,33 @@ def rootfs(tmp_path: Path) -> Path:
     return _busybox_root(tmp_path / "rootfs")
 
 
+def test_spec_translation_keeps_paths_in_the_container() -> None:
+    spec = make_spec(
+        rootfs="/store/rootfs", args=["true"], env=[], cwd="/../w/./x", uid=0, gid=0,
+        additional_gids=[], hostname="h", etc_files={}, network="none",
+        extra_mounts=[{"destination": "../../m//n/..", "type": "tmpfs", "source": "tmpfs"}],
+    )  # fmt: skip
+    cfg = native.sandbox_config(spec, 1)
+    targets = {m.target: m for m in cfg.mounts}
+    assert "/m" in targets and all(not t.startswith("/store") for t in targets)
+    assert cfg.cwd == "/w/x"
+    for dest in ("/proc", "/dev", "/sys"):
+        assert targets[dest].kind & _native.M_REAL_DIR, dest
+    assert not targets["/dev/pts"].kind & _native.M_REAL_DIR
+    assert targets["/dev/null"].kind & _native.M_DEVICE
+    assert targets["/proc/keys"].kind == _native.M_MASK
+    assert targets["/proc/sys"].kind == _native.M_RO_PATH
+    assert (cfg.new_net, cfg.netns_path, cfg.seccomp_bpf) == (True, "", b"")
+    spec["linux"]["namespaces"][-1]["path"] = "/run/netns/b"
+    spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    cfg = native.sandbox_config(spec, 1)
+    assert (cfg.new_net, cfg.netns_path) == (False, "/run/netns/b")
+    assert cfg.seccomp_bpf and len(cfg.seccomp_bpf) % 8 == 0
+    spec["linux"]["namespaces"].pop()
+    cfg = native.sandbox_config(spec, 1)
+    assert (cfg.new_net, cfg.netns_path) == (False, ""), "no network entry: the host's"
+
+
 @pytest.mark.parametrize("name", ["proc", "sys", "dev"])
 def test_symlinked_proc_sys_dev_is_refused(rootfs: Path, tmp_path: Path, name: str) -> None:
     before = CORE_PATTERN.read_text()
