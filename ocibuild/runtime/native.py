@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ocibuild import _native
-from ocibuild.errors import RuntimeFailure
+from ocibuild.errors import OcibuildError, RuntimeFailure
 from ocibuild.runtime.bundle import CONFIG_NAME
 
 NAME = "native-chroot"
@@ -335,7 +335,7 @@ def main(argv: Sequence[str]) -> int:
 
     try:
         return NativeRunner().run(argv[0], "manual", on_output=out)
-    except RuntimeFailure as exc:
+    except OcibuildError as exc:  # RuntimeFailure, or a seccomp profile libseccomp refused
         print(f"error: {exc.format()}", file=sys.stderr)
         return 1
 
