@@ -659,6 +659,9 @@ static unsigned long locked_flags_fd(int fd)
 
     if (fstatvfs(fd, &st) < 0)
         return 0;
+    /* Never made writable here: what is read-only stays so. */
+    if (st.f_flag & ST_RDONLY)
+        flags |= MS_RDONLY;
     if (st.f_flag & ST_NOSUID)
         flags |= MS_NOSUID;
     if (st.f_flag & ST_NODEV)
@@ -674,8 +677,9 @@ static unsigned long locked_flags_fd(int fd)
     return flags;
 }
 
-/* Remount the bind mount whose root ``fd`` is with ``flags`` added to what it has (the
- * flags a user namespace locks are kept); then check the kernel applied them. */
+/* Remount the bind mount whose root ``fd`` is with ``flags`` added to what it has (its
+ * nosuid/nodev/noexec/atime flags and read-only state are kept: a user namespace locks
+ * them, and nothing read-only is made writable); then check the kernel applied them. */
 static int remount_fd(int fd, unsigned long flags)
 {
     char path[64];

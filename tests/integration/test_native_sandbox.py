@@ -269,6 +269,22 @@ def test_device_on_a_submount_of_a_bound_dir_is_unusable(rootfs: Path, tmp_path:
     assert status == 0 and "SUB-DENIED" in out and "SUB-OK" not in out, out
 
 
+def test_nodev_remount_keeps_a_read_only_source_read_only(rootfs: Path, tmp_path: Path) -> None:
+    source = tmp_path / "ro-src"
+    source.mkdir()
+
+    def child() -> tuple[int, str]:
+        _native.enter_mount_namespace()
+        _native.bind_mount(str(source), str(source), readonly=True)
+        extra = [{"destination": "/m", "type": "bind", "source": str(source), "options": ["rbind"]}]
+        script = "touch /m/f && echo WROTE || echo REFUSED"
+        return _run(_spec(rootfs, script, extra_mounts=extra), tmp_path / "b")
+
+    status, out = in_child(child)
+    assert status == 0 and "REFUSED" in out and "Read-only file system" in out, out
+    assert list(source.iterdir()) == []
+
+
 def _root_disk() -> tuple[int, int]:
     """major:minor of the host's root disk (/ itself, else the first real block device)."""
     dev = os.stat("/").st_dev
