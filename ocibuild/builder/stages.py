@@ -97,6 +97,7 @@ def run_stages(
                 sctx.reporter.flush()
             raise
         ctx.stage_images[stage.index] = sctx.stage.image
+        ctx.stage_args[stage.index] = dict(sctx.stage.args)
         results[stage.index] = sctx.stage
         _trace_from(sctx, stage, start + 1, records)
         return end
