@@ -165,6 +165,8 @@ def execute(
     epoch = options.source_date_epoch
     created = rfc3339(epoch if epoch is not None else time.time())
     stages = [plan.stages[i] for i in plan.order]
+    for warning in plan.warnings:
+        reporter.info(f"warning: {warning}")
     total = sum(1 + len(s.instructions) for s in stages)
     records: list[StepRecord] = []
     tmp = Scratch(store)

@@ -227,7 +227,13 @@ def _from(node: Node, b: _Base, _h: tuple[RawHeredoc, ...]) -> Instruction:
 
 
 def _run(node: Node, b: _Base, h: tuple[RawHeredoc, ...]) -> Instruction:
-    _at_least_one(b, node.args)
+    # A bare RUN is BuildKit's `/bin/sh -c ""` (it builds: a no-op step with an empty
+    # layer); `RUN []` has no command at all (BuildKit fails: "arguments are required").
+    if node.json and not node.args:
+        raise DockerfileError(
+            "RUN [] has no command (arguments are required)",
+            hint='give the command, e.g. RUN ["/bin/true"], or write it in shell form',
+        )
     return Run(*b, command=_command(node, node.args), heredocs=_heredocs(h))
 
 
