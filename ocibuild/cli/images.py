@@ -35,7 +35,13 @@ def register(sub: Any) -> None:
     r.add_argument("cmd", nargs=argparse.REMAINDER)
     r.set_defaults(func=cmd_run, supervise=True)
     p = sub.add_parser("parse", help="print a Dockerfile's parsed instructions")
-    p.add_argument("--format", choices=("json", "buildkit"), default="json")
+    p.add_argument(
+        "--format",
+        choices=("json", "buildkit"),
+        default="json",
+        help="json: the typed, checked instructions (default); buildkit: BuildKit's "
+        "parser.Parse dump, as in its parser tests (no instruction checks)",
+    )
     p.add_argument("file")
     p.set_defaults(func=cmd_parse)
 
