@@ -39,6 +39,15 @@ lint: setup
 test: setup lint
 	$(BIN)/pytest -q -ra
 
+# Fast checks a contributor runs without root: the pure parts (parser, expander,
+# .dockerignore, layer reader, spec, store logic). Under a minute.
+unit: venv
+	$(BIN)/pytest -q -ra -m unit
+
+# Everything that needs root, runtimes, mounts, registries (what `test` adds to unit).
+integration: setup
+	$(BIN)/pytest -q -ra -m integration
+
 clean:
 	rm -rf $(VENV) build *.egg-info ocibuild/_ocibuild_native*.so
 
