@@ -499,7 +499,7 @@ def parse_ast(text: str, name: str = "Dockerfile") -> list[Node]:
         try:
             nodes.append(parse_node(ll.text, escape))
         except DockerfileError as e:
-            keyword = ll.text.split(maxsplit=1)[0].upper()
+            keyword = ll.text.split(maxsplit=1)[0].upper() if ll.text.split() else ""
             raise DockerfileError(
                 e.message,
                 pos=Position(name, ll.start_line, ll.end_line),
