@@ -43,6 +43,7 @@ class StepContext:
     tmp: str  # this build's scratch dir inside the store
     created: str  # RFC 3339 timestamp for history and config
     stage_images: dict[int, ImageState] = field(default_factory=dict)
+    stage_args: dict[int, dict[str, str]] = field(default_factory=dict)  # ARG values at end
     stage_index: int = 0
     stage_flags: set[str] = field(default_factory=set)
     build_args: dict[str, str] = field(default_factory=dict)
