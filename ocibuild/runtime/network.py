@@ -164,9 +164,15 @@ class BuildNetwork:
             os.close(ready_r)
         if data != b"1":
             err = self._stop_slirp()
+            hint = "command: " + " ".join(argv) + "; or build with --network=host"
+            if "/dev/net/tun" in err:
+                hint = (
+                    "slirp4netns needs /dev/net/tun: as root, `chmod 666 /dev/net/tun` (most "
+                    "distributions ship it so), or build with --network=host"
+                )
             raise OcibuildError(
                 "slirp4netns did not bring up the build's network: " + (err or "timed out"),
-                hint="command: " + " ".join(argv) + "; or build with --network=host",
+                hint=hint,
             )
 
     def _stop_slirp(self) -> str:

@@ -245,7 +245,10 @@ def with_nodev_rootfs_hook(spec: Mapping[str, Any], mount_binary: str) -> dict[s
     """
     out = copy.deepcopy(dict(spec))
     root = str(out["root"]["path"])
-    hook = {"path": mount_binary, "args": ["mount", "-o", "remount,bind,nodev", root]}
+    # The hook reads the container state crun writes to its stdin first: a hook that
+    # exits without reading it makes crun fail with "writing to pipe: Broken pipe".
+    script = 'while read -r _; do :; done; exec "$0" -o remount,bind,nodev -- "$1"'
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", script, mount_binary, root]}
     out.setdefault("hooks", {}).setdefault("createContainer", []).append(hook)
     return out
 
@@ -261,11 +264,16 @@ def rootless_variant(spec: Mapping[str, Any], gid_mapped: Callable[[int], bool])
     As ``runc spec --rootless`` does: /sys becomes a read-only rbind (sysfs needs a network
     namespace owned by our user namespace), no cgroup mount, no device cgroup rules, and
     ``gid=`` options dropped when that gid is not mapped. No user namespace entry: the
-    process is already in one, with the mappings the build entered.
+    process is already in one, with the mappings the build entered. No device binds:
+    in a user namespace runc and crun bind the default devices from the host themselves
+    (runc would open our /dev/tty bind to "create" it, and fail with ENXIO).
     """
     out = copy.deepcopy(dict(spec))
     mounts = []
+    devices = {f"/dev/{d}" for d in DEFAULT_DEVICES}
     for m in out.get("mounts", []):
+        if m["destination"] in devices and m["type"] == "bind" and m["source"] in devices:
+            continue
         if m["destination"] == "/sys":
             m = _mount("/sys", "bind", "/sys", ("rbind", "nosuid", "noexec", "nodev", "ro"))
         elif m["destination"] == "/sys/fs/cgroup":
