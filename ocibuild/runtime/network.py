@@ -30,8 +30,10 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from typing import IO
 
 from ocibuild.errors import OcibuildError
 
@@ -75,6 +77,7 @@ class BuildNetwork:
         self._lock = threading.Lock()
         self._mounted = False
         self._slirp: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
         self._exit_w = -1
         self._warned = False
 
@@ -94,8 +97,12 @@ class BuildNetwork:
     def netns(self) -> str:
         """The namespace's path, making it (and starting slirp4netns) on the first call."""
         with self._lock:
-            if not self._mounted:
-                self._start()
+            if self._slirp is None:
+                try:
+                    self._start()
+                except BaseException:
+                    self._teardown()  # the next step tries again (and says why it fails)
+                    raise
             return self.path
 
     def _start(self) -> None:
@@ -145,11 +152,13 @@ class BuildNetwork:
         exit_r, self._exit_w = os.pipe()
         try:
             argv = slirp_command(self.path, ready_w, exit_r)
+            # Its messages go to a file: a pipe nobody reads could fill up and block it.
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as it)
             self._slirp = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=self._log,
                 pass_fds=(ready_w, exit_r),
                 close_fds=True,
                 start_new_session=True,
@@ -181,29 +190,37 @@ class BuildNetwork:
         if self._exit_w >= 0:
             os.close(self._exit_w)
             self._exit_w = -1
-        if proc is None:
+        if proc is not None:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log, self._log = self._log, None
+        if log is None:
             return ""
-        try:
-            _, err = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
-        return (err or b"").decode(errors="replace").strip().replace("\n", "; ")
+        with log:
+            log.seek(0)
+            err = log.read()[-4096:]
+        return err.decode(errors="replace").strip().replace("\n", "; ")
 
     def close(self) -> None:
         with self._lock:
-            self._stop_slirp()
-            if self._mounted:
-                from ocibuild import _native
+            self._teardown()
 
-                try:
-                    _native.umount(self.path)
-                except OSError:
-                    with contextlib.suppress(OSError):
-                        _native.umount(self.path, detach=True)
-                self._mounted = False
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+    def _teardown(self) -> None:
+        self._stop_slirp()
+        if self._mounted:
+            from ocibuild import _native
+
+            try:
+                _native.umount(self.path)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    _native.umount(self.path, detach=True)
+            self._mounted = False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
 
     def __enter__(self) -> BuildNetwork:
         return self
