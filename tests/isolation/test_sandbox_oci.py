@@ -16,8 +16,8 @@
   (``ip route get`` answers "prohibited"), never by connecting.
 
 This machine keeps /dev/net/tun at mode 0600 (as /dev/fuse); slirp4netns, run by the
-rootless build, opens it, so the session opens it up (0666, most distributions' default)
-and restores it afterwards.
+rootless build, opens it, so the session opens it up (``open_tun`` in conftest.py: 0666,
+most distributions' default) and restores it afterwards.
 """
 
 from __future__ import annotations
@@ -117,19 +117,6 @@ def _host_can_open(major: int, minor: int) -> bool:
         return False
     finally:
         scratch.unlink(missing_ok=True)
-
-
-@pytest.fixture(scope="session")
-def open_tun() -> Iterator[None]:
-    try:
-        mode = os.stat("/dev/net/tun").st_mode & 0o7777
-    except FileNotFoundError:
-        pytest.skip("/dev/net/tun is missing: slirp4netns cannot run here")
-    os.chmod("/dev/net/tun", 0o666)
-    try:
-        yield
-    finally:
-        os.chmod("/dev/net/tun", mode)
 
 
 @pytest.fixture(scope="session")
