@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci \
+SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci slirp4netns \
 	oci-image-tool libffi-dev gcc docker-registry apache2-utils buildah debootstrap \
 	charliecloud time libc6-dev zstd
 STAMP := $(VENV)/.installed

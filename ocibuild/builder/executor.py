@@ -38,6 +38,7 @@ from ocibuild.image.store import Store
 from ocibuild.log import Reporter
 from ocibuild.options import Options
 from ocibuild.plan import PLATFORM_ARGS, PROXY_ARGS, Plan, Stage
+from ocibuild.runtime.network import BuildNetwork
 from ocibuild.trace import StepTimings, Tracer, step_record
 
 Handler = Callable[[StepContext, Instruction], StepOutcome]
@@ -191,6 +192,7 @@ def execute(
     )
     cache.observer = observer  # explains decisions, records the build (ocibuild.buildlog)
     tracer = Tracer(options.trace) if options.trace else None
+    network = BuildNetwork(tmp.path, debug=reporter.debug)
     try:
         ctx = StepContext(
             store=store,
@@ -204,6 +206,7 @@ def execute(
             build_args=dict(build_args),
             cache=cache,
             tracer=tracer,
+            network=network,
         )
         final = run_stages(ctx, stages, total, records, run_stage)
         records.sort(key=lambda r: r.number)
@@ -218,6 +221,7 @@ def execute(
             remote.export(plan.target)
         return final, records, created
     finally:
+        network.close()
         cache.close()
         if tracer is not None:
             tracer.close()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ocibuild.builder.cache import StepCache
     from ocibuild.builder.context import SourceTree
     from ocibuild.image.store import Store
+    from ocibuild.runtime.network import BuildNetwork
     from ocibuild.trace import Tracer
 
 
@@ -55,6 +56,7 @@ class StepContext:
     tracer: Tracer | None = None
     timings: StepTimings = field(default_factory=StepTimings)  # of the step being run
     cancelled: threading.Event = field(default_factory=threading.Event)  # stop at next step
+    network: BuildNetwork | None = None  # the build's private network (RUN --network)
 
     @property
     def escape(self) -> str:
