@@ -1,7 +1,12 @@
-"""Docker's default seccomp profile, as a runtime-spec object and as a BPF program.
+"""The engines' default seccomp profile, as a runtime-spec object and as a BPF program.
 
-``seccomp_default.json`` is moby's ``profiles/seccomp/default.json`` (Apache-2.0, data
-only), shipped as package data. :func:`spec_seccomp` turns it into the runtime-spec
+The profile is Docker's default (moby's ``profiles/seccomp/default.json``), read from
+the system, not shipped: ``$OCIBUILD_SECCOMP_PROFILE`` if set, else where Debian's
+golang-github-docker-docker-dev installs it, else the copy `make setup` unpacks from that
+same package into /usr/local/share/ocibuild/seccomp/. The containers tools' profile
+(/usr/share/containers/seccomp.json) is not a fallback: it lets any step unshare a user
+namespace, which Docker's refuses without CAP_SYS_ADMIN.
+:func:`spec_seccomp` turns it into the runtime-spec
 ``linux.seccomp`` object the way moby's ``setupSeccomp`` does: the host architecture's
 ``archMap`` entry gives ``architectures``, and each syscall group is kept or dropped by
 its ``includes``/``excludes`` (architectures, capabilities in the bounding set, minimum
@@ -18,12 +23,16 @@ import json
 import os
 import platform
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
 from typing import Any
 
 from ocibuild.errors import OcibuildError
 
-PROFILE = "seccomp_default.json"
+PROFILE_ENV = "OCIBUILD_SECCOMP_PROFILE"
+PROFILE_PATHS = (
+    "/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json",
+    "/usr/local/share/ocibuild/seccomp/default.json",
+)
+PROFILE_PACKAGE = "golang-github-docker-docker-dev"
 
 # platform.machine() -> the Go/moby architecture names used in the profile's "arches".
 _MACHINE_TO_NATIVE = {
@@ -83,11 +92,39 @@ def parse_kernel(release: str) -> tuple[int, int]:
         raise OcibuildError(f"cannot parse kernel version {release!r}") from None
 
 
+def profile_path() -> str:
+    """Where the default profile is read from (see the module docstring)."""
+    chosen = os.environ.get(PROFILE_ENV)
+    if chosen:
+        return chosen
+    for path in PROFILE_PATHS:
+        if os.path.exists(path):
+            return path
+    raise OcibuildError(
+        "no seccomp profile on this machine: RUN steps are never run without one",
+        hint=f"run `make setup` (it unpacks Docker's profile from Debian's {PROFILE_PACKAGE}), "
+        f"or set {PROFILE_ENV}=FILE to Docker's default profile (moby's "
+        "profiles/seccomp/default.json)",
+    )
+
+
 @functools.cache
 def default_profile() -> dict[str, Any]:
-    """moby's default profile (the JSON shipped in this package)."""
-    text = resources.files("ocibuild.runtime").joinpath(PROFILE).read_text(encoding="utf-8")
-    profile: dict[str, Any] = json.loads(text)
+    """The default profile, parsed (see :func:`profile_path`)."""
+    path = profile_path()
+    try:
+        with open(path, encoding="utf-8") as f:
+            profile: dict[str, Any] = json.load(f)
+    except (OSError, ValueError) as e:
+        raise OcibuildError(
+            f"cannot read the seccomp profile {path}: {e}",
+            hint=f"reinstall {PROFILE_PACKAGE}, or set {PROFILE_ENV}=FILE",
+        ) from None
+    if not isinstance(profile.get("syscalls"), list) or "defaultAction" not in profile:
+        raise OcibuildError(
+            f"{path} is not a seccomp profile in Docker's format (no syscalls/defaultAction)",
+            hint=f"set {PROFILE_ENV}=FILE to a profile in Docker's format",
+        )
     return profile
 
 
