@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,52 @@ def test_vfs_existing_parent_swapped_for_host_symlink(
     ocb.build(context, "--storage-driver", "vfs", "-t", "t-vfs-parent-link")
     assert snapshot(canary) == before
     assert ocb.run("t-vfs-parent-link", "readlink", "/tmp").stdout == f"{canary}\n"
+
+
+def _tar_gz(entries: list[tuple[str, bytes, str]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data, link in entries:
+            info = tarfile.TarInfo(name)
+            if link:
+                info.type = tarfile.SYMTYPE
+                info.linkname = link
+                tf.addfile(info)
+            else:
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_add_archive_is_confined_to_its_destination(
+    ocb: Ocibuild, base_image: str, context: Path
+) -> None:
+    # BuildKit unpacks an ADD archive with the destination as its root: "up -> .." then
+    # "up/etc/x" writes /dest/etc/x, and an absolute link is the destination's own path.
+    (context / "evil.tar.gz").write_bytes(
+        _tar_gz(
+            [
+                ("up", b"", ".."),
+                ("up/etc/x", b"through up\n", ""),
+                ("abs", b"", "/etc"),
+                ("abs/passwd", b"pwned\n", ""),
+            ]
+        )
+    )
+    (context / "Dockerfile").write_text(f"FROM {base_image}\nADD evil.tar.gz /dest/\n")
+    ocb.build(context, "-t", "t-add-confined")
+    res = ocb.run(
+        "t-add-confined",
+        "sh",
+        "-c",
+        "cat /dest/etc/x /dest/etc/passwd; readlink /dest/up; readlink /dest/abs;"
+        " ls /etc/x 2>&1; grep -c root /etc/passwd",
+    )
+    assert res.stdout.splitlines() == [
+        "through up",
+        "pwned",
+        "..",
+        "/etc",
+        "ls: /etc/x: No such file or directory",
+        "1",
+    ]
