@@ -249,7 +249,7 @@ class _Puller:
                     )
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, 0o600)  # the store is private (image/store.py)
             os.rename(tmp, final)
         except BaseException:
             unlink_quiet(tmp)
