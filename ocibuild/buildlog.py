@@ -131,7 +131,8 @@ class BuildLog:
         self.id = new_build_id()
         self.dir = os.path.join(builds_dir(store.root), self.id)
         private_dir(builds_dir(store.root))
-        os.makedirs(os.path.join(self.dir, "steps"), mode=0o700)
+        os.mkdir(self.dir, 0o700)
+        os.mkdir(os.path.join(self.dir, "steps"), 0o700)
         self.started = time.time()
         self.dockerfile = dockerfile
         self.context = context

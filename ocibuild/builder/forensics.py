@@ -80,7 +80,9 @@ class StepHook:
 
         dest = os.path.join(self.build_dir, FAILED_DIR, f"step-{self.number}")
         shutil.rmtree(dest, ignore_errors=True)
-        os.makedirs(dest, mode=0o700)  # the upper dir may hold a setuid file the step left
+        # 0700: the upper dir may hold a setuid file the step left
+        os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
+        os.mkdir(dest, 0o700)
         in_place = os.path.realpath(rootfs.upper) == os.path.realpath(rootfs.target)
         if in_place:  # vfs: the whole tree
             _copy_tree(rootfs.target, os.path.join(dest, "rootfs"), link=False)

@@ -120,3 +120,26 @@ def test_rootless_store_is_private(reachable: Path) -> None:
     res = Builder(USER, reachable)("images", check=False)
     assert "Traceback" not in res.stderr, res.stderr
     assert os.stat(reachable / "ocibuild").st_mode & 0o777 == 0o700, res.stderr
+
+
+def test_kept_failure_is_private(reachable: Path, tmp_path: Path) -> None:
+    # a failing step leaves a setuid-root file in its upper dir; --keep-failed keeps it
+    store = reachable / "store"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    shutil.copy(BUSYBOX, ctx / "busybox")
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        "RUN cp /bin/busybox /id && chmod 4755 /id && exit 3\n"
+    )
+    res = Ocibuild(store).build(ctx, "--keep-failed", check=False)
+    assert res.returncode == 1 and "the failed step is kept in" in res.stderr, res.stderr
+    (kept,) = (store / "builds").glob("*/failed/step-*/upper/id")
+    assert os.stat(kept).st_mode & 0o4777 == 0o4755
+    parents = [p for p in kept.parents if p.is_relative_to(store) and p != store]
+    for path in (store, store / "builds"):
+        assert os.stat(path).st_mode & 0o077 == 0, path
+    assert os.stat(parents[-2]).st_mode & 0o077 == 0, "the build's own dir"
+    assert as_user(str(kept)).returncode != 0
+    assert as_user("ls", str(kept.parent)).returncode != 0
