@@ -99,7 +99,7 @@ def _secure_root(root: str) -> None:
             file=sys.stderr,
         )
         return
-    for name in ("blobs", "layers", "tmp", "builds", "cache-mounts", "registry"):
+    for name in ("blobs", "layers", "tmp", "builds", "cache", "cache-mounts", "registry"):
         with suppress(OSError):
             if os.lstat(os.path.join(root, name)).st_mode & 0o077:
                 os.chmod(os.path.join(root, name), PRIVATE_DIR, follow_symlinks=False)
