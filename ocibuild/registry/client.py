@@ -291,7 +291,7 @@ class Client:
         if self._scheme_known:
             return
         try:
-            self.session.get(self.base, verify=False, timeout=CONNECT_TIMEOUT)
+            self.session.get(self.base, verify=False, timeout=CONNECT_TIMEOUT, stream=True).close()
         except requests.exceptions.SSLError:
             self.scheme = "http"
         except requests.exceptions.ConnectionError:
