@@ -84,11 +84,6 @@ def test_stub_parent_swapped_for_host_symlink(
     assert second["tmp/y/target"].isdir()
 
 
-@pytest.mark.xfail(
-    reason="runtime/process.py (owned by the sec-oci branch) restores the vfs parents' "
-    "times with os.utime on a host path; it must call stubs.restore_dir_times instead",
-    strict=False,
-)
 def test_vfs_existing_parent_swapped_for_host_symlink(
     ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
 ) -> None:
