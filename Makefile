@@ -3,20 +3,32 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci \
+SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci slirp4netns \
 	oci-image-tool libffi-dev gcc docker-registry apache2-utils buildah debootstrap \
 	charliecloud time libc6-dev zstd
 STAMP := $(VENV)/.installed
+# Docker's default seccomp profile, as Debian ships it in the Go sources of docker.io
+# (golang-github-docker-docker-dev); only that one file is unpacked, not the ~250 Go
+# source packages the package depends on. ocibuild reads it at run time.
+SECCOMP_PROFILE := /usr/local/share/ocibuild/seccomp/default.json
+SECCOMP_DEB := golang-github-docker-docker-dev
+SECCOMP_MEMBER := ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
 
 .PHONY: setup system venv demo test lint unit integration clean bench conformance
 
 setup: system venv
 
-system:
+system: $(SECCOMP_PROFILE)
 	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
 		echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PACKAGES); \
 	fi
+
+$(SECCOMP_PROFILE):
+	@echo "unpacking Docker's default seccomp profile from Debian's $(SECCOMP_DEB)"
+	@d=$$(mktemp -d) && chmod 755 $$d && cd $$d && apt-get download -q $(SECCOMP_DEB) >/dev/null \
+		&& dpkg-deb --fsys-tarfile $(SECCOMP_DEB)_*.deb | tar -xO $(SECCOMP_MEMBER) > profile.json \
+		&& install -D -m 0644 profile.json $@ && rm -rf $$d
 
 venv: $(STAMP)
 
@@ -38,6 +50,15 @@ lint: setup
 
 test: setup lint
 	$(BIN)/pytest -q -ra
+
+# Fast checks a contributor runs without root: the pure parts (parser, expander,
+# .dockerignore, layer reader, spec, store logic). Under a minute.
+unit: venv
+	$(BIN)/pytest -q -ra -m unit
+
+# Everything that needs root, runtimes, mounts, registries (what `test` adds to unit).
+integration: setup
+	$(BIN)/pytest -q -ra -m integration
 
 clean:
 	rm -rf $(VENV) build *.egg-info ocibuild/_ocibuild_native*.so

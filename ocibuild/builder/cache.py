@@ -79,9 +79,10 @@ class CacheObserver(Protocol):
     ) -> None: ...
 
 
-# 2: COPY/ADD resolve symlinked sources and destinations as BuildKit does and layers drop
-# entries equal to the layers below, so results recorded by version 1 may differ.
-KEY_VERSION = 2
+# 2: ARG/WORKDIR history and ARG values as BuildKit records them; 3: COPY/ADD resolve
+# symlinked sources and destinations as BuildKit does, file steps key only the ARGs they
+# name, layers drop entries equal to the layers below: results recorded before may differ.
+KEY_VERSION = 3
 Handler = Callable[["StepContext", Instruction], StepOutcome]
 
 

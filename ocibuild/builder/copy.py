@@ -81,7 +81,11 @@ def resolve_chown(instr: Instruction, rootfs: str, spec: str) -> tuple[int, int]
     """--chown=user[:group]: names looked up in the image. With no group, a user name
     takes that user's primary gid from the image's /etc/passwd and a numeric uid is also
     the gid (BuildKit's readUser: ``--chown=bob`` gives bob's uid:gid, ``--chown=1001``
-    1001:1001 even when passwd gives uid 1001 another group)."""
+    1001:1001 even when passwd gives uid 1001 another group). An empty part is id 0
+    (BuildKit v0.11.6: ``--chown=:`` is 0:0, ``1:`` is 1:0)."""
+    user, sep, group = spec.partition(":")
+    user = user or "0"
+    spec = f"{user}:{group or '0'}" if sep else user
     try:
         return resolve_owner(rootfs, spec)
     except OcibuildError as exc:
