@@ -301,17 +301,31 @@ def _cache_dir(ctx: StepContext, instr: Instruction, spec: MountSpec, stack: Exi
     stack.callback(os.close, lock_fd)
     fcntl.flock(lock_fd, fcntl.LOCK_EX if spec.sharing == "locked" else fcntl.LOCK_SH)
     if not os.path.isdir(path):
-        tmp = path + ".new"
-        shutil.rmtree(tmp, ignore_errors=True)
-        if spec.from_:
-            seed = _source_dir(ctx, instr, spec, stack)
-            shutil.copytree(seed, tmp, symlinks=True)
-        else:
-            os.mkdir(tmp)
-            os.chmod(tmp, 0o755 if spec.mode is None else spec.mode)
-            os.chown(tmp, spec.uid or 0, spec.gid or 0)
-        os.rename(tmp, path)
+        # Parallel stages may want the same new cache: one creates it, under its own
+        # lock (the mount lock above is held for the whole RUN).
+        create_fd = os.open(path + ".create", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(create_fd, fcntl.LOCK_EX)
+            if not os.path.isdir(path):
+                _create_cache_dir(ctx, instr, spec, stack, path)
+        finally:
+            os.close(create_fd)
     return path
+
+
+def _create_cache_dir(
+    ctx: StepContext, instr: Instruction, spec: MountSpec, stack: ExitStack, path: str
+) -> None:
+    tmp = path + ".new"
+    shutil.rmtree(tmp, ignore_errors=True)
+    if spec.from_:
+        seed = _source_dir(ctx, instr, spec, stack)
+        shutil.copytree(seed, tmp, symlinks=True)
+    else:
+        os.mkdir(tmp)
+        os.chmod(tmp, 0o755 if spec.mode is None else spec.mode)
+        os.chown(tmp, spec.uid or 0, spec.gid or 0)
+    os.rename(tmp, path)
 
 
 def secret_value(
