@@ -11,18 +11,35 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any, NoReturn
 
 from ocibuild.cli import build, doctor, history, images, maintenance, observe, registry
 from ocibuild.errors import Interrupted, OcibuildError
 from ocibuild.supervisor import supervised
+from ocibuild.version import version
 
 MODULES = (build, images, maintenance, history, registry, doctor, observe)
 
 
+class Parser(argparse.ArgumentParser):
+    """No abbreviated long options (``--check`` is not ``--check-reproducible``), in every
+    sub-command too (``add_subparsers`` makes its parsers of this class); a usage error
+    exits 1, like every other bad input."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ocibuild", description="Build OCI images from Dockerfiles, without a daemon."
     )
+    parser.add_argument("--version", action="version", version=f"ocibuild {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in MODULES:
         module.register(sub)
