@@ -21,6 +21,7 @@ from ocibuild.log import Reporter, SilentReporter
 from ocibuild.options import Options
 from ocibuild.plan import make_plan
 from ocibuild.registry.base import push_name
+from ocibuild.registry.reference import ReferenceError, parse_reference
 from ocibuild.storage.overlay import ensure_mount_namespace
 
 OUTPUT_TYPES = ("oci", "oci-archive", "docker-archive", "tar", "local", "registry")
@@ -54,6 +55,28 @@ class Output:
         if not fields.get("dest"):
             raise OcibuildError(f"--output type={kind} needs dest=PATH", hint=_OUTPUT_HINT)
         return cls(kind, fields["dest"])
+
+
+def check_tags(tags: Sequence[str]) -> list[str]:
+    """Each ``-t`` name checked with Docker's reference grammar before anything runs;
+    returns them as the store keeps them (``name:latest`` when untagged)."""
+    names = []
+    for tag in tags:
+        try:
+            ref = parse_reference(tag)
+        except ReferenceError as exc:
+            raise OcibuildError(
+                f"-t {tag}: {exc.message}",
+                hint="a name is lower-case [registry[:port]/]path[:tag], "
+                "e.g. myapp:1.0 or 127.0.0.1:5000/team/app",
+            ) from None
+        if ref.digest:
+            raise OcibuildError(
+                f"-t {tag}: an image is named with a tag, not a digest",
+                hint="give NAME[:TAG]",
+            )
+        names.append(normalize_tag(tag))
+    return names
 
 
 def ref_names(tags: Sequence[str]) -> list[str]:
@@ -107,6 +130,7 @@ def build(
     resolved (and their requirements checked) before the first step. The calling
     process enters a private mount namespace (once) so no mount outlives it.
     """
+    normalized = check_tags(tags)
     options = options or Options.resolve()
     reporter = reporter or SilentReporter()
     context = os.path.abspath(context)
@@ -138,7 +162,6 @@ def build(
             )
             config = state.image.to_image_config(created)
             image_id = store.put_config(config)
-            normalized = [normalize_tag(t) for t in tags]
             for tag in normalized:
                 store.tag(tag, image_id)
             if output is not None:

@@ -76,6 +76,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    api.check_tags(args.tag)  # a bad name is refused before anything runs
     require_root(args)
     options = options_from(
         args,

@@ -28,3 +28,26 @@ def test_version(ocb: Ocibuild) -> None:
     r = ocb("--version")
     assert r.stdout.startswith("ocibuild ")
     assert r.stdout.split()[1][0].isdigit()
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("MyApp:latest", "repository name must be lowercase"),
+        ("app:1:2", "invalid name"),
+        ("my app", "invalid image reference"),
+        ("app@sha256:abc", "invalid digest"),
+    ],
+)
+def test_bad_tag_is_refused_before_the_build(
+    ocb: Ocibuild, context: Path, name: str, why: str
+) -> None:
+    marker = context / "ran"
+    (context / "Dockerfile").write_text(f"FROM scratch\nRUN touch {marker}\n")
+    r = ocb.build(context, "-t", name, check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"error: -t {name}: ")
+    assert why in r.stderr
+    assert "[1/" not in r.stderr  # no step started
+    assert "Traceback" not in r.stderr
+    assert name not in ocb("images").stdout
