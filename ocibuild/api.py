@@ -39,6 +39,10 @@ class Output:
 
     @classmethod
     def parse(cls, text: str) -> Output:
+        """Also buildx's short forms: ``-o PATH`` (type=local) and ``-o -`` (a tar of the
+        root filesystem on standard output)."""
+        if "=" not in text and text.strip():
+            return cls("tar", "-") if text.strip() == "-" else cls("local", text.strip())
         fields: dict[str, str] = {}
         for part in text.split(","):
             key, sep, value = part.partition("=")
@@ -54,6 +58,11 @@ class Output:
             return cls(kind, "", fields.get("name", ""))
         if not fields.get("dest"):
             raise OcibuildError(f"--output type={kind} needs dest=PATH", hint=_OUTPUT_HINT)
+        if fields["dest"] == "-" and kind == "local":
+            raise OcibuildError(
+                "--output type=local writes a directory, not a stream: dest=- is not possible",
+                hint="give dest=DIR, or type=tar,dest=- for a tar on standard output",
+            )
         return cls(kind, fields["dest"])
 
 
@@ -98,9 +107,31 @@ def read_dockerfile(path: str, context: str) -> tuple[str, str]:
         ) from None
 
 
-def load_context(context: str, dockerfile: str | None) -> SourceTree:
+def check_context(context: str) -> None:
+    """The context is an existing directory: said plainly, before anything else."""
+    if not os.path.exists(context):
+        raise OcibuildError(
+            f"build context {context}: directory does not exist",
+            hint="give the directory that holds the Dockerfile and the files it copies",
+        )
     if not os.path.isdir(context):
-        raise OcibuildError(f"build context {context!r} is not a directory")
+        raise OcibuildError(
+            f"build context {context} is a file, not a directory",
+            hint="give the directory (the Dockerfile goes with -f FILE)",
+        )
+
+
+def default_dockerfile(context: str) -> str:
+    """CONTEXT/Dockerfile, else CONTEXT/Containerfile when only that one exists."""
+    path = os.path.join(context, "Dockerfile")
+    other = os.path.join(context, "Containerfile")
+    if not os.path.exists(path) and os.path.exists(other):
+        return other
+    return path
+
+
+def load_context(context: str, dockerfile: str | None) -> SourceTree:
+    check_context(context)
     ignore_file = find_ignore_file(context, dockerfile if dockerfile not in (None, "-") else None)
     matcher = None
     if ignore_file:
@@ -121,10 +152,13 @@ def build(
     options: Options | None = None,
     reporter: Reporter | None = None,
     push: bool = False,
+    labels: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Build an image; returns its ID (config digest), config and per-step records.
 
-    ``dockerfile`` defaults to ``CONTEXT/Dockerfile``; ``dockerfile_text`` skips reading.
+    ``dockerfile`` defaults to ``CONTEXT/Dockerfile`` (or ``CONTEXT/Containerfile``);
+    ``dockerfile_text`` skips reading. ``labels`` are set on the image last (like
+    ``--label``, they win over LABEL instructions).
     Runs as root, or inside a user namespace (the CLI enters one for ordinary users; see
     ``ocibuild.isolation``); ``options.isolation`` and ``options.storage_driver`` are
     resolved (and their requirements checked) before the first step. The calling
@@ -134,7 +168,8 @@ def build(
     options = options or Options.resolve()
     reporter = reporter or SilentReporter()
     context = os.path.abspath(context)
-    path = dockerfile or os.path.join(context, "Dockerfile")
+    check_context(context)
+    path = dockerfile or default_dockerfile(context)
     if dockerfile_text is None:
         text, name = read_dockerfile(path, context)
     else:
@@ -161,6 +196,9 @@ def build(
                 observer=log.observer,
             )
             config = state.image.to_image_config(created)
+            if labels:
+                inner = config.setdefault("config", {})
+                inner["Labels"] = {**(inner.get("Labels") or {}), **labels}
             image_id = store.put_config(config)
             for tag in normalized:
                 store.tag(tag, image_id)
@@ -197,7 +235,9 @@ def write_output(
     )
     from ocibuild.image.layout import export_oci_layout
 
-    if output.type == "oci":
+    if output.dest == "-":
+        _write_to_stdout(store, image_id, output, tags, options, reporter)
+    elif output.type == "oci":
         export_oci_layout(
             store, image_id, output.dest, ref_names=ref_names(tags), compression=options.compression
         )
@@ -229,3 +269,28 @@ def write_output(
             )
     else:
         raise OcibuildError(f"unsupported --output type {output.type!r}", hint=_OUTPUT_HINT)
+
+
+def _write_to_stdout(
+    store: Store,
+    image_id: str,
+    output: Output,
+    tags: Sequence[str],
+    options: Options,
+    reporter: Reporter,
+) -> None:
+    """``dest=-``: the archive is written in the store's scratch space, then streamed to
+    standard output (type=oci becomes an OCI archive: a directory cannot be streamed)."""
+    import shutil
+    import tempfile
+
+    kind = "oci-archive" if output.type == "oci" else output.type
+    work = tempfile.mkdtemp(prefix="stdout-", dir=store.tmp)
+    try:
+        tar = os.path.join(work, "image.tar")
+        write_output(store, image_id, Output(kind, tar), tags, options, reporter)
+        with open(tar, "rb") as f:
+            shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+        sys.stdout.buffer.flush()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -7,13 +7,24 @@ every error the library raises and turns it into a message and an exit status.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-from ocibuild.cli import build, doctor, history, images, maintenance, observe, registry
+from ocibuild.cli import (
+    build,
+    build_compat,
+    doctor,
+    history,
+    images,
+    maintenance,
+    observe,
+    registry,
+)
 from ocibuild.errors import Interrupted, OcibuildError
 from ocibuild.supervisor import supervised
 from ocibuild.version import version
@@ -51,7 +62,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    try:
+        words = build_compat.rewrite_argv(sys.argv[1:] if argv is None else argv)
+    except OcibuildError as exc:
+        print(f"error: {exc.format()}", file=sys.stderr)
+        return 1
+    args = make_parser().parse_args(words)
     if getattr(args, "supervise", False):
         # build and run start containers: run them where kill -9 leaves nothing behind
         return supervised(lambda: dispatch(args))
@@ -73,11 +89,27 @@ def dispatch(args: argparse.Namespace) -> int:
     except OcibuildError as exc:
         print(f"error: {exc.format()}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # `ocibuild images | head`: the reader went away; end quietly
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141  # as if killed by SIGPIPE
     except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``No such file or directory: /x`` rather than ``[Errno 2] No such file ...``."""
+    text = exc.strerror or str(exc)
+    if exc.filename is not None:
+        text += f": {exc.filename}"
+        if exc.filename2 is not None:
+            text += f" -> {exc.filename2}"
+    return text
 
 
 if __name__ == "__main__":

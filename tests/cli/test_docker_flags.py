@@ -1,0 +1,155 @@
+"""`ocibuild build` with the flags and forms a docker build / buildx user types."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from tests.conftest import Ocibuild
+
+
+def _df(context: Path, text: str, name: str = "Dockerfile") -> None:
+    (context / name).write_text(text)
+
+
+def test_quiet_prints_only_the_image_id(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    _df(context, f"FROM {base_image}\nRUN echo a-line-of-output\n")
+    r = ocb.build(context, "-q", "--no-cache")
+    assert r.stdout.startswith("sha256:") and r.stdout.count("\n") == 1
+    assert r.stderr == ""
+    r2 = ocb.build(context, "--progress", "quiet")
+    assert r2.stderr == "" and r2.stdout.strip().startswith("sha256:")
+
+
+def test_iidfile_metadata_file_label_platform(
+    ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
+) -> None:
+    _df(context, f"FROM {base_image}\nLABEL from=dockerfile keep=yes\n")
+    iid, meta, layout = tmp_path / "iid", tmp_path / "meta.json", tmp_path / "layout"
+    r = ocb.build(
+        context,
+        "-t",
+        "flags:1",
+        "--iidfile",
+        str(iid),
+        "--metadata-file",
+        str(meta),
+        "--label",
+        "from=cli",
+        "--platform",
+        "linux/amd64",
+        "--rm",
+        "--force-rm",
+        "--pull=missing",
+        "--no-cache=false",
+        "-o",
+        f"type=oci,dest={layout}",
+    )
+    image_id = r.image_id
+    assert iid.read_text() == image_id
+    doc = json.loads(meta.read_text())
+    assert doc["containerimage.config.digest"] == image_id
+    assert doc["image.name"] == "flags:1"
+    index = json.loads((layout / "index.json").read_text())
+    assert doc["containerimage.digest"] == index["manifests"][0]["digest"]
+    labels = ocb.config("flags:1")["config"]["Labels"]
+    assert labels == {"from": "cli", "keep": "yes"}
+
+
+def test_other_platform_is_one_clear_error(ocb: Ocibuild, context: Path) -> None:
+    _df(context, "FROM scratch\n")
+    r = ocb.build(context, "--platform", "linux/arm64", check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: --platform linux/arm64: only linux/amd64")
+    assert r.stderr.count("\n") == 2  # the error and one hint
+
+
+def test_pull_is_a_switch_and_no_cache_takes_a_value(
+    ocb: Ocibuild, base_image: str, context: Path
+) -> None:
+    _df(context, f"FROM {base_image}\nRUN cat /proc/sys/kernel/random/uuid > /stamp\n")
+    ocb.build(context, "--pull=never", "-t", "sw:1")  # the policy form
+    first = ocb("run", "sw:1", "cat", "/stamp").stdout
+    ocb.build(context, "--no-cache=false", "-t", "sw:1")
+    assert ocb("run", "sw:1", "cat", "/stamp").stdout == first  # cached
+    ocb.build(context, "--no-cache=true", "-t", "sw:1")
+    assert ocb("run", "sw:1", "cat", "/stamp").stdout != first  # rebuilt
+    r = ocb.build(context, "--no-cache=maybe", check=False)
+    assert r.returncode == 1 and "--no-cache=maybe: expected true or false" in r.stderr
+    # `--pull CONTEXT`: the switch takes no value, so it does not swallow the context
+    # (FROM scratch: nothing to pull, no registry reached)
+    _df(context, "FROM scratch\nLABEL pulled=switch\n")
+    ocb("build", "--pull", "-t", "sw:2", str(context))
+    assert ocb.config("sw:2")["config"]["Labels"] == {"pulled": "switch"}
+
+
+def test_output_path_and_stdout(
+    ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
+) -> None:
+    _df(context, f"FROM {base_image}\nRUN echo streamed > /marker\n")
+    out = tmp_path / "rootfs"
+    ocb.build(context, "-o", str(out))  # buildx: -o PATH is type=local
+    assert (out / "marker").read_text() == "streamed\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ocibuild", "build", "-q", "-o", "-", str(context)],
+        capture_output=True,
+        env={"OCIBUILD_ROOT": str(ocb.root), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tf:
+        marker = tf.extractfile("marker")
+        assert marker is not None and marker.read() == b"streamed\n"
+    assert not (Path.cwd() / "-").exists()
+
+
+def test_context_from_stdin(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    # a Dockerfile on stdin: no context
+    r = ocb("build", "-t", "stdin:df", "-", input=f"FROM {base_image}\nRUN echo df > /x\n")
+    assert ocb.run("stdin:df", "cat", "/x").stdout == "df\n"
+    # a tar archive of the context on stdin
+    (context / "file.txt").write_text("from the archive\n")
+    _df(context, f"FROM {base_image}\nCOPY file.txt /\n")
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tf:
+        tf.add(context, arcname=".")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ocibuild", "build", "-q", "-t", "stdin:tar", "-"],
+        input=data.getvalue(),
+        capture_output=True,
+        env={"OCIBUILD_ROOT": str(ocb.root), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert ocb.run("stdin:tar", "cat", "/file.txt").stdout == "from the archive\n"
+    assert r.returncode == 0
+
+
+def test_containerfile_when_no_dockerfile(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    _df(context, f"FROM {base_image}\nRUN echo podman-style > /c\n", name="Containerfile")
+    ocb.build(context, "-t", "cf:1")
+    assert ocb.run("cf:1", "cat", "/c").stdout == "podman-style\n"
+
+
+def test_rawjson_progress(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    _df(context, f"FROM {base_image}\nRUN echo json-out\n")
+    r = ocb.build(context, "--progress", "rawjson", "--no-cache")
+    events = [json.loads(line) for line in r.stderr.splitlines()]
+    assert [e["event"] for e in events if e["event"] == "step"] == ["step", "step"]
+    assert any(e["event"] == "output" and "json-out" in e["data"] for e in events)
+
+
+def test_git_context(ocb: Ocibuild, base_image: str, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "sub").mkdir(parents=True)
+    (repo / "sub" / "Dockerfile").write_text(f"FROM {base_image}\nCOPY hello /hello\n")
+    (repo / "sub" / "hello").write_text("from git\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    ocb("build", "-t", "git:1", f"file://{repo}#main:sub")
+    assert ocb.run("git:1", "cat", "/hello").stdout == "from git\n"
