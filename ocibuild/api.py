@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -12,14 +13,15 @@ from ocibuild import isolation
 from ocibuild.builder.context import SourceTree
 from ocibuild.builder.executor import BuildResult, StepRecord, execute
 from ocibuild.buildlog import BuildLog
+from ocibuild.dockerfile.expand import expand_word
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
-from ocibuild.dockerfile.instructions import Dockerfile
+from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Run
 from ocibuild.dockerfile.parser import parse
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import DockerfileError, OcibuildError
 from ocibuild.image.store import Store, normalize_tag
 from ocibuild.log import Reporter, SilentReporter
 from ocibuild.options import Options
-from ocibuild.plan import make_plan
+from ocibuild.plan import PLATFORM_ARGS, Plan, copy_from_ref, make_plan, mount_from_refs
 from ocibuild.registry.base import push_name
 from ocibuild.registry.reference import ReferenceError, parse_reference
 from ocibuild.storage.overlay import ensure_mount_namespace
@@ -86,6 +88,85 @@ def check_tags(tags: Sequence[str]) -> list[str]:
             )
         names.append(normalize_tag(tag))
     return names
+
+
+def _close(word: str, names: Sequence[str]) -> str | None:
+    found = difflib.get_close_matches(word.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def check_target(df: Dockerfile, target: str | None) -> None:
+    """``--target`` names a stage: else an error, with the nearest name, before any step."""
+    if target is None:
+        return
+    froms = [i for i in df.instructions if isinstance(i, From)]
+    names = [f.stage_name for f in froms if f.stage_name]
+    if target.lower() in names or (target.isdigit() and int(target) < len(froms)):
+        return
+    close = _close(target, names)
+    raise DockerfileError(
+        f"target stage {target!r} could not be found",
+        hint=f"did you mean --target {close}?"
+        if close
+        else f"stages with names: {', '.join(names) or 'none'}",
+    )
+
+
+def check_stage_refs(plan: Plan, store: Store) -> None:
+    """A ``COPY --from`` / ``RUN --mount from=`` that is neither an earlier stage nor an
+    image in the store, but is close to a stage's name, is a typo: said before any step
+    runs (not after the stages before it have been built)."""
+    env = {**PLATFORM_ARGS, **{k: v for k, v in plan.global_args.items() if v is not None}}
+    for index in plan.order:
+        stage = plan.stages[index]
+        earlier = [s.name for s in plan.stages[:index] if s.name]
+        for instr in stage.instructions:
+            try:
+                if isinstance(instr, Copy):
+                    ref = copy_from_ref(instr, env, plan.escape)
+                    refs = [ref] if ref is not None else []
+                elif isinstance(instr, Run):
+                    refs = [expand_word(r, env, plan.escape) for r in mount_from_refs(instr)]
+                else:
+                    continue
+            except OcibuildError:
+                continue  # the step itself reports a word it cannot expand
+            for ref in refs:
+                if plan.stage_ref(ref, index) is not None or any(c in ref for c in "/:@"):
+                    continue
+                close = _close(ref, earlier)
+                if close is None or close == ref.lower():
+                    continue
+                try:
+                    store.resolve(ref)
+                    continue  # an image of that name: not a typo
+                except OcibuildError:
+                    pass
+                raise DockerfileError(
+                    f"--from={ref}: no stage named {ref!r} before this one",
+                    pos=instr.pos,
+                    source=instr.original,
+                    instruction=instr.keyword,
+                    hint=f"did you mean --from={close}?",
+                )
+
+
+def _failure_hint(exc: OcibuildError, options: Options, build_id: str) -> str:
+    """The hint of a failed build: the runtime command line (its bundle and state are
+    already deleted) gives way to how to keep them; then where the full output is."""
+    lines = [
+        line
+        for line in (exc.hint or "").splitlines()
+        if line.strip() and not line.startswith(("runtime command: ", "command: "))
+    ]
+    ran_something = exc.hint is not None and len(lines) != len(exc.hint.strip().splitlines())
+    if ran_something and not options.keep_failed:
+        lines.append(
+            "rerun with --keep-failed to keep the step's filesystem and bundle, then "
+            "`ocibuild debug last` opens a shell where it failed"
+        )
+    lines.append(f"the full output is kept: `ocibuild logs {build_id}`")
+    return "\n".join(lines)
 
 
 def ref_names(tags: Sequence[str]) -> list[str]:
@@ -175,9 +256,11 @@ def build(
     else:
         text, name = dockerfile_text, os.path.basename(path)
     df: Dockerfile = parse(text, name)
+    check_target(df, target)
     plan = make_plan(df, build_args or {}, target)
     tree = load_context(context, path if dockerfile_text is None else None)
     store = Store(options.root)
+    check_stage_refs(plan, store)
     ensure_mount_namespace()
     options = isolation.resolve(options, reporter, store.tmp)
     log = BuildLog(store, dockerfile=path, context=context, options=options)  # ROOT/builds/ID
@@ -210,8 +293,7 @@ def build(
             with contextlib.suppress(Exception):  # never hide the build's own error
                 log.finish(records=records, image_id=None, tags=[], error=exc)
             if isinstance(exc, OcibuildError):
-                log_hint = f"the full output is kept: `ocibuild logs {log.id}`"
-                exc.hint = f"{exc.hint}\n{log_hint}" if exc.hint else log_hint
+                exc.hint = _failure_hint(exc, options, log.id)
             raise
     log.finish(records=records, image_id=image_id, tags=normalized)
     return BuildResult(image_id, config, normalized, records, build_id=log.id)

@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         words = build_compat.rewrite_argv(sys.argv[1:] if argv is None else argv)
     except OcibuildError as exc:
-        print(f"error: {exc.format()}", file=sys.stderr)
+        print(f"error: {format_error(exc)}", file=sys.stderr)
         return 1
     args = make_parser().parse_args(words)
     if getattr(args, "supervise", False):
@@ -87,7 +87,7 @@ def dispatch(args: argparse.Namespace) -> int:
         print("\nterminated", file=sys.stderr)
         return exc.exit_code
     except OcibuildError as exc:
-        print(f"error: {exc.format()}", file=sys.stderr)
+        print(f"error: {format_error(exc)}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
         # `ocibuild images | head`: the reader went away; end quietly
@@ -100,6 +100,24 @@ def dispatch(args: argparse.Namespace) -> int:
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def format_error(exc: OcibuildError) -> str:
+    """The error's text with every hint line marked ``hint:`` and no empty ones."""
+    out: list[str] = []
+    in_hint = False
+    for line in exc.format().splitlines():
+        if line.startswith("hint:"):
+            in_hint = True
+            line = line[5:].strip()
+            if line:
+                out.append(f"hint: {line}")
+        elif in_hint:
+            if line.strip():
+                out.append(f"hint: {line.strip()}")
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 def describe_os_error(exc: OSError) -> str:

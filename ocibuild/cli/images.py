@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 from ocibuild import api
 from ocibuild.cli.common import common_flags, options_from, require_root
 from ocibuild.dockerfile.parser import dump_buildkit, parse, to_json
+from ocibuild.errors import OcibuildError
 from ocibuild.image.store import Store
 from ocibuild.log import StreamReporter, human_size
 
@@ -17,7 +19,25 @@ from ocibuild.log import StreamReporter, human_size
 def register(sub: Any) -> None:
     s = sub.add_parser("images", help="list images in the store")
     common_flags(s)
+    s.add_argument("--format", choices=("table", "json"), default="table")
     s.set_defaults(func=cmd_images)
+    s = sub.add_parser("save", help="write an image from the store to an archive")
+    common_flags(s)
+    s.add_argument(
+        "-o",
+        "--output",
+        default="-",
+        metavar="FILE",
+        help="the archive to write (default -: standard output)",
+    )
+    s.add_argument(
+        "--format",
+        choices=("docker-archive", "oci-archive", "oci"),
+        default="docker-archive",
+        help="docker-archive (docker load reads it; default), oci-archive, oci (a directory)",
+    )
+    s.add_argument("name", help="image name or ID")
+    s.set_defaults(func=cmd_save)
     s = sub.add_parser("inspect", help="print an image's config JSON")
     common_flags(s)
     s.add_argument("name")
@@ -42,6 +62,13 @@ def register(sub: Any) -> None:
 
 def cmd_images(args: argparse.Namespace) -> int:
     store = Store(options_from(args).root)
+    if args.format == "json":
+        docs = [
+            {"names": tags, "id": image_id, "created": created, "size": size}
+            for tags, image_id, created, size in store.list_images()
+        ]
+        print(json.dumps(docs, indent=2))
+        return 0
     rows = [("NAME", "IMAGE ID", "CREATED", "SIZE")]
     for tags, image_id, created, size in store.list_images():
         for tag in tags or ["<none>"]:
@@ -49,6 +76,36 @@ def cmd_images(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_save(args: argparse.Namespace) -> int:
+    from ocibuild.cli.build_compat import check_writable_dir
+
+    options = options_from(args)
+    store = Store(options.root)
+    image_id = store.resolve(args.name)
+    names = [t for t, i in store.tags().items() if i == image_id]
+    if args.name in names:
+        names = [args.name]
+    elif ":" not in args.name.rsplit("/", 1)[-1] and f"{args.name}:latest" in names:
+        names = [f"{args.name}:latest"]
+    if args.output == "-":
+        if args.format == "oci":
+            raise OcibuildError("--format oci writes a directory: give -o DIR")
+        if sys.stdout.isatty():
+            raise OcibuildError(
+                "refusing to write an archive to a terminal",
+                hint="redirect it (> image.tar) or give -o FILE",
+            )
+    else:
+        target = (
+            args.output if args.format == "oci" else os.path.dirname(os.path.abspath(args.output))
+        )
+        check_writable_dir(target, "output", "give -o a path in a writable directory")
+    require_root(args)  # an ordinary user: in its user namespace (layers hold its subids)
+    output = api.Output(args.format, args.output)
+    api.write_output(store, image_id, output, names, options, StreamReporter())
     return 0
 
 
