@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -50,7 +51,29 @@ def register(sub: Any) -> None:
     common_flags(r)
     r.add_argument("--rm", action="store_true", help="discard the container's changes (default)")
     r.add_argument("-u", "--user", help="user[:group] to run as")
-    r.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE")
+    r.add_argument(
+        "-e", "--env", action="append", default=[], help="KEY=VALUE (KEY alone: from here)"
+    )
+    r.add_argument(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="pass standard input even from a terminal (a pipe or file is always passed)",
+    )
+    r.add_argument("-t", "--tty", action="store_true", help="a terminal (not supported yet)")
+    r.add_argument(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        metavar="HOST:CONTAINER[:ro]",
+        help="bind-mount a host path",
+    )
+    r.add_argument("-w", "--workdir", help="working directory inside the container")
+    r.add_argument("--entrypoint", help="replace the image's ENTRYPOINT (and its CMD)")
+    r.add_argument(
+        "--network", choices=("host", "none"), default="host", help="host (default) or none"
+    )
     r.add_argument("name")
     r.add_argument("cmd", nargs=argparse.REMAINDER)
     r.set_defaults(func=cmd_run, supervise=True)
@@ -127,6 +150,11 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.tty:
+        raise OcibuildError(
+            "-t (a terminal for the container) is not supported yet",
+            hint="leave -t out: standard input and output are passed through as pipes",
+        )
     require_root()
     options = options_from(args)
     out = sys.stdout.buffer
@@ -136,6 +164,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.flush()
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    env = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in args.env]
+    stdin: int | None = None
+    with contextlib.suppress(OSError, ValueError):
+        if args.interactive or not os.isatty(sys.stdin.fileno()):
+            stdin = sys.stdin.fileno()
     from ocibuild.container import run_image  # the runtime machinery: only for `run`
 
     return run_image(
@@ -145,7 +178,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         on_output=emit,
         reporter=StreamReporter(debug=options.debug),
         user=args.user,
-        env=args.env,
+        env=env,
+        entrypoint=args.entrypoint,
+        workdir=args.workdir,
+        volumes=args.volume,
+        network=args.network,
+        stdin=stdin,
     )
 
 

@@ -25,7 +25,7 @@ from ocibuild.log import Reporter
 from ocibuild.runtime import native
 from ocibuild.runtime.bundle import write_bundle, write_etc_files
 from ocibuild.runtime.idmap import check_mapped, in_user_namespace, read_id_maps
-from ocibuild.runtime.runner import make_runner
+from ocibuild.runtime.runner import Runner, make_runner
 from ocibuild.runtime.spec import (
     DEFAULT_PATH,
     container_mount_destinations,
@@ -69,6 +69,7 @@ class Process:
     workdir: str
     network: str = "host"
     mounts: Sequence[Mapping[str, Any]] = ()  # extra runtime-spec mounts (RUN --mount)
+    stdin: int | None = None  # a descriptor to read (ocibuild run); None: /dev/null
 
 
 def run_process(
@@ -131,7 +132,15 @@ def run_process(
         del tail[:-_TAIL]
         on_output(data)
 
-    status = runner.run(bundle, container_id, on_output=output)
+    if process.stdin is None:
+        status = runner.run(bundle, container_id, on_output=output)
+    elif isinstance(runner, Runner):
+        status = runner.run(bundle, container_id, on_output=output, stdin=process.stdin)
+    else:
+        raise RuntimeFailure(
+            f"standard input is not passed to a {runner.describe()} process",
+            hint="use an OCI runtime (--isolation oci), or run without input",
+        )
     log_path = getattr(runner, "log_path", None)
     if status != 0 and callable(log_path) and not os.path.exists(log_path(bundle)):
         # An OCI runtime writes its --log file first thing; without one it never got to
