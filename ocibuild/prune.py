@@ -55,7 +55,7 @@ _SINGULAR = {
     "tags": "tag",
     "layers": "layer",
     "blobs": "blob",
-    "failures": "kept failure",
+    "failures": "failure",
     "cache_mounts": "cache mount",
 }
 

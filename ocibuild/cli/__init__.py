@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
+from ocibuild._version import version
 from ocibuild.cli import (
     build,
     build_compat,
@@ -27,7 +28,6 @@ from ocibuild.cli import (
 )
 from ocibuild.errors import Interrupted, OcibuildError
 from ocibuild.supervisor import supervised
-from ocibuild.version import version
 
 MODULES = (build, images, maintenance, history, registry, doctor, observe)
 
