@@ -234,12 +234,15 @@ def build(
     reporter: Reporter | None = None,
     push: bool = False,
     labels: Mapping[str, str] | None = None,
+    platform: str | None = None,
 ) -> BuildResult:
     """Build an image; returns its ID (config digest), config and per-step records.
 
     ``dockerfile`` defaults to ``CONTEXT/Dockerfile`` (or ``CONTEXT/Containerfile``);
     ``dockerfile_text`` skips reading. ``labels`` are set on the image last (like
-    ``--label``, they win over LABEL instructions).
+    ``--label``, they win over LABEL instructions). ``platform``: only this machine's
+    (linux/amd64) for now. Every build, failed or not (a parse error too), is recorded
+    in ``ROOT/builds/ID/build.json`` (and ``options.report``).
     Runs as root, or inside a user namespace (the CLI enters one for ordinary users; see
     ``ocibuild.isolation``); ``options.isolation`` and ``options.storage_driver`` are
     resolved (and their requirements checked) before the first step. The calling
@@ -255,15 +258,30 @@ def build(
         text, name = read_dockerfile(path, context)
     else:
         text, name = dockerfile_text, os.path.basename(path)
-    df: Dockerfile = parse(text, name)
-    check_target(df, target)
-    plan = make_plan(df, build_args or {}, target)
-    tree = load_context(context, path if dockerfile_text is None else None)
+    host_platform = PLATFORM_ARGS["TARGETPLATFORM"]
+    if platform is not None and platform not in (host_platform, f"{host_platform}/v1"):
+        raise OcibuildError(
+            f"platform {platform}: only {host_platform} can be built for now",
+            hint="multi-platform builds are not supported yet",
+        )
     store = Store(options.root)
-    check_stage_refs(plan, store)
-    ensure_mount_namespace()
-    options = isolation.resolve(options, reporter, store.tmp)
     log = BuildLog(store, dockerfile=path, context=context, options=options)  # ROOT/builds/ID
+    log.build_args = dict(build_args or {})
+    log.target = target
+    log.platform = host_platform
+    try:  # mistakes found before the first step are recorded too
+        df: Dockerfile = parse(text, name)
+        check_target(df, target)
+        plan = make_plan(df, build_args or {}, target)
+        tree = load_context(context, path if dockerfile_text is None else None)
+        check_stage_refs(plan, store)
+        ensure_mount_namespace()
+        options = isolation.resolve(options, reporter, store.tmp)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # never hide the build's own error
+            log.finish(records=[], image_id=None, tags=[], error=exc)
+        raise
+    log.options = options
     reporter = log.reporter(reporter)
     # held until the image is tagged and exported: `prune --all` leaves its layers be
     with store.in_use():

@@ -83,7 +83,7 @@ def register(sub: Any) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     api.check_tags(args.tag)  # a bad name is refused before anything runs
-    build_compat.check_platform(args.platform)
+    platform = build_compat.check_platform(args.platform) if args.platform else None
     labels = dict(kv(text) for text in args.label)
     output = api.Output.parse(args.output) if args.output else None
     build_compat.check_setup(args, options_from(args).root, output)
@@ -130,6 +130,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             options=options,
             reporter=reporter,
             labels=labels,
+            platform=platform,
         )
     build_compat.write_results(args, result.image_id, result.tags, output)
     layers = sum(1 for s in result.steps if s.diff_id and s.cache != "hit")
