@@ -7,8 +7,11 @@ SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci \
 	oci-image-tool libffi-dev gcc docker-registry apache2-utils buildah debootstrap \
 	charliecloud time libc6-dev zstd
 STAMP := $(VENV)/.installed
+# what `make demo` needs: a runtime, the busybox the example copies, the native helper's
+# compiler and headers, and Python's venv
+DEMO_PACKAGES := runc busybox-static gcc libc6-dev libffi-dev python3-dev python3-venv
 
-.PHONY: setup system venv demo test lint unit integration clean bench conformance
+.PHONY: setup system venv demo demo-system test lint unit integration clean bench conformance
 
 setup: system venv
 
@@ -26,7 +29,13 @@ $(STAMP): pyproject.toml setup.py native/ocibuild_native.c native/ocibuild_nativ
 	$(BIN)/pip install -q --no-build-isolation -e '.[test]'
 	touch $(STAMP)
 
-demo: setup
+demo-system:
+	@if ! dpkg -s $(DEMO_PACKAGES) >/dev/null 2>&1; then \
+		echo "installing Debian packages: $(DEMO_PACKAGES)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEMO_PACKAGES); \
+	fi
+
+demo: demo-system venv
 	cp /bin/busybox examples/hello/busybox
 	$(BIN)/ocibuild build -t hello examples/hello
 	$(BIN)/ocibuild run --rm hello
