@@ -96,6 +96,8 @@ class RuntimeLineFilter:
 def start_failure_status(exc: RuntimeFailure) -> int:
     """docker run's statuses: 127 no such command, 126 not executable; else 125."""
     text = exc.message.lower()
+    if "exec" not in text:  # the sandbox failed before it came to the command
+        return 125
     if "permission denied" in text or "exec format error" in text:
         return 126
     if "not found" in text or "no such file or directory" in text:
@@ -159,11 +161,11 @@ def run_image(
                         workdir=workdir or str(cfg.get("WorkingDir") or "/"),
                         network=network,
                         mounts=mounts,
-                        stdin=stdin,
                     ),
                     runtime=options.runtime,
                     reporter=reporter,
                     on_output=output,
+                    stdin=stdin,
                 )
             except RuntimeFailure as exc:
                 raise RunFailure(exc, start_failure_status(exc)) from None

@@ -167,8 +167,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     env = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in args.env]
     stdin: int | None = None
     with contextlib.suppress(OSError, ValueError):
-        if args.interactive or not os.isatty(sys.stdin.fileno()):
-            stdin = sys.stdin.fileno()
+        fd = sys.stdin.fileno()
+        if args.interactive or not (os.isatty(fd) or _is_devnull(fd)):
+            stdin = fd
     from ocibuild.container import run_image  # the runtime machinery: only for `run`
 
     return run_image(
@@ -185,6 +186,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         network=args.network,
         stdin=stdin,
     )
+
+
+def _is_devnull(fd: int) -> bool:
+    st, null = os.fstat(fd), os.stat(os.devnull)
+    return (st.st_dev, st.st_ino) == (null.st_dev, null.st_ino)
 
 
 def cmd_parse(args: argparse.Namespace) -> int:

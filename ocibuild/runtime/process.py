@@ -25,7 +25,7 @@ from ocibuild.log import Reporter
 from ocibuild.runtime import native
 from ocibuild.runtime.bundle import write_bundle, write_etc_files
 from ocibuild.runtime.idmap import check_mapped, in_user_namespace, read_id_maps
-from ocibuild.runtime.runner import Runner, make_runner
+from ocibuild.runtime.runner import make_runner
 from ocibuild.runtime.spec import (
     DEFAULT_PATH,
     container_mount_destinations,
@@ -69,7 +69,6 @@ class Process:
     workdir: str
     network: str = "host"
     mounts: Sequence[Mapping[str, Any]] = ()  # extra runtime-spec mounts (RUN --mount)
-    stdin: int | None = None  # a descriptor to read (ocibuild run); None: /dev/null
 
 
 def run_process(
@@ -81,11 +80,13 @@ def run_process(
     runtime: str,
     reporter: Reporter,
     on_output: Callable[[bytes], None],
+    stdin: int | None = None,
 ) -> tuple[int, list[str]]:
     """Run ``process`` in the mounted ``rootfs``; return (exit status, runtime command).
 
     Mount-point stubs the runtime creates (/proc, /etc/hosts, ...) are removed from
-    ``upper`` afterwards unless the process itself put something there.
+    ``upper`` afterwards unless the process itself put something there. ``stdin``: a
+    descriptor the process reads (``ocibuild run``, OCI runtimes only); else /dev/null.
     """
     user = resolve_user(rootfs, process.user or "0")
     fsops.makedirs(rootfs, process.workdir)
@@ -132,15 +133,14 @@ def run_process(
         del tail[:-_TAIL]
         on_output(data)
 
-    if process.stdin is None:
-        status = runner.run(bundle, container_id, on_output=output)
-    elif isinstance(runner, Runner):
-        status = runner.run(bundle, container_id, on_output=output, stdin=process.stdin)
+    from ocibuild.runtime.runner import Runner  # (a separate line: merges stay simple)
+
+    if stdin is not None and isinstance(runner, Runner):
+        status = runner.run(bundle, container_id, on_output=output, stdin=stdin)
     else:
-        raise RuntimeFailure(
-            f"standard input is not passed to a {runner.describe()} process",
-            hint="use an OCI runtime (--isolation oci), or run without input",
-        )
+        if stdin is not None:
+            reporter.info(f"warning: standard input is not passed to {runner.describe()}")
+        status = runner.run(bundle, container_id, on_output=output)
     log_path = getattr(runner, "log_path", None)
     if status != 0 and callable(log_path) and not os.path.exists(log_path(bundle)):
         # An OCI runtime writes its --log file first thing; without one it never got to
