@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import os
 import sys
@@ -15,7 +16,7 @@ from ocibuild.builder.executor import BuildResult, StepRecord, execute
 from ocibuild.buildlog import BuildLog
 from ocibuild.dockerfile.expand import expand_word
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
-from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Run
+from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Instruction, Run
 from ocibuild.dockerfile.parser import parse
 from ocibuild.errors import DockerfileError, OcibuildError
 from ocibuild.image.store import Store, normalize_tag
@@ -88,6 +89,64 @@ def check_tags(tags: Sequence[str]) -> list[str]:
             )
         names.append(normalize_tag(tag))
     return names
+
+
+def parse_build_contexts(items: Sequence[str]) -> dict[str, str]:
+    """``--build-context NAME=docker-image://REF|oci-layout://DIR[:TAG]`` -> {name: the
+    reference FROM and COPY --from then use}."""
+    contexts: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip().lower()
+        if not sep or not name or not value:
+            raise OcibuildError(
+                f"invalid --build-context {item!r}",
+                hint="write it as NAME=docker-image://REF or NAME=oci-layout://DIR",
+            )
+        if value.startswith("docker-image://"):
+            ref = value[len("docker-image://") :]
+            try:
+                parse_reference(ref)
+            except ReferenceError as exc:
+                raise OcibuildError(f"--build-context {item}: {exc.message}") from None
+            contexts[name] = ref
+        elif value.startswith("oci-layout://"):
+            contexts[name] = "oci-layout://" + os.path.abspath(value[len("oci-layout://") :])
+        else:
+            raise OcibuildError(
+                f"--build-context {item}: only docker-image:// and oci-layout:// contexts "
+                "are supported for now",
+                hint="export the directory as an image first, or COPY it from the main context",
+            )
+    return contexts
+
+
+def apply_build_contexts(df: Dockerfile, contexts: Mapping[str, str]) -> Dockerfile:
+    """``FROM NAME`` and ``COPY --from=NAME`` for a named context (not a stage) use the
+    context's image instead, as BuildKit's named contexts do."""
+    if not contexts:
+        return df
+    stages: set[str] = set()
+    out: list[Instruction] = []
+    for instr in df.instructions:
+        if isinstance(instr, From):
+            if instr.image.lower() in contexts and instr.image.lower() not in stages:
+                instr = dataclasses.replace(instr, image=contexts[instr.image.lower()])
+            if instr.stage_name:
+                stages.add(instr.stage_name)
+        elif isinstance(instr, Copy):
+            flags = tuple(
+                dataclasses.replace(f, value=contexts[f.value.lower()])
+                if f.name == "from"
+                and f.value
+                and f.value.lower() in contexts
+                and f.value.lower() not in stages
+                else f
+                for f in instr.flags
+            )
+            instr = dataclasses.replace(instr, flags=flags)
+        out.append(instr)
+    return dataclasses.replace(df, instructions=tuple(out))
 
 
 def _close(word: str, names: Sequence[str]) -> str | None:
@@ -235,13 +294,16 @@ def build(
     push: bool = False,
     labels: Mapping[str, str] | None = None,
     platform: str | None = None,
+    build_contexts: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Build an image; returns its ID (config digest), config and per-step records.
 
     ``dockerfile`` defaults to ``CONTEXT/Dockerfile`` (or ``CONTEXT/Containerfile``);
     ``dockerfile_text`` skips reading. ``labels`` are set on the image last (like
     ``--label``, they win over LABEL instructions). ``platform``: only this machine's
-    (linux/amd64) for now. Every build, failed or not (a parse error too), is recorded
+    (linux/amd64) for now. ``build_contexts``: {name: image reference or
+    ``oci-layout://DIR``} that ``FROM name`` and ``COPY --from=name`` use (see
+    :func:`parse_build_contexts`). Every build, failed or not (a parse error too), is recorded
     in ``ROOT/builds/ID/build.json`` (and ``options.report``).
     Runs as root, or inside a user namespace (the CLI enters one for ordinary users; see
     ``ocibuild.isolation``); ``options.isolation`` and ``options.storage_driver`` are
@@ -270,7 +332,7 @@ def build(
     log.target = target
     log.platform = host_platform
     try:  # mistakes found before the first step are recorded too
-        df: Dockerfile = parse(text, name)
+        df: Dockerfile = apply_build_contexts(parse(text, name), build_contexts or {})
         check_target(df, target)
         plan = make_plan(df, build_args or {}, target)
         tree = load_context(context, path if dockerfile_text is None else None)

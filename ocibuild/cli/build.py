@@ -85,6 +85,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     api.check_tags(args.tag)  # a bad name is refused before anything runs
     platform = build_compat.check_platform(args.platform) if args.platform else None
     labels = dict(kv(text) for text in args.label)
+    build_contexts = api.parse_build_contexts(args.build_context)
     output = api.Output.parse(args.output) if args.output else None
     build_compat.check_setup(args, options_from(args).root, output)
     require_root(args)
@@ -131,6 +132,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             reporter=reporter,
             labels=labels,
             platform=platform,
+            build_contexts=build_contexts,
         )
     build_compat.write_results(args, result.image_id, result.tags, output)
     layers = sum(1 for s in result.steps if s.diff_id and s.cache != "hit")

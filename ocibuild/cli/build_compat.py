@@ -51,6 +51,13 @@ def add_flags(b: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto, plain and tty: step lines; quiet: as -q; rawjson: one JSON event per line",
     )
+    b.add_argument(
+        "--build-context",
+        action="append",
+        default=[],
+        metavar="NAME=docker-image://REF|oci-layout://DIR",
+        help="FROM NAME and COPY --from=NAME use this image (repeatable)",
+    )
     b.add_argument("--rm", action="store_true", help="accepted, no effect (always so)")
     b.add_argument("--force-rm", action="store_true", help="accepted, no effect (always so)")
     b.add_argument("--pull-policy", dest="pull", choices=PULL_POLICIES, help=argparse.SUPPRESS)

@@ -153,3 +153,29 @@ def test_git_context(ocb: Ocibuild, base_image: str, tmp_path: Path) -> None:
     subprocess.run([*git, "commit", "-qm", "c"], check=True)
     ocb("build", "-t", "git:1", f"file://{repo}#main:sub")
     assert ocb.run("git:1", "cat", "/hello").stdout == "from git\n"
+
+
+def test_build_context_names_an_image_or_a_layout(
+    ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
+) -> None:
+    # an OCI layout holding a file, to COPY --from by name
+    src = tmp_path / "src"
+    src.mkdir()
+    _df(src, f"FROM {base_image}\nRUN echo from-the-layout > /payload\n")
+    layout = tmp_path / "layout"
+    ocb.build(src, "-o", f"type=oci,dest={layout}")
+    # `alpine` is neither in the store nor pulled: the named context replaces it
+    _df(context, "FROM alpine\nCOPY --from=files /payload /payload\n")
+    ocb.build(
+        context,
+        "-t",
+        "named:1",
+        "--pull=never",
+        "--build-context",
+        f"alpine=docker-image://{base_image}",
+        "--build-context",
+        f"files=oci-layout://{layout}",
+    )
+    assert ocb.run("named:1", "cat", "/payload").stdout == "from-the-layout\n"
+    r = ocb.build(context, "--build-context", f"files={tmp_path}", check=False)
+    assert r.returncode == 1 and "only docker-image:// and oci-layout://" in r.stderr
