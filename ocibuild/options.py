@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -87,6 +88,36 @@ def parse_secret(text: str) -> Secret:
     return Secret(secret_id, "file", os.path.abspath(secret_id))
 
 
+def parse_ssh(text: str, env: Mapping[str, str]) -> tuple[str, str]:
+    """``--ssh default|ID[=SOCKET]`` (buildx): an SSH agent socket for
+    ``RUN --mount=type=ssh``; without a socket, ``$SSH_AUTH_SOCK``."""
+    ssh_id, sep, path = text.partition("=")
+    ssh_id = ssh_id.strip() or "default"
+    if not sep:
+        path = env.get("SSH_AUTH_SOCK", "")
+        if not path:
+            raise OcibuildError(
+                f"--ssh {text}: SSH_AUTH_SOCK is not set",
+                hint="start an agent (eval $(ssh-agent); ssh-add) or give --ssh ID=SOCKET",
+            )
+    if "," in path:
+        raise OcibuildError(
+            f"--ssh {text}: only an agent socket can be forwarded (not key files)",
+            hint="load the keys into an agent (ssh-add KEY) and give its socket",
+        )
+    path = os.path.abspath(path)
+    try:
+        is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError as exc:
+        raise OcibuildError(f"--ssh {text}: {path}: {exc.strerror}") from None
+    if not is_socket:
+        raise OcibuildError(
+            f"--ssh {text}: {path} is not a socket",
+            hint="give an SSH agent's socket ($SSH_AUTH_SOCK)",
+        )
+    return ssh_id, path
+
+
 def _runtime_path(runtime: str) -> str:
     """A runtime given as a path (``./wrap.sh``) is made absolute; a name stays a name."""
     return os.path.abspath(runtime) if os.sep in runtime else runtime
@@ -113,6 +144,7 @@ class Options:
     isolation: str = "auto"  # auto | native-chroot | native-rootless | oci (runtime as root)
     storage_driver: str = "overlay"  # overlay | fuse-overlayfs | vfs
     secrets: Mapping[str, Secret] = field(default_factory=dict)  # --secret id=...
+    ssh: Mapping[str, str] = field(default_factory=dict)  # --ssh: id -> agent socket
     extra_env: Mapping[str, str] = field(default_factory=dict)
     explain: bool = False  # --explain: print every step's cache-key inputs
     report: str | None = None  # --report FILE: one JSON document about the build
@@ -139,6 +171,7 @@ class Options:
         isolation: str | None = None,
         storage_driver: str | None = None,
         secrets: Sequence[str] = (),
+        ssh: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         explain: bool = False,
         report: str | None = None,
@@ -177,6 +210,7 @@ class Options:
             cache_from=tuple(cache_from),
             cache_to=tuple(cache_to),
             secrets={sec.id: sec for sec in map(parse_secret, secrets)},
+            ssh=dict(parse_ssh(text, env) for text in ssh),
             explain=explain,
             report=os.path.abspath(report) if report else None,
             keep_bundles=os.path.abspath(keep_bundles) if keep_bundles else None,

@@ -93,6 +93,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     options = options_from(
         args,
         secrets=args.secret,
+        ssh=args.ssh,
         compression=args.compression,
         quiet=quiet,
         no_cache=args.no_cache,

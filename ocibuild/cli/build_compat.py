@@ -58,6 +58,13 @@ def add_flags(b: argparse.ArgumentParser) -> None:
         metavar="NAME=docker-image://REF|oci-layout://DIR",
         help="FROM NAME and COPY --from=NAME use this image (repeatable)",
     )
+    b.add_argument(
+        "--ssh",
+        action="append",
+        default=[],
+        metavar="default|ID[=SOCKET]",
+        help="forward an SSH agent socket to RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)",
+    )
     b.add_argument("--rm", action="store_true", help="accepted, no effect (always so)")
     b.add_argument("--force-rm", action="store_true", help="accepted, no effect (always so)")
     b.add_argument("--pull-policy", dest="pull", choices=PULL_POLICIES, help=argparse.SUPPRESS)

@@ -179,3 +179,35 @@ def test_build_context_names_an_image_or_a_layout(
     assert ocb.run("named:1", "cat", "/payload").stdout == "from-the-layout\n"
     r = ocb.build(context, "--build-context", f"files={tmp_path}", check=False)
     assert r.returncode == 1 and "only docker-image:// and oci-layout://" in r.stderr
+
+
+def test_ssh_agent_socket_is_forwarded(
+    ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
+) -> None:
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(
+        ["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            subprocess.run(["sleep", "0.05"], check=True)
+        _df(
+            context,
+            f"FROM {base_image}\nRUN --mount=type=ssh "
+            'test -S "$SSH_AUTH_SOCK" && echo "agent at $SSH_AUTH_SOCK" > /ssh.txt\n',
+        )
+        ocb.build(context, "-t", "ssh:1", "--ssh", f"default={sock}", "--no-cache")
+        assert ocb.run("ssh:1", "cat", "/ssh.txt").stdout == "agent at /run/buildkit/ssh_agent.0\n"
+        # the socket is not part of the image
+        check = "test -e /run/buildkit || echo absent"
+        assert ocb.run("ssh:1", "sh", "-c", check).stdout == "absent\n"
+        _df(context, f"FROM {base_image}\nRUN --mount=type=ssh,required=true true\n")
+        r = ocb.build(context, check=False)
+        assert r.returncode == 1 and "no SSH agent socket for id 'default'" in r.stderr
+        r = ocb.build(context, "--ssh", f"default={context / 'Dockerfile'}", check=False)
+        assert r.returncode == 1 and "is not a socket" in r.stderr
+    finally:
+        agent.terminate()
+        agent.wait()
