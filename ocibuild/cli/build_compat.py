@@ -65,6 +65,21 @@ def add_flags(b: argparse.ArgumentParser) -> None:
         metavar="default|ID[=SOCKET]",
         help="forward an SSH agent socket to RUN --mount=type=ssh (default: $SSH_AUTH_SOCK)",
     )
+    b.add_argument(
+        "--add-host",
+        action="append",
+        default=[],
+        metavar="NAME:IP",
+        help="add a line to RUN steps' /etc/hosts (repeatable)",
+    )
+    b.add_argument(
+        "--ulimit",
+        action="append",
+        default=[],
+        metavar="NAME=SOFT[:HARD]",
+        help="a resource limit for RUN steps, e.g. nofile=1024:2048 (repeatable)",
+    )
+    b.add_argument("--shm-size", metavar="SIZE", help="RUN steps' /dev/shm size (default 64m)")
     b.add_argument("--rm", action="store_true", help="accepted, no effect (always so)")
     b.add_argument("--force-rm", action="store_true", help="accepted, no effect (always so)")
     b.add_argument("--pull-policy", dest="pull", choices=PULL_POLICIES, help=argparse.SUPPRESS)

@@ -81,12 +81,14 @@ def run_process(
     reporter: Reporter,
     on_output: Callable[[bytes], None],
     stdin: int | None = None,
+    host: HostSettings | None = None,
 ) -> tuple[int, list[str]]:
     """Run ``process`` in the mounted ``rootfs``; return (exit status, runtime command).
 
     Mount-point stubs the runtime creates (/proc, /etc/hosts, ...) are removed from
     ``upper`` afterwards unless the process itself put something there. ``stdin``: a
     descriptor the process reads (``ocibuild run``, OCI runtimes only); else /dev/null.
+    ``host``: ``--add-host``, ``--ulimit`` and ``--shm-size`` (see :func:`with_host`).
     """
     user = resolve_user(rootfs, process.user or "0")
     fsops.makedirs(rootfs, process.workdir)
@@ -110,6 +112,8 @@ def run_process(
         network=network,
         extra_mounts=process.mounts,
     )
+    if host is not None:  # --add-host, --ulimit, --shm-size
+        spec = with_host(spec, host, bundle, network)
     if in_user_namespace():
         uids, gids = read_id_maps()
         check_mapped("uid", user.uid, uids)
@@ -160,3 +164,35 @@ def run_process(
         with contextlib.suppress(OSError):
             os.utime(os.path.join(rootfs, rel), ns=(st.st_atime_ns, st.st_mtime_ns))
     return status, command
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """What ``build --add-host/--ulimit/--shm-size`` change in every RUN's sandbox."""
+
+    add_hosts: Sequence[tuple[str, str]] = ()  # (ip, name) lines in /etc/hosts
+    ulimits: Sequence[tuple[str, int, int]] = ()  # (name, soft, hard)
+    shm_size: int | None = None  # bytes; the default /dev/shm is 64 MiB
+
+
+def with_host(
+    spec: dict[str, Any], host: HostSettings, bundle: str, network: Any
+) -> dict[str, Any]:
+    """``spec`` with the host settings applied: /etc/hosts rewritten with the extra lines
+    (the file the spec binds), ``process.rlimits`` added, /dev/shm's size set."""
+    if host.add_hosts:
+        write_etc_files(
+            bundle, hostname=HOSTNAME, network=network, include_hostname=True,
+            extra_hosts=list(host.add_hosts),
+        )  # fmt: skip
+    if host.ulimits:
+        spec["process"]["rlimits"] = [
+            {"type": f"RLIMIT_{name.upper()}", "soft": soft, "hard": hard}
+            for name, soft, hard in host.ulimits
+        ]
+    if host.shm_size:
+        for mount in spec.get("mounts") or []:
+            if mount.get("destination") == "/dev/shm":
+                options = [o for o in mount.get("options", []) if not o.startswith("size=")]
+                mount["options"] = [*options, f"size={host.shm_size // 1024}k"]
+    return spec

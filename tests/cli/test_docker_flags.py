@@ -211,3 +211,35 @@ def test_ssh_agent_socket_is_forwarded(
     finally:
         agent.terminate()
         agent.wait()
+
+
+def test_add_host_ulimit_shm_size_reach_run_steps(
+    ocb: Ocibuild, base_image: str, context: Path
+) -> None:
+    _df(
+        context,
+        f"FROM {base_image}\nRUN (grep -w db /etc/hosts; ulimit -n; ulimit -Hn; "
+        "df -k /dev/shm | tail -1) > /seen\n",
+    )
+    ocb.build(
+        context,
+        "-t",
+        "hostset:1",
+        "--no-cache",
+        "--add-host",
+        "db:10.1.2.3",
+        "--ulimit",
+        "nofile=1000:2000",
+        "--shm-size",
+        "8m",
+    )
+    seen = ocb.run("hostset:1", "cat", "/seen").stdout.splitlines()
+    assert seen[0].split() == ["10.1.2.3", "db"]
+    assert seen[1:3] == ["1000", "2000"]
+    assert seen[3].split()[1] == "8192"  # /dev/shm: 8 MiB in 1k blocks
+    r = ocb.build(context, "--ulimit", "nofiles=1", check=False)
+    assert r.returncode == 1 and "no limit 'nofiles'" in r.stderr
+    r = ocb.build(context, "--add-host", "db:not-an-ip", check=False)
+    assert r.returncode == 1 and "is not an IP address" in r.stderr
+    r = ocb.build(context, "--shm-size", "lots", check=False)
+    assert r.returncode == 1 and "invalid --shm-size 'lots'" in r.stderr
