@@ -235,6 +235,10 @@ def test_add_host_ulimit_shm_size_reach_run_steps(
     )
     seen = ocb.run("hostset:1", "cat", "/seen").stdout.splitlines()
     assert seen[0].split() == ["10.1.2.3", "db"]
+    # another --add-host is another RUN: not the cached one
+    again = ocb.build(context, "-t", "hostset:2", "--add-host", "db:10.9.9.9")
+    assert "-> HIT" not in again.stderr.split("RUN (grep", 1)[1]
+    assert ocb.run("hostset:2", "cat", "/seen").stdout.split()[:2] == ["10.9.9.9", "db"]
     assert seen[1:3] == ["1000", "2000"]
     assert seen[3].split()[1] == "8192"  # /dev/shm: 8 MiB in 1k blocks
     r = ocb.build(context, "--ulimit", "nofiles=1", check=False)
