@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -117,7 +118,11 @@ def format_error(exc: OcibuildError) -> str:
                 out.append(f"hint: {line.strip()}")
         else:
             out.append(line)
-    return "\n".join(out)
+    return _ERRNO.sub("", "\n".join(out))
+
+
+# "[Errno 2] No such file or directory: 'x'" inside a message reads as "No such file ..."
+_ERRNO = re.compile(r"\[Errno \d+\] ")
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -91,3 +91,13 @@ def test_closed_pipe_ends_quietly(ocb: Ocibuild, base_image: str) -> None:
     assert proc.stdout == "1\n"
     assert proc.stderr == ""  # no BrokenPipeError, no traceback
     assert proc.returncode == 141  # what a process killed by SIGPIPE reports
+
+
+def test_os_errors_read_without_errno(ocb: Ocibuild, context: Path, tmp_path: Path) -> None:
+    (context / "Dockerfile").write_text("FROM scratch\nLABEL a=b\n")
+    taken = tmp_path / "iid-is-a-directory"
+    taken.mkdir()
+    r = ocb.build(context, "--iidfile", str(taken), check=False)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1].startswith("error: Is a directory: ")
+    assert "[Errno" not in r.stderr and "Traceback" not in r.stderr
