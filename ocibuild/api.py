@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import difflib
 import os
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class Output:
     type: str
     dest: str = ""
     name: str = ""
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)  # manifest's
 
     @classmethod
     def parse(cls, text: str) -> Output:
@@ -397,12 +399,32 @@ def write_output(
     )
     from ocibuild.image.layout import export_oci_layout
 
+    if output.annotations and output.type not in ("oci", "oci-archive"):
+        raise OcibuildError(
+            f"--annotation: a type={output.type} output has no OCI manifest to annotate",
+            hint="annotations go with --output type=oci or type=oci-archive for now",
+        )
     if output.dest == "-":
         _write_to_stdout(store, image_id, output, tags, options, reporter)
     elif output.type == "oci":
-        export_oci_layout(
+        digest = export_oci_layout(
             store, image_id, output.dest, ref_names=ref_names(tags), compression=options.compression
         )
+        if output.annotations:
+            annotate_manifest(output.dest, digest, output.annotations)
+    elif output.type == "oci-archive" and output.annotations:
+        from ocibuild.image.archive import _tar_dir
+
+        work = store.tmpdir("annotated-")
+        try:
+            layout = os.path.join(work, "layout")
+            digest = export_oci_layout(
+                store, image_id, layout, ref_names=ref_names(tags), compression=options.compression
+            )
+            annotate_manifest(layout, digest, output.annotations)
+            _tar_dir(layout, output.dest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     elif output.type == "oci-archive":
         export_oci_archive(
             store, image_id, output.dest, ref_names=ref_names(tags), compression=options.compression
@@ -433,6 +455,52 @@ def write_output(
         raise OcibuildError(f"unsupported --output type {output.type!r}", hint=_OUTPUT_HINT)
 
 
+def parse_annotations(items: Sequence[str]) -> dict[str, str]:
+    """``--annotation [manifest:]KEY=VALUE`` (buildx's form; the manifest is annotated)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        where, colon, name = key.rpartition(":")
+        if colon and where != "manifest":
+            raise OcibuildError(
+                f"--annotation {item}: only manifest annotations are supported for now",
+                hint="write KEY=VALUE or manifest:KEY=VALUE",
+            )
+        if not sep or not name:
+            raise OcibuildError(f"invalid --annotation {item!r}", hint="write KEY=VALUE")
+        out[name] = value
+    return out
+
+
+def annotate_manifest(layout: str, digest: str, annotations: Mapping[str, str]) -> str:
+    """Add ``annotations`` to the manifest ``digest`` of the OCI layout; its index entries
+    then point at the new manifest. Returns the new manifest digest."""
+    import hashlib
+    import json
+
+    from ocibuild.image.atomic import write_atomic
+    from ocibuild.image.model import canonical_json
+
+    blobs = os.path.join(layout, "blobs", "sha256")
+    old = os.path.join(blobs, digest.partition(":")[2])
+    with open(old, "rb") as f:
+        manifest = json.load(f)
+    manifest["annotations"] = {**(manifest.get("annotations") or {}), **annotations}
+    data = canonical_json(manifest)
+    new_digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    write_atomic(os.path.join(blobs, new_digest.partition(":")[2]), data)
+    index_path = os.path.join(layout, "index.json")
+    with open(index_path, "rb") as f:
+        index = json.load(f)
+    for entry in index.get("manifests") or []:
+        if entry.get("digest") == digest:
+            entry["digest"], entry["size"] = new_digest, len(data)
+    write_atomic(index_path, canonical_json(index))
+    if not any(m.get("digest") == digest for m in index.get("manifests") or []):
+        os.unlink(old)
+    return new_digest
+
+
 def _write_to_stdout(
     store: Store,
     image_id: str,
@@ -450,7 +518,14 @@ def _write_to_stdout(
     work = tempfile.mkdtemp(prefix="stdout-", dir=store.tmp)
     try:
         tar = os.path.join(work, "image.tar")
-        write_output(store, image_id, Output(kind, tar), tags, options, reporter)
+        write_output(
+            store,
+            image_id,
+            Output(kind, tar, annotations=output.annotations),
+            tags,
+            options,
+            reporter,
+        )
         with open(tar, "rb") as f:
             shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
         sys.stdout.buffer.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from typing import Any
@@ -87,6 +88,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     labels = dict(kv(text) for text in args.label)
     build_contexts = api.parse_build_contexts(args.build_context)
     output = api.Output.parse(args.output) if args.output else None
+    annotations = api.parse_annotations(args.annotation)
+    if annotations:
+        if output is None or output.type not in ("oci", "oci-archive"):
+            raise OcibuildError(
+                "--annotation annotates the manifest of an OCI output",
+                hint="add --output type=oci,dest=DIR or type=oci-archive,dest=FILE",
+            )
+        output = dataclasses.replace(output, annotations=annotations)
     build_compat.check_setup(args, options_from(args).root, output)
     require_root(args)
     quiet = args.quiet or args.progress == "quiet"

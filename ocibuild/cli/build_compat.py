@@ -80,6 +80,13 @@ def add_flags(b: argparse.ArgumentParser) -> None:
         help="a resource limit for RUN steps, e.g. nofile=1024:2048 (repeatable)",
     )
     b.add_argument("--shm-size", metavar="SIZE", help="RUN steps' /dev/shm size (default 64m)")
+    b.add_argument(
+        "--annotation",
+        action="append",
+        default=[],
+        metavar="[manifest:]KEY=VALUE",
+        help="annotate the image manifest of a type=oci or oci-archive output (repeatable)",
+    )
     b.add_argument("--rm", action="store_true", help="accepted, no effect (always so)")
     b.add_argument("--force-rm", action="store_true", help="accepted, no effect (always so)")
     b.add_argument("--pull-policy", dest="pull", choices=PULL_POLICIES, help=argparse.SUPPRESS)

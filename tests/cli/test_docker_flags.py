@@ -247,3 +247,39 @@ def test_add_host_ulimit_shm_size_reach_run_steps(
     assert r.returncode == 1 and "is not an IP address" in r.stderr
     r = ocb.build(context, "--shm-size", "lots", check=False)
     assert r.returncode == 1 and "invalid --shm-size 'lots'" in r.stderr
+
+
+def test_annotation_on_an_oci_output(
+    ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
+) -> None:
+    _df(context, f"FROM {base_image}\nLABEL annotated=yes\n")
+    layout, meta = tmp_path / "layout", tmp_path / "meta.json"
+    ocb.build(
+        context,
+        "--annotation",
+        "org.opencontainers.image.source=https://example.invalid/repo",
+        "--annotation",
+        "manifest:team=build",
+        "-o",
+        f"type=oci,dest={layout}",
+        "--metadata-file",
+        str(meta),
+    )
+    index = json.loads((layout / "index.json").read_text())
+    digest = index["manifests"][0]["digest"]
+    blob = layout / "blobs" / "sha256" / digest.partition(":")[2]
+    manifest = json.loads(blob.read_text())
+    assert manifest["annotations"] == {
+        "org.opencontainers.image.source": "https://example.invalid/repo",
+        "team": "build",
+    }
+    assert index["manifests"][0]["size"] == blob.stat().st_size
+    assert json.loads(meta.read_text())["containerimage.digest"] == digest
+    # the layout stays valid for tools that read it
+    ocb("pull", f"oci-layout://{layout}", check=False)  # not a registry: ignore its result
+    r = ocb.build(context, "--annotation", "a=b", check=False)
+    assert r.returncode == 1 and "--annotation annotates the manifest" in r.stderr
+    r = ocb.build(
+        context, "--annotation", "index:a=b", "-o", f"type=oci,dest={layout}", check=False
+    )
+    assert r.returncode == 1 and "only manifest annotations" in r.stderr
