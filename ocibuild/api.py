@@ -94,8 +94,8 @@ def check_tags(tags: Sequence[str]) -> list[str]:
 
 
 def parse_build_contexts(items: Sequence[str]) -> dict[str, str]:
-    """``--build-context NAME=docker-image://REF|oci-layout://DIR[:TAG]`` -> {name: the
-    reference FROM and COPY --from then use}."""
+    """``--build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]`` -> {name:
+    the reference FROM and COPY --from then use; a directory is imported by build}."""
     contexts: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -114,13 +114,56 @@ def parse_build_contexts(items: Sequence[str]) -> dict[str, str]:
             contexts[name] = ref
         elif value.startswith("oci-layout://"):
             contexts[name] = "oci-layout://" + os.path.abspath(value[len("oci-layout://") :])
-        else:
+        elif "://" in value:
             raise OcibuildError(
-                f"--build-context {item}: only docker-image:// and oci-layout:// contexts "
-                "are supported for now",
-                hint="export the directory as an image first, or COPY it from the main context",
+                f"--build-context {item}: unsupported kind of context",
+                hint="give a directory, docker-image://REF or oci-layout://DIR",
             )
+        elif not os.path.isdir(value):
+            raise OcibuildError(
+                f"--build-context {item}: {value} is not a directory",
+                hint="give a directory, docker-image://REF or oci-layout://DIR",
+            )
+        else:
+            contexts[name] = LOCAL_CONTEXT + os.path.abspath(value)
     return contexts
+
+
+LOCAL_CONTEXT = "local-dir://"
+
+
+def import_directory(store: Store, path: str) -> str:
+    """A local directory as a one-layer image (``--build-context NAME=DIR``: then
+    ``COPY --from=NAME`` copies from it); returns the image ID. Files are owned by root,
+    as BuildKit sends a local context."""
+    import hashlib
+    import tarfile
+    import tempfile
+
+    from ocibuild.image.model import MT_OCI_LAYER, history_entry, new_config
+
+    def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    with tempfile.TemporaryFile(dir=store.tmp) as tmp:
+        with tarfile.open(fileobj=tmp, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            for name in sorted(os.listdir(path)):
+                tf.add(os.path.join(path, name), arcname=name, filter=owned_by_root)
+        tmp.seek(0)
+        digest = hashlib.sha256()
+        while chunk := tmp.read(1 << 20):
+            digest.update(chunk)
+        tmp.seek(0)
+        diff_id = store.import_layer_blob(tmp, MT_OCI_LAYER, "sha256:" + digest.hexdigest())
+    created = "1970-01-01T00:00:00Z"
+    config = new_config(
+        created=created,
+        diff_ids=[diff_id],
+        history=[history_entry(created, f"build context {path}")],
+    )
+    return store.put_config(config)
 
 
 def apply_build_contexts(df: Dockerfile, contexts: Mapping[str, str]) -> Dockerfile:
@@ -334,7 +377,13 @@ def build(
     log.target = target
     log.platform = host_platform
     try:  # mistakes found before the first step are recorded too
-        df: Dockerfile = apply_build_contexts(parse(text, name), build_contexts or {})
+        contexts = {
+            key: import_directory(store, ref.removeprefix(LOCAL_CONTEXT))
+            if ref.startswith(LOCAL_CONTEXT)
+            else ref
+            for key, ref in (build_contexts or {}).items()
+        }
+        df: Dockerfile = apply_build_contexts(parse(text, name), contexts)
         check_target(df, target)
         plan = make_plan(df, build_args or {}, target)
         tree = load_context(context, path if dockerfile_text is None else None)

@@ -177,8 +177,16 @@ def test_build_context_names_an_image_or_a_layout(
         f"files=oci-layout://{layout}",
     )
     assert ocb.run("named:1", "cat", "/payload").stdout == "from-the-layout\n"
-    r = ocb.build(context, "--build-context", f"files={tmp_path}", check=False)
-    assert r.returncode == 1 and "only docker-image:// and oci-layout://" in r.stderr
+    # a local directory: COPY --from=NAME copies from it
+    extra = tmp_path / "extra"
+    (extra / "sub").mkdir(parents=True)
+    (extra / "sub" / "data.txt").write_text("from a local context\n")
+    _df(context, f"FROM {base_image}\nCOPY --from=extra /sub/data.txt /data.txt\n")
+    ocb.build(context, "-t", "named:2", "--build-context", f"extra={extra}")
+    assert ocb.run("named:2", "cat", "/data.txt").stdout == "from a local context\n"
+    assert ocb.run("named:2", "stat", "-c", "%u", "/data.txt").stdout == "0\n"
+    r = ocb.build(context, "--build-context", f"extra={tmp_path / 'none'}", check=False)
+    assert r.returncode == 1 and "is not a directory" in r.stderr
 
 
 def test_ssh_agent_socket_is_forwarded(
