@@ -13,8 +13,8 @@ from ocibuild.cli import build_compat, observe
 from ocibuild.cli.common import common_flags, kv, options_from, require_root
 from ocibuild.cli.registry import add_tls_flag
 from ocibuild.errors import OcibuildError
-from ocibuild.log import JsonReporter, QuietReporter, Reporter, StreamReporter
-from ocibuild.options import COMPRESSIONS, Options
+from ocibuild.log import StreamReporter
+from ocibuild.options import COMPRESSIONS, PULL_POLICIES
 
 
 def register(sub: Any) -> None:
@@ -67,7 +67,8 @@ def register(sub: Any) -> None:
         "--pull",
         action="store_const",
         const="always",
-        help="always pull FROM images (--pull=always|missing|never: the policy; default missing)",
+        help=f"always pull FROM images (--pull={'|'.join(PULL_POLICIES)}: the policy; "
+        "default missing)",
     )
     b.add_argument("--push", action="store_true", help="push every -t name after the build")
     add_tls_flag(b)
@@ -119,7 +120,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         tls_verify=args.tls_verify,
         **observe.build_options(args),
     )
-    reporter = make_reporter(args.progress, options)
+    reporter = build_compat.make_reporter(args.progress, options.quiet, options.debug)
+    reporter = reporter or StreamReporter(debug=options.debug)
     if args.check_reproducible:
         return observe.check_reproducible(args, options, reporter)
     started = time.monotonic()
@@ -159,12 +161,3 @@ def cmd_build(args: argparse.Namespace) -> int:
     if output is None or output.dest != "-":  # with -o -, standard output is the archive
         print(result.image_id)
     return 0
-
-
-def make_reporter(progress: str, options: Options) -> Reporter:
-    """-q / --progress quiet: nothing but the image ID on standard output; rawjson: events."""
-    if options.quiet:
-        return QuietReporter()
-    if progress == "rawjson":
-        return JsonReporter(debug=options.debug)
-    return StreamReporter(debug=options.debug)

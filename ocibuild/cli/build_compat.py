@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ocibuild.errors import OcibuildError
+from ocibuild.log import JsonReporter, QuietReporter, Reporter
 from ocibuild.options import PULL_POLICIES
 
 PROGRESS = ("auto", "plain", "tty", "quiet", "rawjson")
@@ -298,3 +299,13 @@ def _write(path: str, text: str) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def make_reporter(progress: str, quiet: bool, debug: bool) -> Reporter | None:
+    """-q / --progress quiet: nothing but the image ID on standard output; rawjson: events;
+    None: the step lines (auto, plain, tty: the StreamReporter)."""
+    if quiet:
+        return QuietReporter()
+    if progress == "rawjson":
+        return JsonReporter(debug=debug)
+    return None
