@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # compiler and headers, and Python's venv
 DEMO_PACKAGES := runc busybox-static gcc libc6-dev libffi-dev python3-dev python3-venv
 
-.PHONY: setup system venv demo demo-system test lint unit integration clean bench conformance
+.PHONY: setup system venv demo test lint unit integration clean bench conformance
 
 setup: system venv
 
@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml setup.py native/ocibuild_native.c native/ocibuild_nativ
 	$(BIN)/pip install -q --no-build-isolation -e '.[test]'
 	touch $(STAMP)
 
+.PHONY: demo-system
 demo-system:
 	@if ! dpkg -s $(DEMO_PACKAGES) >/dev/null 2>&1; then \
 		echo "installing Debian packages: $(DEMO_PACKAGES)"; \
