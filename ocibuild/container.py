@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ocibuild import isolation
 from ocibuild.builder.scratch import Scratch
@@ -129,6 +129,7 @@ def run_image(
     """
     if network not in ("host", "none"):
         raise OcibuildError(f"unsupported --network {network!r}", hint="use host or none")
+    net: Literal["host", "none"] = "none" if network == "none" else "host"
     mounts = [parse_volume(v) for v in volumes]
     store = Store(options.root)
     config = store.get_config(store.resolve(name))
@@ -159,7 +160,7 @@ def run_image(
                         env=[*(cfg.get("Env") or []), *env],
                         user=user if user is not None else str(cfg.get("User") or ""),
                         workdir=workdir or str(cfg.get("WorkingDir") or "/"),
-                        network=network,
+                        network=net,
                         mounts=mounts,
                     ),
                     runtime=options.runtime,
