@@ -15,7 +15,6 @@ from ocibuild import isolation
 from ocibuild.builder.context import SourceTree
 from ocibuild.builder.executor import BuildResult, StepRecord, execute
 from ocibuild.buildlog import BuildLog
-from ocibuild.dockerfile.expand import expand_word
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Instruction, Run
 from ocibuild.dockerfile.parser import parse
@@ -23,7 +22,7 @@ from ocibuild.errors import DockerfileError, OcibuildError
 from ocibuild.image.store import Store, normalize_tag
 from ocibuild.log import Reporter, SilentReporter
 from ocibuild.options import Options
-from ocibuild.plan import PLATFORM_ARGS, Plan, copy_from_ref, make_plan, mount_from_refs
+from ocibuild.plan import PLATFORM_ARGS, Plan, make_plan, mount_from_refs
 from ocibuild.registry.base import push_name
 from ocibuild.registry.reference import ReferenceError, parse_reference
 from ocibuild.storage.overlay import ensure_mount_namespace
@@ -220,21 +219,18 @@ def check_stage_refs(plan: Plan, store: Store) -> None:
     """A ``COPY --from`` / ``RUN --mount from=`` that is neither an earlier stage nor an
     image in the store, but is close to a stage's name, is a typo: said before any step
     runs (not after the stages before it have been built)."""
-    env = {**PLATFORM_ARGS, **{k: v for k, v in plan.global_args.items() if v is not None}}
     for index in plan.order:
         stage = plan.stages[index]
         earlier = [s.name for s in plan.stages[:index] if s.name]
         for instr in stage.instructions:
-            try:
-                if isinstance(instr, Copy):
-                    ref = copy_from_ref(instr, env, plan.escape)
-                    refs = [ref] if ref is not None else []
-                elif isinstance(instr, Run):
-                    refs = [expand_word(r, env, plan.escape) for r in mount_from_refs(instr)]
-                else:
-                    continue
-            except OcibuildError:
-                continue  # the step itself reports a word it cannot expand
+            if isinstance(instr, Copy):
+                flag = instr.flag("from")
+                refs = [flag.value] if flag is not None and flag.value else []
+            elif isinstance(instr, Run):
+                refs = mount_from_refs(instr)
+            else:
+                continue
+            refs = [ref for ref in refs if "$" not in ref]  # (words with variables: as built)
             for ref in refs:
                 if plan.stage_ref(ref, index) is not None or any(c in ref for c in "/:@"):
                     continue
