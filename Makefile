@@ -3,23 +3,36 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci \
+SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci slirp4netns \
 	oci-image-tool libffi-dev gcc docker-registry apache2-utils buildah debootstrap \
 	charliecloud time libc6-dev zstd
 STAMP := $(VENV)/.installed
-# what `make demo` needs: a runtime, the busybox the example copies, the native helper's
-# compiler and headers, and Python's venv
-DEMO_PACKAGES := runc busybox-static gcc libc6-dev libffi-dev python3-dev python3-venv
+# what `make demo` needs: a runtime, the busybox the example copies, the RUN steps' network
+# (slirp4netns), the native helper's compiler and headers, and Python's venv
+DEMO_PACKAGES := runc busybox-static slirp4netns gcc libc6-dev libffi-dev python3-dev \
+	python3-venv
+# Docker's default seccomp profile, as Debian ships it in the Go sources of docker.io
+# (golang-github-docker-docker-dev); only that one file is unpacked, not the ~250 Go
+# source packages the package depends on. ocibuild reads it at run time.
+SECCOMP_PROFILE := /usr/local/share/ocibuild/seccomp/default.json
+SECCOMP_DEB := golang-github-docker-docker-dev
+SECCOMP_MEMBER := ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
 
 .PHONY: setup system venv demo test lint unit integration clean bench conformance
 
 setup: system venv
 
-system:
+system: $(SECCOMP_PROFILE)
 	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
 		echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PACKAGES); \
 	fi
+
+$(SECCOMP_PROFILE):
+	@echo "unpacking Docker's default seccomp profile from Debian's $(SECCOMP_DEB)"
+	@d=$$(mktemp -d) && chmod 755 $$d && cd $$d && apt-get download -q $(SECCOMP_DEB) >/dev/null \
+		&& dpkg-deb --fsys-tarfile $(SECCOMP_DEB)_*.deb | tar -xO $(SECCOMP_MEMBER) > profile.json \
+		&& install -D -m 0644 profile.json $@ && rm -rf $$d
 
 venv: $(STAMP)
 
@@ -36,7 +49,7 @@ demo-system:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEMO_PACKAGES); \
 	fi
 
-demo: demo-system venv
+demo: demo-system $(SECCOMP_PROFILE) venv
 	cp /bin/busybox examples/hello/busybox
 	$(BIN)/ocibuild build -t hello examples/hello
 	$(BIN)/ocibuild run --rm hello

@@ -13,6 +13,7 @@ from ocibuild.errors import OcibuildError
 COMPRESSIONS = ("gzip", "zstd", "none")
 ISOLATIONS = ("auto", "native-chroot", "native-rootless", "oci")
 STORAGE_DRIVERS = ("overlay", "fuse-overlayfs", "vfs")
+NETWORK_MODES = ("default", "none", "host")  # RUN steps' network (BuildKit's names)
 
 
 def _choice(what: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -210,6 +211,7 @@ class Options:
     explain: bool = False  # --explain: print every step's cache-key inputs
     report: str | None = None  # --report FILE: one JSON document about the build
     keep_bundles: str | None = None  # --keep-bundles DIR: every RUN step's bundle
+    network: str = "default"  # RUN steps: default (own namespace) | none | host
 
     @classmethod
     def resolve(
@@ -240,6 +242,7 @@ class Options:
         explain: bool = False,
         report: str | None = None,
         keep_bundles: str | None = None,
+        network: str | None = None,
     ) -> Options:
         env = os.environ if env is None else env
         comp = compression or env.get("OCIBUILD_COMPRESSION") or "gzip"
@@ -281,4 +284,7 @@ class Options:
             explain=explain,
             report=os.path.abspath(report) if report else None,
             keep_bundles=os.path.abspath(keep_bundles) if keep_bundles else None,
+            network=_choice(
+                "network mode", network or env.get("OCIBUILD_NETWORK") or "default", NETWORK_MODES
+            ),
         )

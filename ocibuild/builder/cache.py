@@ -78,7 +78,7 @@ class CacheObserver(Protocol):
     ) -> None: ...
 
 
-KEY_VERSION = 1
+KEY_VERSION = 2  # 2: ARG/WORKDIR history and ARG values as BuildKit records them
 Handler = Callable[["StepContext", Instruction], StepOutcome]
 
 

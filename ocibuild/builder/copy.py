@@ -77,8 +77,11 @@ def chmod_flag(ctx: StepContext, instr: Instruction) -> Chmod | None:
 
 
 def resolve_chown(instr: Instruction, rootfs: str, spec: str) -> tuple[int, int]:
-    """--chown=user[:group]: names looked up in the image; no group means gid = uid."""
-    user, sep, _ = spec.partition(":")
+    """--chown=user[:group]: names looked up in the image; no group means gid = uid.
+    An empty part is id 0 (BuildKit v0.11.6: ``--chown=:`` is 0:0, ``1:`` is 1:0)."""
+    user, sep, group = spec.partition(":")
+    user = user or "0"
+    spec = f"{user}:{group or '0'}" if sep else user
     try:
         resolved = resolve_user(rootfs, spec if sep else user)
     except OcibuildError as exc:

@@ -14,7 +14,7 @@ from ocibuild.cli.common import common_flags, kv, options_from, require_root
 from ocibuild.cli.registry import add_tls_flag
 from ocibuild.errors import OcibuildError
 from ocibuild.log import StreamReporter
-from ocibuild.options import COMPRESSIONS, PULL_POLICIES
+from ocibuild.options import COMPRESSIONS, NETWORK_MODES, PULL_POLICIES
 
 
 def register(sub: Any) -> None:
@@ -32,6 +32,13 @@ def register(sub: Any) -> None:
         help="a secret for RUN --mount=type=secret (never stored in the image)",
     )
     b.add_argument("--no-cache", action="store_true", help="do not reuse earlier step results")
+    b.add_argument(
+        "--network",
+        choices=NETWORK_MODES,
+        help="RUN steps' network: default (the build's own namespace, outbound through "
+        "slirp4netns, no host loopback), none, or host (shares the host's network; "
+        "RUN --network overrides it per step); or $OCIBUILD_NETWORK",
+    )
     b.add_argument(
         "--no-cache-filter",
         action="append",
@@ -118,6 +125,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         cache_to=args.cache_to,
         pull=args.pull,
         tls_verify=args.tls_verify,
+        network=args.network,
         **observe.build_options(args),
     )
     reporter = build_compat.make_reporter(args.progress, options.quiet, options.debug)

@@ -7,7 +7,8 @@ removes the mount-point stubs left in the upper dir.
 The sandbox: ``runtime`` names an OCI runtime (runc, crun, a path), or is
 ``native-chroot`` for ocibuild's own sandbox (:mod:`ocibuild.runtime.native`). Inside the
 build's user namespace (rootless), the spec is the rootless variant and every id the
-process runs as must be mapped.
+process runs as must be mapped. Every sandbox gets Docker's default seccomp profile
+(:mod:`ocibuild.runtime.seccomp`) for the process's bounding capabilities.
 """
 
 from __future__ import annotations
@@ -16,22 +17,27 @@ import contextlib
 import os
 import secrets
 import shlex
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from ocibuild.errors import RuntimeFailure
 from ocibuild.log import Reporter
 from ocibuild.runtime import native
 from ocibuild.runtime.bundle import write_bundle, write_etc_files
+from ocibuild.runtime.etcfiles import Network
 from ocibuild.runtime.idmap import check_mapped, in_user_namespace, read_id_maps
-from ocibuild.runtime.runner import make_runner
+from ocibuild.runtime.runner import is_crun, make_runner
+from ocibuild.runtime.seccomp import spec_seccomp
 from ocibuild.runtime.spec import (
+    DEFAULT_CAPABILITIES,
     DEFAULT_PATH,
     container_mount_destinations,
     env_list_to_map,
     make_spec,
     rootless_variant,
+    with_nodev_rootfs_hook,
 )
 from ocibuild.runtime.stubs import (
     existing_parents,
@@ -67,8 +73,19 @@ class Process:
     env: Sequence[str]
     user: str
     workdir: str
-    network: str = "host"
+    network: Network = "host"  # host | none (empty namespace) | private (join ``netns``)
     mounts: Sequence[Mapping[str, Any]] = ()  # extra runtime-spec mounts (RUN --mount)
+    netns: str | None = None  # the build's network namespace (network="private")
+
+
+def _mount_binary() -> str:
+    path = shutil.which("mount", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if path is None:
+        raise RuntimeFailure(
+            "mount(8) is not installed: crun needs it to keep the rootfs nodev",
+            hint="apt-get install -y mount, or use --runtime runc",
+        )
+    return path
 
 
 def run_process(
@@ -97,7 +114,7 @@ def run_process(
     env.setdefault("HOME", user.home or "/")
     bundle = os.path.join(work, "bundle")
     os.mkdir(bundle, 0o700)
-    network: Literal["host", "none"] = "none" if process.network == "none" else "host"
+    network = process.network
     etc_files = write_etc_files(bundle, hostname=HOSTNAME, network=network, include_hostname=True)
     spec = make_spec(
         rootfs=rootfs,
@@ -110,7 +127,9 @@ def run_process(
         hostname=HOSTNAME,
         etc_files=etc_files,
         network=network,
+        netns_path=process.netns,
         extra_mounts=process.mounts,
+        seccomp=spec_seccomp(DEFAULT_CAPABILITIES),
     )
     if host is not None:  # --add-host, --ulimit, --shm-size
         spec = with_host(spec, host, bundle, network)
@@ -120,6 +139,8 @@ def run_process(
         for gid in (user.gid, *user.additional_gids):
             check_mapped("gid", gid, gids)
         spec = rootless_variant(spec, gids.contains)
+    if is_crun(runtime):
+        spec = with_nodev_rootfs_hook(spec, _mount_binary())
     missing = find_missing(rootfs, container_mount_destinations(spec))
     parents = existing_parents(rootfs, missing)
     in_place = os.path.realpath(upper) == os.path.realpath(rootfs)

@@ -3,7 +3,8 @@
 Used when the kernel refuses overlayfs (old kernels in a user namespace, upper dirs on
 filesystems overlayfs rejects) or when asked for with ``--storage-driver fuse-overlayfs``.
 The daemon runs in the foreground as our child (it dies with us: parent-death signal) in
-the build's private mount namespace. It marks deletions and opaque dirs its own ways
+the build's private mount namespace, and the mount is made ``nodev``. It marks deletions
+and opaque dirs its own ways
 (``.wh.`` files, ``user.fuseoverlayfs.opaque``, ``.wh..wh..opq``); :meth:`changes`
 rewrites them into the store's lower-dir form once the step is done.
 """
@@ -93,6 +94,13 @@ class FuseOverlayMount:
                 )
             time.sleep(0.005)
         log.close()
+        try:
+            driver.remount_nodev(self.target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                _native.umount(self.target, detach=True)
+            self._stop()
+            raise
         driver.register(self)
 
     def _stop(self) -> None:
