@@ -52,11 +52,30 @@ def config_fields(image: Image) -> dict[str, Any]:
     return out
 
 
+BIG = 1 << 16  # base files at least this big are named, not hashed, when copied
+
+
+def _base_digests(base: Image) -> dict[str, str]:
+    """digest -> "base:/path" for the base's big files (the busybox binary, ...): a copy of
+    one is recorded by name, so goldens do not depend on the machine's busybox build."""
+    cached = getattr(base, "_named", None)
+    if cached is None:
+        cached = {}
+        for path, entry in sorted(base.files.items()):
+            if entry.type == "file" and entry.text is None and entry.size >= BIG:
+                cached.setdefault(entry.digest, f"base:/{path}")
+        base._named = cached  # type: ignore[attr-defined]
+    return cached
+
+
 def diff(image: Image, base: Image) -> dict[str, Entry | None]:
     """What ``image`` adds, changes (path -> entry) and removes (path -> None)."""
     out: dict[str, Entry | None] = {}
+    named = _base_digests(base)
     for path, entry in image.files.items():
         if base.files.get(path) != entry:
+            if entry.type == "file" and entry.digest in named:
+                entry = dataclasses.replace(entry, digest=named[entry.digest])
             out["/" + path] = entry
     for path in base.files:
         if path not in image.files:

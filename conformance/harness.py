@@ -316,6 +316,7 @@ class Harness:
 
     def _run_case(self, case: Case, tmp: Path) -> Outcome:
         notes: list[str] = []
+        stale = False
         ours = self.run_ocibuild(case, tmp)
         exact, fields = True, CONFIG_FIELDS
         if case.expect is not None:
@@ -326,14 +327,16 @@ class Harness:
                 want = Result(error=case.error)
         else:
             golden = read_golden(case.name)
-            if golden is not None and golden.input != self.case_digest(case, tmp):
-                notes.append("golden is stale: the case changed since it was recorded")
+            stale = golden is not None and golden.input != self.case_digest(case, tmp)
             if golden is not None and golden.base_layer != self.base_id(case.base):
                 notes.append(f"golden made from another {case.base} base layer")
             if self.live:
                 fresh = self.run_buildkit(case, tmp)
-                if golden is not None and compare(fresh, golden.result, who="golden"):
-                    notes.append("golden is stale: the running BuildKit builds something else")
+                if golden is not None and (stale or compare(fresh, golden.result, who="golden")):
+                    notes.append("golden is stale: the running BuildKit builds something else "
+                                 "or the case changed (python -m conformance.regen)")  # fmt: skip
+                elif golden is None:
+                    notes.append("no golden file yet (python -m conformance.regen)")
                 want = fresh
             else:
                 want = golden.result if golden is not None else None
@@ -343,6 +346,9 @@ class Harness:
             return Outcome(case, "differing", ["no golden file: run python -m conformance.regen"],
                            notes)  # fmt: skip
         problems = compare(ours, want, exact=exact, fields=fields)
+        if case.expect is None and stale and not self.live:
+            problems.insert(0, "golden is stale: the case changed since it was recorded "
+                            "(python -m conformance.regen -k NAME)")  # fmt: skip
         if case.error is not None:
             if want.error is None:
                 problems.append("the case expects an error, but BuildKit built it")

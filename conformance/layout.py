@@ -41,6 +41,7 @@ class Entry:
     link: str = ""  # symlink target
     xattrs: tuple[tuple[str, str], ...] = ()
     text: str | None = field(default=None, compare=False)  # small UTF-8 contents, shown
+    size: int = field(default=0, compare=False)  # file size
 
     def describe(self) -> str:
         text = f"{self.type} {self.mode:04o} {self.uid}:{self.gid}"
@@ -99,7 +100,8 @@ def file_entry(
             text = data.decode()
         except UnicodeDecodeError:
             text = None
-    return Entry("file", mode, uid, gid, hashlib.sha256(data).hexdigest(), xattrs=xattrs, text=text)
+    digest = hashlib.sha256(data).hexdigest()
+    return Entry("file", mode, uid, gid, digest, xattrs=xattrs, text=text, size=len(data))
 
 
 def _norm(name: str) -> str:

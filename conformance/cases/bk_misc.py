@@ -113,6 +113,9 @@ CASES = [
         "arg_in_copy_chown_chmod",
         B + "ARG U=1000 M=0751\nCOPY --chown=$U --chmod=$M a /a\n",
         files={"a": "a"},
+        newer=Expect(modes={"/a": 0o751}),
+        reason="v0.11.6 does not expand ARGs in --chmod (ignores it); current BuildKit does "
+        "(its testCopyChmod, footer)",
     ),
     # -- metadata (dockerfile_core_test.go, dockerfile_cmd_test.go) -----------------------
     Case(
@@ -243,13 +246,14 @@ CASES = [
         "multistage_out_of_order_error",
         "FROM {busybox} AS target\nCOPY --from=build /foo /\nFROM {busybox} AS build\n"
         "RUN echo foo > /foo\n",
+        target="target",
         error="build",
         source=T + "dockerfile_multistage_test.go testOutOfOrderStage",
     ),
     Case(
         "multistage_empty_stages_error",
         "ARG foo=bar\n",
-        error="no build stage",
+        error="contains no stages to build",
         expect=Expect(),
         reason="v0.11.6's daemon panics on it (index out of range in lastTarget); current "
         'BuildKit: "dockerfile contains no stages to build" (262634c8f)',

@@ -77,6 +77,9 @@ CASES = [
         "copy_chmod_octal_dir",
         B + "COPY --chmod=0700 dir /m/\n",
         files=TREE,
+        newer=Expect(modes={"/m": 0o700}),
+        reason="v0.11.6 leaves a destination dir it creates 0755; current BuildKit gives it "
+        "the --chmod mode (its testCopyChmod, 75c457afd: created parents get the mode)",
     ),
     Case(
         "copy_modes_kept",
