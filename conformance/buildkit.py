@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -138,4 +139,10 @@ def error_message(log: str) -> str:
     text = lines[-1] if lines else log.strip().splitlines()[-1] if log.strip() else ""
     for prefix in ("error: ", "failed to solve: "):
         text = text.removeprefix(prefix)
-    return text
+    return normalise_error(text)
+
+
+def normalise_error(text: str) -> str:
+    """Without what changes from run to run: snapshot ids and daemon temp dirs."""
+    text = re.sub(r"ref [\w-]+::\w+", "ref <ref>", text)
+    return re.sub(r"/\S*/(?:cachemounts/buildkit|buildkit-mount)\d+", "<mount>", text)

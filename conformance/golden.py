@@ -68,10 +68,12 @@ def _base_digests(base: Image) -> dict[str, str]:
     return cached
 
 
-def diff(image: Image, base: Image) -> dict[str, Entry | None]:
-    """What ``image`` adds, changes (path -> entry) and removes (path -> None)."""
+def diff(image: Image, base: Image, named: dict[str, str] | None = None,
+         ) -> dict[str, Entry | None]:  # fmt: skip
+    """What ``image`` adds, changes (path -> entry) and removes (path -> None); a file equal
+    to a big file of the base (or of ``named``, digest -> name) is recorded by name."""
     out: dict[str, Entry | None] = {}
-    named = _base_digests(base)
+    named = {**(named or {}), **_base_digests(base)}
     for path, entry in image.files.items():
         if base.files.get(path) != entry:
             if entry.type == "file" and entry.digest in named:
@@ -83,9 +85,11 @@ def diff(image: Image, base: Image) -> dict[str, Entry | None]:
     return dict(sorted(out.items()))
 
 
-def result_of(image: Image, base: Image, case: Case) -> Result:
+def result_of(image: Image, base: Image, case: Case, busybox: Image | None = None) -> Result:
+    """The result of ``case`` (files equal to busybox's big files recorded by name)."""
     layer = image.layers[-1] if case.layers and image.layers else None
-    return Result(files=diff(image, base), config=config_fields(image), last_layer=layer)
+    named = _base_digests(busybox) if busybox is not None else None
+    return Result(files=diff(image, base, named), config=config_fields(image), last_layer=layer)
 
 
 # -- the case's inputs ---------------------------------------------------------------------

@@ -225,7 +225,7 @@ class Harness:
             second, log = once(tmp / "out-ocibuild-2", tmp / "store", True)
             if second is None:
                 return Result(error=log)
-            result = result_of(second, self.base(case.base), case)
+            result = result_of(second, self.base(case.base), case, self.base("busybox"))
             result.same_id_on_rebuild = _image_id(tmp / "out-ocibuild") == _image_id(
                 tmp / "out-ocibuild-2"
             )
@@ -239,7 +239,7 @@ class Harness:
                 self.free_stores.append(store)
         if image is None:
             return Result(error=log)
-        return result_of(image, self.base(case.base), case)
+        return result_of(image, self.base(case.base), case, self.base("busybox"))
 
     def run_buildkit(self, case: Case, tmp: Path) -> Result:
         ctx = tmp / "ctx-buildkit"
@@ -254,7 +254,7 @@ class Harness:
         if layout is None:
             return Result(error=buildkit.error_message(log))
         image = read_image(layout)
-        result = result_of(image, self.base(case.base), case)
+        result = result_of(image, self.base(case.base), case, self.base("busybox"))
         if case.rebuild:
             again, log = once(tmp / "out-buildkit-2")
             if again is None:
@@ -280,7 +280,7 @@ class Harness:
                               capture_output=True, text=True)  # fmt: skip
         if push.returncode != 0:
             return Result(error=push.stderr.strip() or "push failed")
-        return result_of(read_image(out), self.base(case.base), case)
+        return result_of(read_image(out), self.base(case.base), case, self.base("busybox"))
 
     # -- one case -------------------------------------------------------------------
     def case_digest(self, case: Case, tmp: Path) -> str:

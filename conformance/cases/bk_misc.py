@@ -469,6 +469,8 @@ CASES = [
     Case("run_exit_code_error", B + "RUN sh -c 'exit 42'\n", error="42", source=BUD + "exit42"),
     Case("run_env_visible", B + 'ENV E1=one\nRUN echo "$E1" > /e1 && env | grep -c ^E1= > /n\n'),
     Case("run_pwd_default", B + "RUN pwd > /pwd\n"),
+    Case("run_env_dump", B + "ENV A=1\nRUN env | sort > /env && export -p | sort > /exported\n"),
+    Case("run_env_dump_user", B + "USER app\nWORKDIR /tmp\nRUN env | sort > /tmp/env\n"),
     Case("run_umask", B + "RUN umask > /umask && touch /made && mkdir /madedir\n"),
     Case("run_home_unknown_user", B + 'USER 4321\nRUN echo "$HOME" > /tmp/home\n'),
     Case("run_path_default_scratch_like", B + 'ENV PATH=\nRUN ["/bin/busybox", "env"]\n'),
