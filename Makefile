@@ -50,12 +50,12 @@ bench: setup
 # ocibuild against the real BuildKit's results recorded in conformance/goldens/ (root; no
 # BuildKit needed; also part of `make test` through tests/language/test_conformance.py).
 conformance: setup
-	$(BIN)/python -m conformance.harness -j 2
+	$(BIN)/python -m conformance.harness -j 3
 
 # The same, building every case with the running BuildKit too (says which goldens are
 # stale); OCIBUILD_BUILDKIT_ADDR, OCIBUILD_BUILDCTL: see conformance/buildkit.py.
 conformance-live: setup
-	$(BIN)/python -m conformance.harness -j 2 --live
+	$(BIN)/python -m conformance.harness -j 3 --live
 
 # Rewrite conformance/goldens/ from the running BuildKit (bases pushed to 127.0.0.1:5000).
 conformance-regen: setup

@@ -5,7 +5,7 @@ Every case must be identical to BuildKit v0.11.6's golden, or to its written exp
 (only where v0.11.6 cannot be the reference), except the cases listed in
 conformance/known_differences.py (open bugs: each differs, is reported, and does not
 fail this test; a listed case that matches again is reported as FIXED). A golden file
-older than its case (stale) counts as differing. A few minutes on 2 cores, -j2 (the
+older than its case (stale) counts as differing. About 4 minutes on 2 cores, -j3 (the
 Debian base is made once by debootstrap and cached).
 """
 
@@ -47,7 +47,7 @@ def test_conformance_suite(capsys: pytest.CaptureFixture[str]) -> None:
     require_tool("debootstrap")
     require_tool("zstd")
     proc = subprocess.run(
-        [sys.executable, "-m", "conformance.harness", "-j", "2"],
+        [sys.executable, "-m", "conformance.harness", "-j", "3"],
         cwd=REPO,
         capture_output=True,
         text=True,
