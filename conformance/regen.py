@@ -17,7 +17,7 @@ from pathlib import Path
 
 from conformance import buildkit
 from conformance.case import Case
-from conformance.golden import GOLDENS
+from conformance.golden import GOLDENS, read_golden
 
 
 def regen(cases: list[Case], jobs: int, *, prune: bool) -> int:
@@ -40,6 +40,11 @@ def regen(cases: list[Case], jobs: int, *, prune: bool) -> int:
                 print(f"FAILED {o.case.name}: {'; '.join(o.problems)}")
             else:
                 print(f"{o.case.name}: {'; '.join(o.notes)} ({o.seconds:.1f}s)")
+            golden = read_golden(o.case.name)
+            env = golden.result.config.get("Env", []) if golden else []
+            if any(v.startswith(("OTEL_", "TRACEPARENT")) for v in env):
+                failed += 1  # v0.11.6 injects these into RUN only; in a config they are a leak
+                print(f"FAILED {o.case.name}: tracing variables in the image config: {env}")
         return 1 if failed else 0
 
     status = with_work(go)
