@@ -74,7 +74,6 @@ KNOWN: dict[str, str] = {
     "bug15_copy_two_files_no_slash": "15",
     # 16 cache mounts differing in uid/gid are different caches
     "bug16_cache_mount_uid_distinct": "16",
-    "bug16_cache_mount_same_uid_shared": "16",
     # 17 escaped glob characters in a source
     "bug17_escaped_glob_chars": "17",
     # 18 bare RUN, --chown=:

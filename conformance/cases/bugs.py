@@ -219,12 +219,12 @@ CASES = [
     Case(
         "bug16_cache_mount_uid_distinct",
         B + "RUN --mount=type=cache,id=conf-bug16,target=/c,uid=1000 touch /c/x\n"
-        "RUN --mount=type=cache,id=conf-bug16,target=/c,uid=2000 ls -ln /c > /list\n",
+        "RUN --mount=type=cache,id=conf-bug16,target=/c,uid=2000 ls -A /c > /list\n",
     ),
     Case(
         "bug16_cache_mount_same_uid_shared",
         B + "RUN --mount=type=cache,id=conf-bug16s,target=/c,uid=1000 touch /c/x\n"
-        "RUN --mount=type=cache,id=conf-bug16s,target=/c,uid=1000 ls -ln /c > /list\n",
+        "RUN --mount=type=cache,id=conf-bug16s,target=/c,uid=1000 ls -A /c > /list\n",
     ),
     # 17 escaped glob characters
     Case(

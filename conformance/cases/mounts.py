@@ -28,7 +28,7 @@ CASES = [
         "mount_cache_persists_between_steps",
         B + "RUN --mount=type=cache,target=/var/cache/c,id=conformance-$RANDOM-x "
         "echo 1 > /var/cache/c/n\n"
-        "RUN --mount=type=cache,target=/c2,id=conf-cache-shared sh -c 'echo x >> /c2/log'\n"
+        "RUN --mount=type=cache,target=/c2,id=conf-cache-shared sh -c 'echo x > /c2/log'\n"
         "RUN --mount=type=cache,target=/c3,id=conf-cache-shared wc -l < /c3/log > /count\n",
     ),
     Case(
