@@ -18,7 +18,8 @@ SECCOMP_PROFILE := /usr/local/share/ocibuild/seccomp/default.json
 SECCOMP_DEB := golang-github-docker-docker-dev
 SECCOMP_MEMBER := ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
 
-.PHONY: setup system venv demo test lint unit integration clean bench conformance
+.PHONY: setup system venv demo test lint unit integration clean bench conformance \
+	conformance-live conformance-regen
 
 setup: system venv
 
@@ -78,7 +79,16 @@ clean:
 bench: setup
 	$(BIN)/python bench/bench.py
 
-# ocibuild against buildah 1.28 and written BuildKit expectations (root; ~2.5 min; also
-# part of `make test` through tests/language/test_conformance.py).
+# ocibuild against the real BuildKit's results recorded in conformance/goldens/ (root; no
+# BuildKit needed; also part of `make test` through tests/language/test_conformance.py).
 conformance: setup
-	$(BIN)/python -m conformance.harness
+	$(BIN)/python -m conformance.harness -j 3
+
+# The same, building every case with the running BuildKit too (says which goldens are
+# stale); OCIBUILD_BUILDKIT_ADDR, OCIBUILD_BUILDCTL: see conformance/buildkit.py.
+conformance-live: setup
+	$(BIN)/python -m conformance.harness -j 3 --live
+
+# Rewrite conformance/goldens/ from the running BuildKit (bases pushed to 127.0.0.1:5000).
+conformance-regen: setup
+	$(BIN)/python -m conformance.regen -j 3

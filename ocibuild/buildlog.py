@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ocibuild.builder.explain import Explainer, dockerfile_identity
 from ocibuild.builder.forensics import FAILED_DIR, StepHook
 from ocibuild.errors import OcibuildError
+from ocibuild.image.store import private_dir
 from ocibuild.log import Reporter
 from ocibuild.trace import step_record
 
@@ -164,7 +165,9 @@ class BuildLog:
         self.store = store
         self.id = new_build_id()
         self.dir = os.path.join(builds_dir(store.root), self.id)
-        os.makedirs(os.path.join(self.dir, "steps"))
+        private_dir(builds_dir(store.root))
+        os.mkdir(self.dir, 0o700)
+        os.mkdir(os.path.join(self.dir, "steps"), 0o700)
         self.started = time.time()
         self.dockerfile = dockerfile
         self.context = context
@@ -186,7 +189,10 @@ class BuildLog:
 
     def open_step(self, number: int, text: str) -> None:
         self.close_step()
-        self._file = open(os.path.join(self.dir, "steps", f"{number}.log"), "ab")  # noqa: SIM115
+        path = os.path.join(self.dir, "steps", f"{number}.log")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+        # 0600: a step's output may print a secret
+        self._file = os.fdopen(os.open(path, flags, 0o600), "ab")
         self.announced[number] = text
 
     def write_output(self, data: bytes) -> None:

@@ -35,6 +35,7 @@ from ocibuild.builder.rootfs import mounted, workspace
 from ocibuild.builder.step import StepContext, fail
 from ocibuild.dockerfile.instructions import Instruction
 from ocibuild.errors import OcibuildError
+from ocibuild.image.store import private_dir
 from ocibuild.options import Secret
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
@@ -268,8 +269,8 @@ def _source_dir(ctx: StepContext, instr: Instruction, spec: MountSpec, stack: Ex
 
 
 def _cache_dir(ctx: StepContext, instr: Instruction, spec: MountSpec, stack: ExitStack) -> str:
-    base = os.path.join(ctx.store.root, "cache-mounts")
-    os.makedirs(base, exist_ok=True)
+    # 0700: a step may leave a setuid file in a cache; no other user may reach it
+    base = private_dir(os.path.join(ctx.store.root, "cache-mounts"))
     key = hashlib.sha256(spec.id.encode()).hexdigest()[:32]
     path = os.path.join(base, key)
     lock_fd = os.open(path + ".lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)

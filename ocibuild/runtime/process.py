@@ -13,7 +13,6 @@ process runs as must be mapped. Every sandbox gets Docker's default seccomp prof
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shlex
@@ -44,6 +43,7 @@ from ocibuild.runtime.stubs import (
     find_missing,
     remove_copied_up_parents,
     remove_stubs,
+    restore_dir_times,
 )
 from ocibuild.runtime.users import resolve_user
 from ocibuild.storage import fsops
@@ -179,11 +179,10 @@ def run_process(
     if not in_place:
         # With an upper dir, parents copied up only to hold a stub go too.
         remove_copied_up_parents(upper, parents)
-    for rel, st in times.items():
-        # Without one (vfs: the tree is its own "upper"), those dirs were there before:
-        # keep them, with the times they had (the stubs' creation moved them).
-        with contextlib.suppress(OSError):
-            os.utime(os.path.join(rootfs, rel), ns=(st.st_atime_ns, st.st_mtime_ns))
+    # Without one (vfs: the tree is its own "upper"), those dirs were there before: keep
+    # them, with the times they had (the stubs' creation moved them), through dir fds
+    # that follow no link the step put in their place.
+    restore_dir_times(rootfs, times)
     return status, command
 
 

@@ -84,8 +84,8 @@ def test_add_archive_cannot_write_outside(
     write(context, f"FROM {base_image}\nADD evil.tar.gz /opt/\n")
     ocb.build(context, "-t", "t-add-evil")
     assert list(target.iterdir()) == [], "nothing written through the symlink to the host"
-    out = ocb.run("t-add-evil", "cat", f"{target}/pwned").stdout
-    assert out == "x", "the symlink resolved inside the image root instead"
+    out = ocb.run("t-add-evil", "cat", f"/opt{target}/pwned").stdout
+    assert out == "x", "the symlink resolved inside the destination instead (as BuildKit)"
 
 
 def test_passwd_symlink_to_host_file(ocb: Ocibuild, base_image: str, context: Path) -> None:
