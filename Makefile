@@ -7,6 +7,10 @@ SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci s
 	oci-image-tool libffi-dev gcc docker-registry apache2-utils buildah debootstrap \
 	charliecloud time libc6-dev zstd
 STAMP := $(VENV)/.installed
+# what `make demo` needs: a runtime, the busybox the example copies, the RUN steps' network
+# (slirp4netns), the native helper's compiler and headers, and Python's venv
+DEMO_PACKAGES := runc busybox-static slirp4netns gcc libc6-dev libffi-dev python3-dev \
+	python3-venv
 # Docker's default seccomp profile, as Debian ships it in the Go sources of docker.io
 # (golang-github-docker-docker-dev); only that one file is unpacked, not the ~250 Go
 # source packages the package depends on. ocibuild reads it at run time.
@@ -14,7 +18,8 @@ SECCOMP_PROFILE := /usr/local/share/ocibuild/seccomp/default.json
 SECCOMP_DEB := golang-github-docker-docker-dev
 SECCOMP_MEMBER := ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
 
-.PHONY: setup system venv demo test lint unit integration clean bench conformance
+.PHONY: setup system venv demo test lint unit integration clean bench conformance \
+	conformance-live conformance-regen
 
 setup: system venv
 
@@ -38,7 +43,14 @@ $(STAMP): pyproject.toml setup.py native/ocibuild_native.c native/ocibuild_nativ
 	$(BIN)/pip install -q --no-build-isolation -e '.[test]'
 	touch $(STAMP)
 
-demo: setup
+.PHONY: demo-system
+demo-system:
+	@if ! dpkg -s $(DEMO_PACKAGES) >/dev/null 2>&1; then \
+		echo "installing Debian packages: $(DEMO_PACKAGES)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEMO_PACKAGES); \
+	fi
+
+demo: demo-system $(SECCOMP_PROFILE) venv
 	cp /bin/busybox examples/hello/busybox
 	$(BIN)/ocibuild build -t hello examples/hello
 	$(BIN)/ocibuild run --rm hello
@@ -67,7 +79,16 @@ clean:
 bench: setup
 	$(BIN)/python bench/bench.py
 
-# ocibuild against buildah 1.28 and written BuildKit expectations (root; ~2.5 min; also
-# part of `make test` through tests/language/test_conformance.py).
+# ocibuild against the real BuildKit's results recorded in conformance/goldens/ (root; no
+# BuildKit needed; also part of `make test` through tests/language/test_conformance.py).
 conformance: setup
-	$(BIN)/python -m conformance.harness
+	$(BIN)/python -m conformance.harness -j 3
+
+# The same, building every case with the running BuildKit too (says which goldens are
+# stale); OCIBUILD_BUILDKIT_ADDR, OCIBUILD_BUILDCTL: see conformance/buildkit.py.
+conformance-live: setup
+	$(BIN)/python -m conformance.harness -j 3 --live
+
+# Rewrite conformance/goldens/ from the running BuildKit (bases pushed to 127.0.0.1:5000).
+conformance-regen: setup
+	$(BIN)/python -m conformance.regen -j 3

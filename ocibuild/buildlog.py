@@ -31,6 +31,7 @@ from ocibuild.builder.forensics import FAILED_DIR, StepHook
 from ocibuild.errors import OcibuildError
 from ocibuild.image.store import private_dir
 from ocibuild.log import Reporter
+from ocibuild.trace import step_record
 
 if TYPE_CHECKING:
     from ocibuild.builder.executor import StepRecord
@@ -65,6 +66,8 @@ class StepInfo:
     parent_layers: list[str]
     record: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    exit_code: int | None = None  # a RUN step that exited non-zero: its status
+    started: float = 0.0  # time.monotonic() when the step began
 
 
 class BuildObserver:
@@ -83,7 +86,12 @@ class BuildObserver:
         text = instr.original.strip()
         with self._lock:
             self.steps[number] = StepInfo(
-                number, stage.label, text, instr.pos.line, list(ctx.image.diff_ids)
+                number,
+                stage.label,
+                text,
+                instr.pos.line,
+                list(ctx.image.diff_ids),
+                started=time.monotonic(),
             )
         ctx.on_bundle = StepHook(
             build_id=self.log.id,
@@ -121,10 +129,37 @@ class BuildObserver:
             info.record = record
         if error is not None:
             info.error = getattr(error, "message", None) or str(error) or type(error).__name__
+            info.exit_code = getattr(error, "exit_status", None)
+            info.record = self._failure_record(ctx, number, info)
+            if ctx.tracer is not None:  # --trace: the failing step too
+                ctx.tracer.write(info.record)
+
+    def _failure_record(self, ctx: StepContext, number: int, info: StepInfo) -> dict[str, Any]:
+        """The trace record of a step that failed: its real time, its error and status."""
+        decision = self.explainer.decisions.get(number)
+        record = step_record(
+            number=number,
+            stage=info.stage,
+            instruction=info.instruction,
+            line=info.line,
+            seconds=time.monotonic() - info.started,
+            cache=decision.status if decision is not None else "none",
+            cache_key=decision.key if decision is not None else None,
+            timings=ctx.timings,
+            diff_id=None,
+        )
+        record["error"] = info.error
+        record["exit_code"] = info.exit_code
+        return record
 
 
 class BuildLog:
     """The record of one build in the store."""
+
+    # what was asked for, recorded in build.json (set by ocibuild.api.build)
+    build_args: dict[str, str] | None = None
+    target: str | None = None
+    platform: str = ""
 
     def __init__(self, store: Store, *, dockerfile: str | None, context: str, options: Options):
         self.store = store

@@ -271,6 +271,13 @@ class StepCache:
                 if any(m is None for m in mounts):
                     return None
                 material["mounts"] = mounts
+            options = ctx.options
+            if isinstance(instr, Run) and (
+                options.add_hosts or options.ulimits or options.shm_size
+            ):
+                # --add-host/--ulimit/--shm-size change what a RUN sees (only when given:
+                # the keys of builds without them stay as they were)
+                material["host"] = [options.add_hosts, options.ulimits, options.shm_size]
         except (OcibuildError, OSError):
             return None
         finally:

@@ -172,6 +172,12 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
                 continue  # BuildKit copies nothing for a wildcard that matches nothing
             if not found:
                 where = "build context" if from_ref is None else f"stage or image {from_ref!r}"
+                if from_ref is None and _ignored(tree, src):
+                    raise fail(
+                        instr,
+                        f"source {src!r} is excluded by .dockerignore",
+                        hint=f"remove its pattern from .dockerignore (or add a line !{src})",
+                    )
                 raise fail(
                     instr,
                     f"source {src!r} not found in the {where}",
@@ -361,3 +367,11 @@ def is_archive(path: str) -> bool:
     except tarfile.TarError:
         return False
     return True
+
+
+def _ignored(tree: SourceTree, src: str) -> bool:
+    """``src`` exists in the context but .dockerignore leaves it out."""
+    clean = posixpath.normpath("/" + src).lstrip("/")
+    if not clean or tree.ignore is None or has_glob(clean):
+        return False
+    return os.path.lexists(os.path.join(tree.root, clean)) and tree.excluded(clean)

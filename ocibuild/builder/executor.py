@@ -123,6 +123,7 @@ class StepRecord:
     size: int = 0
     note: str = ""
     cache: str = "none"  # hit, miss, off (--no-cache), none (no key: FROM, errors)
+    timings: StepTimings | None = None  # seconds per phase (key, prepare, diff, hash...)
 
 
 @dataclass
@@ -237,7 +238,6 @@ def run_stage(
 ) -> int:
     number += 1
     started = time.monotonic()
-    label = f"stage {stage.label}" if len(ctx.plan.order) > 1 else ""
     ctx.reporter.step(
         number, total, f"FROM {stage.base}" + (f" AS {stage.name}" if stage.name else "")
     )
@@ -249,9 +249,7 @@ def run_stage(
     seconds = time.monotonic() - started
     ctx.reporter.step_done(seconds)
     records.append(
-        StepRecord(
-            number, label or stage.label, "FROM " + stage.base, stage.from_.pos.line, seconds
-        )
+        StepRecord(number, stage.label, "FROM " + stage.base, stage.from_.pos.line, seconds)
     )
     observer = ctx.cache.observer if ctx.cache is not None else None
     for index, instr in enumerate((*triggers, *stage.instructions)):
@@ -291,6 +289,7 @@ def run_stage(
                 outcome.size,
                 outcome.note,
                 cached,
+                ctx.timings,
             )
         )
         if ctx.tracer is not None or observer is not None:

@@ -126,7 +126,7 @@ def parse_mount(ctx: StepContext, instr: Instruction, raw: str) -> MountSpec:
                 raise fail(
                     instr,
                     f"unsupported mount type {val!r}",
-                    hint="use bind, cache, tmpfs or secret",
+                    hint="use bind, cache, tmpfs, secret or ssh",
                 )
             spec.type = val
         elif name == "target":
@@ -151,15 +151,15 @@ def parse_mount(ctx: StepContext, instr: Instruction, raw: str) -> MountSpec:
             spec.size = parse_size(instr, val)
         elif name == "env":
             spec.env = val
-    if spec.type == "ssh":
-        raise fail(instr, "RUN --mount=type=ssh is not supported", hint="no SSH agent forwarding")
+    if spec.type == "ssh":  # BuildKit's default id; the target is numbered when prepared
+        spec.id = spec.id or "default"
     if spec.type == "secret":
         if not spec.id and not spec.target and not spec.env:
             raise fail(instr, "secret mount requires an id or a target")
         spec.id = spec.id or posixpath.basename(spec.target)
         if not spec.target and not spec.env:
             spec.target = "/run/secrets/" + spec.id
-    elif not spec.target:
+    elif not spec.target and spec.type != "ssh":
         raise fail(instr, f"mount type {spec.type!r} requires a target", hint="add target=/path")
     if spec.type == "cache":
         spec.id = spec.id or spec.target
@@ -189,6 +189,9 @@ def prepare_mounts(
 ) -> Iterator[Prepared]:
     """Set up every mount; everything set up is torn down when the block ends."""
     out = Prepared([], {})
+    ssh_specs = [spec for spec in specs if spec.type == "ssh"]
+    for number, spec in enumerate(ssh_specs):
+        spec.target = spec.target or f"/run/buildkit/ssh_agent.{number}"
     with ExitStack() as stack:
         for spec in specs:
             if spec.type == "tmpfs":
@@ -205,6 +208,8 @@ def prepare_mounts(
                 )
             elif spec.type == "secret":
                 _secret(ctx, instr, spec, stack, out)
+            elif spec.type == "ssh":
+                _ssh(ctx, instr, spec, out)
             elif spec.type == "cache":
                 out.mounts.append(
                     _bind(spec.target, _cache_dir(ctx, instr, spec, stack), bool(spec.readonly))
@@ -356,6 +361,21 @@ def secret_value(
             f"secret {secret_id!r}: cannot read {path}: {exc.strerror}",
             hint="the file given with --secret (or OCIBUILD_SECRET_<ID>) must be readable",
         ) from None
+
+
+def _ssh(ctx: StepContext, instr: Instruction, spec: MountSpec, out: Prepared) -> None:
+    """The ``--ssh`` agent socket, bound at the target; the first one is SSH_AUTH_SOCK."""
+    socket = ctx.options.ssh.get(spec.id)
+    if socket is None:
+        if spec.required:
+            raise fail(
+                instr,
+                f"no SSH agent socket for id {spec.id!r}",
+                hint=f"build with --ssh {spec.id} (uses $SSH_AUTH_SOCK) or --ssh {spec.id}=SOCKET",
+            )
+        return  # BuildKit: an ssh mount is optional unless required=true
+    out.mounts.append(_bind(spec.target, socket, False))
+    out.env.setdefault("SSH_AUTH_SOCK", spec.target)
 
 
 def _secret(

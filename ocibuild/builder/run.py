@@ -132,6 +132,8 @@ def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
         work = stack.enter_context(workspace(ctx, "run-"))
         with mounted(ctx, ctx.image.diff_ids, work) as mnt:
             try:
+                from ocibuild.runtime.process import HostSettings  # (kept apart for merges)
+
                 status, command = run_process(
                     rootfs=mnt.target,
                     upper=mnt.upper,
@@ -140,6 +142,9 @@ def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
                     runtime=ctx.options.runtime,
                     reporter=ctx.reporter,
                     on_output=ctx.reporter.output,
+                    host=HostSettings(
+                        ctx.options.add_hosts, ctx.options.ulimits, ctx.options.shm_size
+                    ),
                 )
             except OcibuildError as exc:
                 kept = forensics.after_run(ctx, mnt, work, [], None)  # --keep-failed

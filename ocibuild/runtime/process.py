@@ -97,11 +97,15 @@ def run_process(
     runtime: str,
     reporter: Reporter,
     on_output: Callable[[bytes], None],
+    stdin: int | None = None,
+    host: HostSettings | None = None,
 ) -> tuple[int, list[str]]:
     """Run ``process`` in the mounted ``rootfs``; return (exit status, runtime command).
 
     Mount-point stubs the runtime creates (/proc, /etc/hosts, ...) are removed from
-    ``upper`` afterwards unless the process itself put something there.
+    ``upper`` afterwards unless the process itself put something there. ``stdin``: a
+    descriptor the process reads (``ocibuild run``, OCI runtimes only); else /dev/null.
+    ``host``: ``--add-host``, ``--ulimit`` and ``--shm-size`` (see :func:`with_host`).
     """
     user = resolve_user(rootfs, process.user or "0")
     fsops.makedirs(rootfs, process.workdir)
@@ -127,6 +131,8 @@ def run_process(
         extra_mounts=process.mounts,
         seccomp=spec_seccomp(DEFAULT_CAPABILITIES),
     )
+    if host is not None:  # --add-host, --ulimit, --shm-size
+        spec = with_host(spec, host, bundle, network)
     if in_user_namespace():
         uids, gids = read_id_maps()
         check_mapped("uid", user.uid, uids)
@@ -152,7 +158,14 @@ def run_process(
         del tail[:-_TAIL]
         on_output(data)
 
-    status = runner.run(bundle, container_id, on_output=output)
+    from ocibuild.runtime.runner import Runner  # (a separate line: merges stay simple)
+
+    if stdin is not None and isinstance(runner, Runner):
+        status = runner.run(bundle, container_id, on_output=output, stdin=stdin)
+    else:
+        if stdin is not None:
+            reporter.info(f"warning: standard input is not passed to {runner.describe()}")
+        status = runner.run(bundle, container_id, on_output=output)
     log_path = getattr(runner, "log_path", None)
     if status != 0 and callable(log_path) and not os.path.exists(log_path(bundle)):
         # An OCI runtime writes its --log file first thing; without one it never got to
@@ -171,3 +184,35 @@ def run_process(
     # that follow no link the step put in their place.
     restore_dir_times(rootfs, times)
     return status, command
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """What ``build --add-host/--ulimit/--shm-size`` change in every RUN's sandbox."""
+
+    add_hosts: Sequence[tuple[str, str]] = ()  # (ip, name) lines in /etc/hosts
+    ulimits: Sequence[tuple[str, int, int]] = ()  # (name, soft, hard)
+    shm_size: int | None = None  # bytes; the default /dev/shm is 64 MiB
+
+
+def with_host(
+    spec: dict[str, Any], host: HostSettings, bundle: str, network: Any
+) -> dict[str, Any]:
+    """``spec`` with the host settings applied: /etc/hosts rewritten with the extra lines
+    (the file the spec binds), ``process.rlimits`` added, /dev/shm's size set."""
+    if host.add_hosts:
+        write_etc_files(
+            bundle, hostname=HOSTNAME, network=network, include_hostname=True,
+            extra_hosts=list(host.add_hosts),
+        )  # fmt: skip
+    if host.ulimits:
+        spec["process"]["rlimits"] = [
+            {"type": f"RLIMIT_{name.upper()}", "soft": soft, "hard": hard}
+            for name, soft, hard in host.ulimits
+        ]
+    if host.shm_size:
+        for mount in spec.get("mounts") or []:
+            if mount.get("destination") == "/dev/shm":
+                options = [o for o in mount.get("options", []) if not o.startswith("size=")]
+                mount["options"] = [*options, f"size={host.shm_size // 1024}k"]
+    return spec
