@@ -186,13 +186,9 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
             for match in found:
                 keep = _parents_keep(src, match.rel) if parents else ""
                 items.append(Item(tree, match, is_add and unpack is not False, keep))
-        if count > 1 and not dest.endswith("/"):
-            raise fail(
-                instr,
-                f"When using {instr.keyword} with more than one source file, "
-                "the destination must be a directory and end with a /",
-                hint=f"write the destination as {dest}/",
-            )
+        # Several sources and a destination without a trailing slash: BuildKit (v0.11.6
+        # and today) has no "must end with a /" rule (the classic builder's): each
+        # source is copied onto the destination in turn, the last one wins.
         work = stack.enter_context(workspace(ctx, "copy-"))
         with mounted(ctx, ctx.image.diff_ids, work) as mnt:
             root = mnt.target

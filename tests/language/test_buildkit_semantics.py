@@ -266,14 +266,19 @@ def test_wildcard_matches_onto_a_file_destination(
 ) -> None:
     # BuildKit v0.11.6: `COPY ?.txt /dest` (no trailing slash) copies each match onto
     # /dest in turn: /dest is a file holding the last match; `/dest2/` gets them all.
+    # Two literal sources and no slash: no "must end with a /" error in BuildKit (v0.11.6
+    # and today), the last source wins too.
     write(
         context,
-        f"FROM {base_image}\nCOPY ?.txt /dest\nCOPY ?.txt /dest2/\n",
+        f"FROM {base_image}\nCOPY ?.txt /dest\nCOPY ?.txt /dest2/\nCOPY 2.txt 1.txt /dest3\n",
         **{"1.txt": "1\n", "2.txt": "2\n", "f.txt": "f\n"},
     )
     ocb.build(context, "-t", "bk-multi")
-    assert stat_lines(ocb, "bk-multi", "/dest") == ["0:0 644 regular file /dest"]
-    assert cat(ocb, "bk-multi", "/dest") == "f\n"
+    assert stat_lines(ocb, "bk-multi", "/dest", "/dest3") == [
+        "0:0 644 regular file /dest",
+        "0:0 644 regular file /dest3",
+    ]
+    assert cat(ocb, "bk-multi", "/dest", "/dest3") == "f\n1\n"
     assert ocb.run("bk-multi", "ls", "/dest2").stdout.split() == ["1.txt", "2.txt", "f.txt"]
 
 
