@@ -18,12 +18,10 @@ KNOWN: dict[str, str] = {
     "chown_unknown_user_is_root": "new: an unknown --chown user is uid 0 in BuildKit, not an error",
     "copy_chown_unknown_group": "new: an unknown --chown group is gid 0 in BuildKit",
     "copy_chown_variants": "new: an unknown --chown group is gid 0 in BuildKit",
-    "arg_multi_args": "new: ARG a=1 b=${a}: b does not see a (same instruction)",
     "copy_link_chown_name": "new: BuildKit fails COPY --link --chown=NAME (invalid user index)",
     "from_platform_other_single_arch": "new: FROM --platform=X of a single-arch image builds",
     "copy_file_onto_dir_error": "new: COPY of a file onto an existing dir must fail",
     "copy_dir_onto_file": "new: COPY of a dir onto an existing file must fail",
-    "mount_tmpfs_size": "new: a tmpfs mount on /dev/shm stacks on the runtime's /dev/shm",
     "onbuild_copy_from_stage": "new: ONBUILD COPY --from=STAGE of the child Dockerfile",
     # current BuildKit (fsutil 13604323, BuildKit test 75c457afd) gives an octal --chmod
     # to the directories a COPY creates; v0.11.6 leaves them 0755, and ocibuild does too

@@ -67,12 +67,13 @@ def workdir_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
 def arg_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     """ARG: a value (--build-arg, else the default, else the global ARG's) goes into the
     stage's environment; the history shows the ARG as written, its default expanded
-    (BuildKit's ``ARG name[=default]``, not the --build-arg value)."""
+    (BuildKit's ``ARG name[=default]``, not the --build-arg value). All defaults of one
+    ARG are expanded first, as BuildKit does: ``ARG A=1 B=$A`` does not see this A."""
     assert isinstance(instr, Arg)
     parts = []
-    for name, default in instr.args:
+    defaults = [None if d is None else ctx.expand(instr, d) for _, d in instr.args]
+    for (name, _), expanded in zip(instr.args, defaults, strict=True):
         ctx.consumed_args.add(name)
-        expanded = None if default is None else ctx.expand(instr, default)
         glob = ctx.plan.global_args.get(name)
         if name in ctx.build_args:
             value: str | None = ctx.build_args[name]

@@ -209,7 +209,11 @@ def make_spec(
     mounts.extend(device_mounts())
     for dest, src in etc_files.items():
         mounts.append(_mount(dest, "bind", src, ETC_FILE_OPTIONS))
-    mounts.extend(nodev(m) for m in extra_mounts)  # RUN --mount, heredoc scripts
+    # RUN --mount, heredoc scripts; one on a default mount's destination (a tmpfs on
+    # /dev/shm) replaces it instead of stacking on it, as BuildKit's dedupMounts does
+    replaced = {str(m.get("destination")) for m in extra_mounts}
+    mounts = [m for m in mounts if m["destination"] not in replaced]
+    mounts.extend(nodev(m) for m in extra_mounts)
     mounts.append(_mount("/sys/fs/cgroup", "cgroup", "cgroup", ("ro", "nosuid", "noexec", "nodev")))
 
     namespaces: list[dict[str, Any]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
