@@ -16,7 +16,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ocibuild.runtime.idmap import read_subids
+from ocibuild.fs.idmap import read_subids
 from ocibuild.runtime.runner import cgroup_layout, is_crun
 
 MIN_USERNS = 15000

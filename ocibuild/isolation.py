@@ -12,13 +12,16 @@
   (native-chroot without a runtime). ``--debug`` says what was picked and why.
 
 The user-namespace entry is a re-execution: ``python -m ocibuild.isolation`` unshares the
-user namespace, waits until the parent wrote its maps, then runs the CLI.
+user namespace, waits until the parent wrote its maps, then calls ``main(argv)`` of the
+entry module the caller named (the CLI passes ``ocibuild.cli``): this module never
+imports the command line that uses it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import os
 import shutil
 import signal
@@ -29,10 +32,10 @@ from dataclasses import dataclass
 
 from ocibuild import _native, doctor
 from ocibuild.errors import OcibuildError
+from ocibuild.fs.idmap import in_user_namespace, newidmap_args, read_subids
 from ocibuild.log import Reporter
 from ocibuild.options import Options, default_root
 from ocibuild.runtime import native
-from ocibuild.runtime.idmap import in_user_namespace, newidmap_args, read_subids
 from ocibuild.storage import driver
 
 ENV_USER = "OCIBUILD_ROOTLESS_USER"
@@ -181,9 +184,12 @@ def write_maps(pid: int, warn: Callable[[str], None]) -> None:
 
 
 def reexec_in_user_namespace(
-    argv: Sequence[str] | None = None, *, warn: Callable[[str], None] | None = None
+    entry: str,
+    argv: Sequence[str] | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
 ) -> int:
-    """Run the ocibuild CLI with ``argv`` (default: this one's) in a new user namespace.
+    """Run ``entry.main(argv)`` (argv: default this process's) in a new user namespace.
 
     Returns the child's exit status (the caller exits with it). The store defaults to
     the user's own ($XDG_DATA_HOME/ocibuild), decided out here where the uid is real.
@@ -196,7 +202,8 @@ def reexec_in_user_namespace(
     env[ENV_GID] = str(os.getgid())
     to_parent_r, to_parent_w = os.pipe()
     to_child_r, to_child_w = os.pipe()
-    cmd = [sys.executable, "-m", "ocibuild.isolation", str(to_parent_w), str(to_child_r), *args]
+    fds = [str(to_parent_w), str(to_child_r)]
+    cmd = [sys.executable, "-m", "ocibuild.isolation", *fds, entry, *args]
     proc = subprocess.Popen(cmd, env=env, pass_fds=(to_parent_w, to_child_r))
     old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child gets the terminal's
     old_term = signal.signal(signal.SIGTERM, lambda s, f: proc.send_signal(s))
@@ -236,9 +243,8 @@ def _child(argv: Sequence[str]) -> int:
             return 1
     os.setresgid(0, 0, 0)
     os.setresuid(0, 0, 0)
-    from ocibuild.cli import main
-
-    return main(list(argv[2:]))
+    main: Callable[[list[str]], int] = importlib.import_module(argv[2]).main
+    return main(list(argv[3:]))
 
 
 if __name__ == "__main__":

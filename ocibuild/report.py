@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from ocibuild._version import version
 from ocibuild.errors import OcibuildError
+from ocibuild.fs import whiteout as wh
 from ocibuild.image.diff import walk_tree
-from ocibuild.layers import whiteout as wh
 
 if TYPE_CHECKING:
     from ocibuild.builder.executor import StepRecord

@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass
 
 from ocibuild.dockerfile.ignore import IgnoreMatcher
-from ocibuild.storage.rootpath import resolve_in_root
+from ocibuild.fs.rootpath import resolve_in_root
 
 GLOB_CHARS = frozenset("*?[")
 

@@ -19,12 +19,12 @@ from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.ignore import IgnoreMatcher, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Heredoc, Instruction
 from ocibuild.errors import OcibuildError
+from ocibuild.fs.rootpath import resolve_in_root
 from ocibuild.image.layout import import_oci_layout
 from ocibuild.layers.apply import extract_archive
 from ocibuild.layers.compress import open_decompressed
 from ocibuild.runtime.users import resolve_owner
 from ocibuild.storage import fsops
-from ocibuild.storage.rootpath import resolve_in_root
 
 COPY_FLAGS = frozenset({"from", "chown", "chmod", "link", "parents", "exclude"})
 ADD_FLAGS = frozenset(

@@ -33,7 +33,7 @@ from ocibuild.errors import OcibuildError
 
 if TYPE_CHECKING:
     from ocibuild.builder.step import StepContext
-    from ocibuild.storage.driver import Rootfs
+    from ocibuild.storage.base import Rootfs
 
 FAILED_DIR = "failed"
 FAILURE_FILE = "failure.json"

@@ -237,7 +237,7 @@ def _source_root(
 def _source_dir(ctx: StepContext, instr: Instruction, spec: MountSpec, stack: ExitStack) -> str:
     root, tree = _source_root(ctx, instr, spec.from_, stack)
     if tree is None:  # an overlay of a stage: writes land in a throw-away upper dir
-        from ocibuild.storage.rootpath import resolve_in_root
+        from ocibuild.fs.rootpath import resolve_in_root
 
         rel = resolve_in_root(root, posixpath.normpath("/" + spec.source).lstrip("/"))
         path = os.path.join(root, rel) if rel else root

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from ocibuild.builder.step import StepContext, StepOutcome
 from ocibuild.layers.diff import digest_upper
 from ocibuild.storage import driver
-from ocibuild.storage.driver import Rootfs
+from ocibuild.storage.base import Rootfs
 
 
 def lower_dirs(ctx: StepContext, diff_ids: Sequence[str]) -> list[str]:
@@ -53,7 +53,6 @@ def mounted(ctx: StepContext, diff_ids: Sequence[str], work: str) -> Iterator[Ro
 def commit_upper(ctx: StepContext, upper: str) -> StepOutcome:
     """Hash the upper dir as a layer and move it into the store (no layer if empty)."""
     started = time.perf_counter()
-    upper = driver.changes(upper)  # vfs: the diff against the snapshot
     digest = digest_upper(upper, ctx.options.source_date_epoch)
     ctx.timings.record_layer(time.perf_counter() - started, digest.size, digest.stats)
     if digest.empty:

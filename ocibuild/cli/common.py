@@ -59,4 +59,4 @@ def require_root(args: argparse.Namespace | None = None) -> None:
     def warn(text: str) -> None:
         print(f"warning: {text}", file=sys.stderr)
 
-    raise SystemExit(isolation.reexec_in_user_namespace(warn=warn))
+    raise SystemExit(isolation.reexec_in_user_namespace("ocibuild.cli", warn=warn))

@@ -8,8 +8,8 @@ import pwd
 from typing import Any
 
 from ocibuild import doctor
+from ocibuild.fs.idmap import in_user_namespace
 from ocibuild.options import ISOLATIONS, STORAGE_DRIVERS
-from ocibuild.runtime.idmap import in_user_namespace
 
 
 def register(sub: Any) -> None:

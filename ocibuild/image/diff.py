@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ocibuild.errors import OcibuildError
+from ocibuild.fs import whiteout as wh
 from ocibuild.image.model import diff_ids_of
 from ocibuild.image.store import Store
-from ocibuild.layers import whiteout as wh
 
 _KINDS = {
     stat.S_IFREG: "file",

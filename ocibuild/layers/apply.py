@@ -30,10 +30,10 @@ from typing import IO, BinaryIO, cast
 import zstandard
 
 from ocibuild.errors import LayerError
-from ocibuild.layers import whiteout as wh
+from ocibuild.fs import whiteout as wh
+from ocibuild.fs.idmap import in_user_namespace
 from ocibuild.layers.compress import open_decompressed
 from ocibuild.layers.safepath import resolve_in_root, split_member_name
-from ocibuild.runtime.idmap import in_user_namespace
 
 _CHUNK = 1 << 20
 _XATTR_PREFIX = "SCHILY.xattr."

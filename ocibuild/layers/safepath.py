@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ocibuild.errors import LayerError
-from ocibuild.storage.rootpath import secure_join
+from ocibuild.fs.rootpath import secure_join
 
 
 def split_member_name(name: str) -> list[str]:
@@ -26,7 +26,7 @@ def resolve_in_root(root: str, path: str) -> str:
     """The host path of ``path`` as seen from inside ``root`` (all symlinks resolved,
     missing components appended as they are); ELOOP becomes :class:`LayerError`.
 
-    One resolver serves the whole project: :mod:`ocibuild.storage.rootpath`.
+    One resolver serves the whole project: :mod:`ocibuild.fs.rootpath`.
     """
     try:
         return secure_join(os.path.abspath(root), path)

@@ -25,8 +25,8 @@ from time import perf_counter
 from typing import Literal, Protocol
 
 from ocibuild.errors import LayerError
+from ocibuild.fs import whiteout as wh
 from ocibuild.layers import tarheader as th
-from ocibuild.layers import whiteout as wh
 
 CHUNK = 1 << 20
 _SMALL_FILE = 256 << 10

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ocibuild.errors import RuntimeFailure
+from ocibuild.fs.idmap import check_mapped, in_user_namespace, read_id_maps
 from ocibuild.log import Reporter
 from ocibuild.runtime import native
 from ocibuild.runtime.bundle import write_bundle, write_etc_files
 from ocibuild.runtime.etcfiles import Network
-from ocibuild.runtime.idmap import check_mapped, in_user_namespace, read_id_maps
 from ocibuild.runtime.runner import is_crun, make_runner
 from ocibuild.runtime.seccomp import spec_seccomp
 from ocibuild.runtime.spec import (

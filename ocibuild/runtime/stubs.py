@@ -16,8 +16,8 @@ import os
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 
-from ocibuild.layers.whiteout import WHITEOUT_PREFIX
-from ocibuild.storage.rootpath import resolve_in_root
+from ocibuild.fs.rootpath import resolve_in_root
+from ocibuild.fs.whiteout import WHITEOUT_PREFIX
 
 
 def find_missing(rootfs: str, destinations: Iterable[str]) -> list[str]:

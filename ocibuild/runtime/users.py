@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 
 from ocibuild.errors import OcibuildError
-from ocibuild.storage.rootpath import open_in_root
+from ocibuild.fs.rootpath import open_in_root
 
 MAX_ID = 2**32 - 2
 

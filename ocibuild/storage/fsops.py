@@ -13,7 +13,7 @@ import posixpath
 import shutil
 import stat
 
-from ocibuild.storage.rootpath import resolve_in_root
+from ocibuild.fs.rootpath import resolve_in_root
 
 KEPT_XATTRS = ("security.capability",)
 

@@ -24,7 +24,7 @@ from types import TracebackType
 
 from ocibuild import _native
 from ocibuild.errors import OcibuildError
-from ocibuild.storage import driver
+from ocibuild.storage import base
 from ocibuild.storage.overlay import ensure_mount_namespace
 from ocibuild.storage.samedirent import prune_unchanged
 
@@ -96,13 +96,12 @@ class FuseOverlayMount:
             time.sleep(0.005)
         log.close()
         try:
-            driver.remount_nodev(self.target)
+            base.remount_nodev(self.target)
         except BaseException:
             with contextlib.suppress(OSError):
                 _native.umount(self.target, detach=True)
             self._stop()
             raise
-        driver.register(self)
 
     def _stop(self) -> None:
         proc, self.proc = self.proc, None
@@ -124,11 +123,10 @@ class FuseOverlayMount:
                 _native.umount(self.target, detach=True)
         self._stop()
         self.changes()
-        driver.unregister(self)
 
     def changes(self) -> str:
         if not self.done:
-            driver.canonicalize(self.upper, self.lowers)
+            base.canonicalize(self.upper, self.lowers)
             # fuse-overlayfs copies a file up when a hardlink partner is removed
             prune_unchanged(self.upper, self.lowers)
             self.done = True

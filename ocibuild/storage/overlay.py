@@ -4,7 +4,7 @@ The lower dirs are read-only layers, the upper dir receives exactly the step's c
 (deletions as 0/0 character devices), and the merged dir is the container's rootfs.
 Mounts are made in the build process's private mount namespace (see
 :func:`ensure_mount_namespace`), so they never show up on the host and die with it. The
-merged dir is mounted ``nodev`` (:func:`driver.remount_nodev`).
+merged dir is mounted ``nodev`` (:func:`base.remount_nodev`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from ocibuild import _native
-from ocibuild.storage.driver import remount_nodev
+from ocibuild.storage.base import remount_nodev
 from ocibuild.storage.samedirent import prune_unchanged
 
 

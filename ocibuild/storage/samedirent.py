@@ -30,7 +30,7 @@ import os
 import stat
 from collections.abc import Sequence
 
-from ocibuild.layers import whiteout as wh
+from ocibuild.fs import whiteout as wh
 
 _CHUNK = 1 << 20
 

@@ -28,8 +28,8 @@ from types import TracebackType
 
 from ocibuild import _native
 from ocibuild.errors import LayerError
-from ocibuild.layers import whiteout as wh
-from ocibuild.storage import driver
+from ocibuild.fs import whiteout as wh
+from ocibuild.storage import base
 from ocibuild.storage.samedirent import prune_unchanged
 
 FICLONE = 0x40049409
@@ -243,7 +243,7 @@ def write_diff(tree: str, before: dict[str, _Sig], out: str) -> None:
         if stat.S_ISDIR(st.st_mode):
             os.mkdir(dst, 0o700)
             if rel in opaque:
-                driver.set_opaque(dst)
+                base.set_opaque(dst)
             dirs.append((st, src, dst))
         elif stat.S_ISREG(st.st_mode):
             try:
@@ -253,7 +253,7 @@ def write_diff(tree: str, before: dict[str, _Sig], out: str) -> None:
         else:
             copy_entry(src, dst, st, links)
     for rel in deleted:
-        driver.make_whiteout(os.path.join(out, rel))
+        base.make_whiteout(os.path.join(out, rel))
     for st, src, dst in reversed(dirs):
         copy_meta(st, src, dst)
 
@@ -288,7 +288,6 @@ class VfsRootfs:
             raise LayerError(f"vfs: cannot copy the layers into {self.target}: {e}") from e
         self._bind_nodev()
         self.active = True
-        driver.register(self)
 
     def _bind_nodev(self) -> None:
         """Bind the tree on itself and make that mount nodev."""
@@ -296,7 +295,7 @@ class VfsRootfs:
         _native.bind_mount(self.target, self.target, recursive=False)
         self.bound = True
         try:
-            driver.remount_nodev(self.target)
+            base.remount_nodev(self.target)
         except BaseException:
             self._unbind()
             raise
@@ -334,12 +333,9 @@ class VfsRootfs:
         if not self.active:
             return
         self.active = False
-        try:
-            self._unbind()
-            if exc_type is None:
-                self.upper = self.changes()
-        finally:
-            driver.unregister(self)
+        self._unbind()
+        if exc_type is None:
+            self.upper = self.changes()
 
 
 def prepare_vfs(lowers: Sequence[str], work: str) -> VfsRootfs:

@@ -17,7 +17,7 @@ import pytest
 
 from ocibuild import _native
 from ocibuild.errors import OcibuildError
-from ocibuild.storage.rootpath import open_in_root, secure_join
+from ocibuild.fs.rootpath import open_in_root, secure_join
 from tests.conftest import in_child, mountinfo_mentions
 
 pytestmark = pytest.mark.integration
