@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci \
 	oci-image-tool libffi-dev gcc docker-registry apache2-utils buildah debootstrap \
-	charliecloud time libc6-dev zstd
+	charliecloud time libc6-dev zstd keyutils
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system venv demo test lint unit integration clean bench conformance
+.PHONY: setup system venv demo test lint unit integration clean bench conformance hardening
 
 setup: system venv
 
@@ -50,3 +50,9 @@ bench: setup
 # part of `make test` through tests/language/test_conformance.py).
 conformance: setup
 	$(BIN)/python -m conformance.harness
+
+# Sandbox escapes: the slow cells of tests/hardening/test_escapes.py (the rest run in
+# `make test`), then the whole attack x mode table (root; ~6 min; hardening/README.md).
+hardening: setup
+	$(BIN)/pytest -q -ra -m slow_hardening tests/hardening/test_escapes.py
+	$(BIN)/python -m hardening.escapes
