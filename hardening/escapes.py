@@ -38,7 +38,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardening.modes import DRIVERS, MODES, Cli, Mode, Run, Unavailable, make_cli, mode
+from hardening.modes import DRIVERS, MODES, Cli, Mode, Run, Unavailable, make_cli
+from hardening.modes import mode as _mode
 
 HERE = Path(__file__).resolve().parent
 BASE_TAG = "ocb-esc-base"
@@ -46,6 +47,15 @@ CORE_PATTERN = "/proc/sys/kernel/core_pattern"
 MARKER = "ocb-escape-marker"
 TOKEN = "ocb-canary-7f3a9c"
 VERBOSE = bool(os.environ.get("OCB_ESCAPES_VERBOSE"))  # the host secret an attack tries to read
+
+# Mode-independent attacks (registry input) run once, as root with the default sandbox.
+HOST_SIDE = Mode("host-side", False, (), None)
+COLUMNS = (*(m.name for m in MODES), HOST_SIDE.name)
+
+
+def mode(name: str) -> Mode:
+    return HOST_SIDE if name == HOST_SIDE.name else _mode(name)
+
 
 BASE_DOCKERFILE = """\
 FROM scratch
@@ -241,16 +251,21 @@ class Attack:
     drivers: tuple[str, ...] = ("overlay",)  # the storage drivers that matter
     slow: bool = False
     doc: str = ""
+    independent: bool = False  # mode-independent: one cell, in the host-side column
 
 
 ATTACKS: list[Attack] = []
 
 
 def attack(
-    name: str, drivers: tuple[str, ...] = ("overlay",), slow: bool = False
+    name: str,
+    drivers: tuple[str, ...] = ("overlay",),
+    slow: bool = False,
+    independent: bool = False,
 ) -> Callable[[AttackFn], AttackFn]:
     def register(fn: AttackFn) -> AttackFn:
-        ATTACKS.append(Attack(name, fn, drivers, slow, (fn.__doc__ or "").strip()))
+        doc = (fn.__doc__ or "").strip()
+        ATTACKS.append(Attack(name, fn, drivers, slow, doc, independent))
         return fn
 
     return register
@@ -921,6 +936,9 @@ def cells(include_slow: bool = True) -> list[tuple[Attack, str, str]]:
     for a in ATTACKS:
         if a.slow and not include_slow:
             continue
+        if a.independent:
+            out.append((a, HOST_SIDE.name, "overlay"))
+            continue
         for d in a.drivers:
             for m in MODES:
                 out.append((a, m.name, d))
@@ -950,7 +968,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("run as root (the campaign creates a test user and host canaries)", file=sys.stderr)
         return 1
-    modes = [m.name for m in MODES if not args.mode or m.name in args.mode]
+    modes = [m for m in COLUMNS if not args.mode or m in args.mode]
     campaign = Campaign.create()
     results: dict[tuple[str, str], Outcome] = {}
     started = time.monotonic()
@@ -970,7 +988,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         campaign.close()
-    text = table(results, modes)
+    text = table(results, [m for m in modes if any(k[1] == m for k in results)])
     escaped = sum(1 for o in results.values() if o.kind == "ESCAPED")
     failed = sum(1 for o in results.values() if o.kind == "FAILED")
     summary = (
@@ -983,5 +1001,10 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if escaped or failed else 0
 
 
+import hardening.escape_registry  # noqa: E402,F401  (registers the registry attacks)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main: the attacks register there, not in __main__
+    from hardening import escapes
+
+    sys.exit(escapes.main())

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hardening.escapes import ATTACKS, Attack, Campaign
-from hardening.modes import MODES, mode
+from hardening.escapes import ATTACKS, HOST_SIDE, Attack, Campaign, mode
+from hardening.modes import MODES
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,8 @@ def campaign() -> Iterator[Campaign]:
 def _params(a: Attack) -> list[object]:
     marks = [pytest.mark.slow_hardening] if a.slow else []
     out: list[object] = []
+    if a.independent:
+        return [pytest.param(HOST_SIDE.name, "overlay", id=HOST_SIDE.name, marks=marks)]
     for d in a.drivers:
         for m in MODES:
             cell_id = m.name if len(a.drivers) == 1 else f"{d}/{m.name}"
