@@ -36,7 +36,7 @@ def _digest(data: bytes) -> str:
 class Hostile:
     """What the server answers, and what it saw."""
 
-    manifest: Callable[[], tuple[bytes | None, int]] | None = None  # (body, stream bytes)
+    manifest: Callable[[], tuple[bytes, int]] | None = None  # (body, bytes to stream)
     blobs: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # digest -> body, extra
     challenge: str = ""  # WWW-Authenticate for /v2/ and everything (Bearer ...)
     sent: dict[str, int] = field(default_factory=dict)  # path -> bytes written
@@ -104,17 +104,16 @@ def _handler(state: Hostile, host: str) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(b"{}")
                 return
             if "/manifests/" in self.path and state.manifest:
-                body, total = state.manifest()
-                assert body is not None
+                mbody, total = state.manifest()
                 if self.command == "HEAD":
                     self.send_response(200)
                     self.send_header("Content-Type", MANIFEST)
-                    self.send_header("Docker-Content-Digest", _digest(body))
-                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Docker-Content-Digest", _digest(mbody))
+                    self.send_header("Content-Length", str(len(mbody)))
                     self.end_headers()
                     return
-                length = len(body) if total <= len(body) else None
-                self._stream(body, max(total, len(body)), MANIFEST, length)
+                length = len(mbody) if total <= len(mbody) else None
+                self._stream(mbody, max(total, len(mbody)), MANIFEST, length)
                 return
             digest = self.path.rsplit("/", 1)[-1]
             if "/blobs/" in self.path and digest in state.blobs:
