@@ -353,6 +353,34 @@ def mount_source_symlink(cell: Cell) -> Outcome:
     return judge(cell, run, before)
 
 
+@attack("bind-rw-hardlink", drivers=DRIVERS)
+def bind_rw_hardlink(cell: Cell) -> Outcome:
+    """A context bind mount (read-only, then `rw`, whose writes BuildKit discards): the
+    step appends to its files, hardlinks one into the image and writes through the link
+    in the next step. The context files on the host must be unchanged."""
+    ctx = cell.context()
+    data = ctx / "data"
+    data.mkdir()
+    (data / "f").write_text("host file\n")
+    uid, gid = cell.owner
+    for p in (data, data / "f"):
+        os.chown(p, uid, gid)
+    _share(cell.work)
+    before = snapshot(data)
+    dockerfile = (
+        f"FROM {BASE_TAG}\n"
+        "RUN --mount=type=bind,source=data,target=/ro echo x >> /ro/f; ln /ro/f /ro-link; true\n"
+        "RUN --mount=type=bind,source=data,target=/rw,rw echo x >> /rw/f; touch /rw/new; "
+        "ln /rw/f /rw-link; true\n"
+        "RUN for l in /ro-link /rw-link; do [ -e $l ] && echo x >> $l; done; true\n"
+    )
+    run = cell.build(dockerfile, ctx=ctx)
+    changes = diff(before, data)
+    if changes:
+        cell.escapes.append("host context changed: " + "; ".join(changes))
+    return judge(cell, run, None)
+
+
 @attack("device-mknod", drivers=DRIVERS)
 def device_mknod(cell: Cell) -> Outcome:
     """mknod of the host root disk's block device in RUN, then open it for reading."""
