@@ -236,7 +236,17 @@ def _short(text: str, n: int = 110) -> str:
 
 
 def lines_with(run: Run, key: str) -> list[str]:
-    return [ln.strip() for ln in run.output.splitlines() if key in ln]
+    """Output lines of the steps holding ``key`` (not the echoed `RUN ...` headers)."""
+    return [
+        ln.strip()
+        for ln in run.output.splitlines()
+        if key in ln and " RUN " not in ln and not ln.lstrip().startswith(("RUN ", "|"))
+    ]
+
+
+def said(run: Run, line: str) -> bool:
+    """Whether a step printed exactly ``line``."""
+    return any(ln.strip() == line for ln in run.output.splitlines())
 
 
 # -- the attacks ----------------------------------------------------------------------------
@@ -575,7 +585,7 @@ def add_archive(cell: Cell) -> Outcome:
             "RUN if [ -e /etc/x ] || [ -e /x ]; then echo OUTSIDE-DEST; fi\n",
             ctx=ctx,
         )
-        if "OUTSIDE-DEST" in run.output:
+        if said(run, "OUTSIDE-DEST"):
             cell.escapes.append(f"{archive}: a file was written outside /dest in the image")
         outcome = judge(cell, run, before)
         if not outcome.safe or archive == "host.tar":
@@ -636,7 +646,7 @@ def network(cell: Cell) -> Outcome:
     try:
         run = cell.build(
             f"FROM {BASE_TAG}\nRUN /bin/probe net {listener.port}; "
-            "echo routes: $(tail -n +2 /proc/net/route | wc -l)\n"
+            'echo "off-box-routes=$(tail -n +2 /proc/net/route | wc -l)"\n'
         )
         default_hits = listener.hits
         control = cell.build(
@@ -645,7 +655,7 @@ def network(cell: Cell) -> Outcome:
         control_hits = listener.hits - default_hits
     finally:
         listener.close()
-    routes = [ln.split("routes:")[1].strip() for ln in run.output.splitlines() if "routes:" in ln]
+    routes = [ln.split("=", 1)[1] for ln in lines_with(run, "off-box-routes=") if ln[-1:].isdigit()]
     off_box = f"{routes[0]} route(s) off the box" if routes else "no route list"
     if default_hits:
         cell.escapes.append(f"reached the host's 127.0.0.1:{listener.port} by default; {off_box}")
@@ -977,11 +987,15 @@ def row_name(a: Attack, driver: str) -> str:
     return a.name if len(a.drivers) == 1 else f"{a.name} ({driver})"
 
 
-def table(results: dict[tuple[str, str], Outcome], modes: list[str]) -> str:
+def table(results: dict[tuple[str, str], Outcome], modes: list[str], brief: bool = False) -> str:
+    """Markdown, attack rows x mode columns; ``brief``: the outcome kind alone."""
     rows = list(dict.fromkeys(r for r, _ in results))
     lines = ["| attack | " + " | ".join(modes) + " |", "|---" * (len(modes) + 1) + "|"]
     for r in rows:
-        cellv = [results[(r, m)].cell() if (r, m) in results else "" for m in modes]
+        cellv = [
+            (results[(r, m)].kind if brief else results[(r, m)].cell()) if (r, m) in results else ""
+            for m in modes
+        ]
         lines.append(f"| {r} | " + " | ".join(cellv) + " |")
     return "\n".join(lines)
 
@@ -992,6 +1006,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", action="append", help="only these modes (repeatable)")
     p.add_argument("--driver", action="append", help="only these storage drivers")
     p.add_argument("--out", help="also write the table to this file")
+    p.add_argument("--brief", help="also write the table without details to this file")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("run as root (the campaign creates a test user and host canaries)", file=sys.stderr)
@@ -1016,7 +1031,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         campaign.close()
-    text = table(results, [m for m in modes if any(k[1] == m for k in results)])
+    shown = [m for m in modes if any(k[1] == m for k in results)]
+    text = table(results, shown)
     escaped = sum(1 for o in results.values() if o.kind == "ESCAPED")
     failed = sum(1 for o in results.values() if o.kind == "FAILED")
     summary = (
@@ -1026,6 +1042,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text + summary)
     if args.out:
         Path(args.out).write_text(text + "\n" + summary + "\n")
+    if args.brief:
+        Path(args.brief).write_text(table(results, shown, brief=True) + "\n" + summary + "\n")
     return 1 if escaped or failed else 0
 
 
