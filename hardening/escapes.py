@@ -38,7 +38,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardening.modes import DRIVERS, MODES, Cli, Mode, Run, Unavailable, make_cli
+from hardening.modes import (
+    DRIVERS,
+    MODES,
+    Cli,
+    Mode,
+    Run,
+    Unavailable,
+    make_cli,
+    restore_devices,
+)
 from hardening.modes import mode as _mode
 
 HERE = Path(__file__).resolve().parent
@@ -966,6 +975,7 @@ class Campaign:
                 # the rootless store holds subordinate-id files: remove from its namespace
                 cli("prune", "--all", timeout=120)
         shutil.rmtree(self.work, ignore_errors=True)
+        restore_devices()
 
 
 def cells(include_slow: bool = True) -> list[tuple[Attack, str, str]]:

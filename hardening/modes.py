@@ -12,6 +12,7 @@ tests (tests/hardening/test_escapes.py) both import it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -133,10 +134,27 @@ def ensure_user(name: str = USER) -> pwd.struct_passwd:
     return entry
 
 
-def open_fuse() -> None:
-    """/dev/fuse usable by the rootless user (0600 on this machine; see MACHINE-NOTES)."""
-    if os.path.exists("/dev/fuse"):
-        os.chmod("/dev/fuse", os.stat("/dev/fuse").st_mode & 0o7777 | 0o666)
+# Device nodes an unprivileged build needs and this machine ships 0600: fuse-overlayfs
+# needs /dev/fuse, slirp4netns (a RUN step's own network) /dev/net/tun.
+USER_DEVICES = ("/dev/fuse", "/dev/net/tun")
+_opened: dict[str, int] = {}
+
+
+def open_devices() -> None:
+    """Make USER_DEVICES 0666 for the campaign (as tests/isolation does); the original
+    modes are restored by :func:`restore_devices`."""
+    for path in USER_DEVICES:
+        if os.path.exists(path) and path not in _opened:
+            mode = os.stat(path).st_mode & 0o7777
+            _opened[path] = mode
+            os.chmod(path, mode | 0o666)
+
+
+def restore_devices() -> None:
+    for path, mode in list(_opened.items()):
+        with contextlib.suppress(OSError):
+            os.chmod(path, mode)
+        del _opened[path]
 
 
 @dataclass
@@ -206,7 +224,7 @@ def make_cli(m: Mode, workdir: Path) -> Cli:
         store.mkdir(parents=True, exist_ok=True)
         return Cli(m, store)
     entry = ensure_user()
-    open_fuse()
+    open_devices()
     store.mkdir(parents=True, exist_ok=True)
     os.chown(store, entry.pw_uid, entry.pw_gid)
     return Cli(m, store, USER)
