@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hardening.modes import (
     DRIVERS,
@@ -183,11 +184,11 @@ class Cell:
             os.utime(c, ns=(1_000_000_000, 1_000_000_000))
         return c
 
-    def build(self, dockerfile: str, *args: str, ctx: Path | None = None, **kw: object) -> Run:
+    def build(self, dockerfile: str, *args: str, ctx: Path | None = None, **kw: Any) -> Run:
         ctx = ctx or self.context()
         (ctx / "Dockerfile").write_text(dockerfile)
         _share(self.work)
-        run = self.cli.build(ctx, "--no-cache", *args, driver=self.driver, **kw)  # type: ignore[arg-type]
+        run = self.cli.build(ctx, "--no-cache", *args, driver=self.driver, **kw)
         if VERBOSE:
             print(
                 f"--- {self.mode.name}/{self.driver}: exit {run.returncode}\n{dockerfile}"
@@ -654,12 +655,12 @@ def network(cell: Cell) -> Outcome:
     listener = _Listener()
     try:
         run = cell.build(
-            f"FROM {BASE_TAG}\nRUN /bin/probe net {listener.port}; "
+            f"FROM {BASE_TAG}\nRUN /bin/probe net 127.0.0.1 {listener.port}; "
             'echo "off-box-routes=$(tail -n +2 /proc/net/route | wc -l)"\n'
         )
         default_hits = listener.hits
         control = cell.build(
-            f"FROM {BASE_TAG}\nRUN --network=host /bin/probe net {listener.port}\n"
+            f"FROM {BASE_TAG}\nRUN --network=host /bin/probe net 127.0.0.1 {listener.port}\n"
         )
         control_hits = listener.hits - default_hits
     finally:
@@ -668,12 +669,52 @@ def network(cell: Cell) -> Outcome:
     off_box = f"{routes[0]} route(s) off the box" if routes else "no route list"
     if default_hits:
         cell.escapes.append(f"reached the host's 127.0.0.1:{listener.port} by default; {off_box}")
-    seen = lines_with(run, "connect_host_loopback=")
+    seen = lines_with(run, "connect=")
     outcome = judge(cell, run, None, f"{seen[0] if seen else 'no probe output'}; {off_box}")
     if outcome.kind == "contained" and not control_hits:
         why = error_text(control.stderr) if control.returncode else "no connection"
         return Outcome("FAILED", f"RUN --network=host did not reach the host listener: {why}")
     return outcome
+
+
+METADATA = "169.254.169.254"
+# Runs the build in a network namespace this suite creates, where the cloud metadata
+# address is a local address with a listener: no packet leaves the machine.
+METADATA_NETNS = f"""\
+ip link set lo up && ip addr add {METADATA}/32 dev lo || exit 97
+"$OCB_PY" -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("{METADATA}", 80)); s.listen(8); open(sys.argv[1] + ".ready", "w").close()
+while True:
+    c, _ = s.accept(); open(sys.argv[1], "a").write("hit\\n"); c.close()
+' "$OCB_HITS" &
+listener=$!
+i=0; while [ ! -e "$OCB_HITS.ready" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+"$@"; rc=$?
+kill $listener
+exit $rc
+"""
+
+
+@attack("network-metadata")
+def network_metadata(cell: Cell) -> Outcome:
+    """RUN connects to 169.254.169.254:80 (the cloud metadata address) with a 2 s
+    timeout: unreachable by default. The build runs in a network namespace the suite
+    creates (`unshare --net`), where that address is a local listener."""
+    if shutil.which("ip") is None or shutil.which("unshare") is None:
+        return Outcome("n/a", "needs ip (iproute2) and unshare to fake the address")
+    hits = cell.work / "metadata-hits"
+    env = f"OCB_HITS={hits}"
+    python = f"OCB_PY={shutil.which('python3') or sys.executable}"
+    outer = ["unshare", "--net", "--", "env", env, python, "sh", "-c", METADATA_NETNS, "sh"]
+    run = cell.build(f"FROM {BASE_TAG}\nRUN /bin/probe net {METADATA} 80\n", outer=outer)
+    if run.returncode == 97:
+        return Outcome("n/a", "cannot add 169.254.169.254 in a new network namespace")
+    if hits.exists() and hits.read_text():
+        cell.escapes.append(f"reached {METADATA}:80 from the step (default network)")
+    seen = lines_with(run, "connect=")
+    return judge(cell, run, None, seen[0] if seen else "no probe output")
 
 
 @attack("proc-self-exe")

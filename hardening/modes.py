@@ -184,9 +184,17 @@ class Cli:
         return [*cmd, *args], env
 
     def __call__(
-        self, *args: str, wrap: Sequence[str] = (), timeout: float = 180, cwd: str = "/"
+        self,
+        *args: str,
+        wrap: Sequence[str] = (),
+        outer: Sequence[str] = (),
+        timeout: float = 180,
+        cwd: str = "/",
     ) -> Run:
+        """Run ocibuild; ``wrap`` goes right before the interpreter (as the mode's user),
+        ``outer`` before everything (as root, e.g. ``unshare --net``)."""
         cmd, env = self.command(args, wrap)
+        cmd = [*outer, *cmd]
         try:
             proc = subprocess.run(
                 cmd,
@@ -208,10 +216,11 @@ class Cli:
         *args: str,
         driver: str = "overlay",
         wrap: Sequence[str] = (),
+        outer: Sequence[str] = (),
         timeout: float = 180,
     ) -> Run:
         flags = [*self.mode.flags, "--storage-driver", driver]
-        return self("build", *flags, *args, str(context), wrap=wrap, timeout=timeout)
+        return self("build", *flags, *args, str(context), wrap=wrap, outer=outer, timeout=timeout)
 
 
 def make_cli(m: Mode, workdir: Path) -> Cli:

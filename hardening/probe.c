@@ -224,8 +224,8 @@ static int cmd_reopen(const char *n)
     return 0;
 }
 
-/* TCP connect to 127.0.0.1:port with a 2 s timeout. */
-static int cmd_net(const char *port)
+/* TCP connect to addr:port with a 2 s timeout. */
+static int cmd_net(const char *addr, const char *port)
 {
     struct sockaddr_in a;
     struct pollfd p;
@@ -237,18 +237,19 @@ static int cmd_net(const char *port)
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
     a.sin_port = htons(atoi(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (inet_pton(AF_INET, addr, &a.sin_addr) != 1)
+        return report("bad_address", -1), 0;
     if (connect(s, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS)
-        return report("connect_host_loopback", -1), 0;
+        return report("connect", -1), 0;
     p.fd = s;
     p.events = POLLOUT;
     if (poll(&p, 1, 2000) != 1) {
         errno = ETIMEDOUT;
-        return report("connect_host_loopback", -1), 0;
+        return report("connect", -1), 0;
     }
     getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
     errno = err;
-    report("connect_host_loopback", err ? -1 : 0);
+    report("connect", err ? -1 : 0);
     if (!err && write(s, "ocb-probe\n", 10) < 0)
         report("send", -1);
     close(s);
@@ -277,14 +278,14 @@ int main(int argc, char **argv)
         return cmd_fds(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "exe"))
         return cmd_exe();
-    if (argc >= 3 && !strcmp(argv[1], "net"))
-        return cmd_net(argv[2]);
+    if (argc >= 4 && !strcmp(argv[1], "net"))
+        return cmd_net(argv[2], argv[3]);
     if (argc >= 3 && !strcmp(argv[1], "reopen"))
         return cmd_reopen(argv[2]);
     if (argc >= 3 && !strcmp(argv[1], "setfcap"))
         return cmd_setfcap(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "whoami"))
         return printf("euid=%d uid=%d\n", (int)geteuid(), (int)getuid()) < 0;
-    fprintf(stderr, "usage: probe seccomp|keyring SERIAL|dev MAJ MIN|fds PATH|exe|net PORT|whoami\n");
+    fprintf(stderr, "usage: probe seccomp|keyring SERIAL|dev MAJ MIN|fds PATH|exe|net ADDR PORT|whoami\n");
     return 2;
 }
