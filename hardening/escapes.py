@@ -176,6 +176,7 @@ class Cell:
             (c / "pp").mkdir()
             (c / "ss").mkdir()
             (c / "dd").mkdir()
+            (c / "dd" / "ptmx").write_text("host file named ptmx\n")
             uid, gid = self.owner
             for p in [c, *c.rglob("*")]:
                 os.lchown(p, uid, gid)
