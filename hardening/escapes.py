@@ -723,7 +723,7 @@ def proc_self_exe(cell: Cell) -> Outcome:
     """CVE-2019-5736: open every visible /proc/PID/exe (and through O_PATH) for writing;
     run /proc/self/exe as the step's command (the runtime's or helper's own binary)."""
     run = cell.build(f"FROM {BASE_TAG}\nRUN /bin/probe exe\n")
-    writable = [ln for ln in lines_with(run, "write_open=ok")]
+    writable = lines_with(run, "write_open=ok")
     if writable:
         cell.escapes.append("binary writable: " + "; ".join(writable[:3]))
     outcome = judge(cell, run, None)
@@ -912,7 +912,6 @@ def bind_source_escape(cell: Cell) -> Outcome:
 def passwd_symlink(cell: Cell) -> Outcome:
     """CVE-2024-9676: the image's /etc/passwd and /etc/group are symlinks to host files
     naming user `evil` (uid 4242): USER evil must not resolve through the host file."""
-    canary = cell.canary()
     host = cell.work / "hostetc"
     host.mkdir(exist_ok=True)
     (host / "passwd").write_text("evil:x:4242:4242::/:/bin/sh\n")
@@ -921,9 +920,8 @@ def passwd_symlink(cell: Cell) -> Outcome:
         f"FROM {BASE_TAG}\nRUN ln -sf {host}/passwd /etc/passwd && ln -sf {host}/group /etc/group\n"
         "USER evil\nRUN id\n"
     )
-    if "uid=4242" in run.output:
+    if lines_with(run, "uid=4242"):
         cell.escapes.append("USER evil resolved through the host's file (uid=4242)")
-    _ = canary
     return judge(cell, run, None)
 
 
