@@ -787,18 +787,20 @@ def _sysroot(ctx: Path, binaries: list[str]) -> None:
 
 @attack("runtime-exe-overwrite")
 def runtime_exe_overwrite(cell: Cell) -> Outcome:
-    """CVE-2019-5736 in full: a step's command is a script whose interpreter is
-    /proc/self/exe, so the first exec runs the host binary that started the step (the
-    runtime; for native-chroot the Python interpreter ocibuild runs in). As a Python it
-    runs the script: keep an O_PATH fd on the binary, fork a child that execs the probe,
-    exec away, and the probe reopens the binary for writing (never writes)."""
+    """CVE-2019-5736 in full: the image's /bin/sh is a script whose interpreter is
+    /proc/self/exe, so a shell-form step's first exec runs the host binary that started
+    the step (the runtime; for native-chroot the Python interpreter ocibuild runs in).
+    As a Python it runs the script: keep an O_PATH fd on the binary, fork a child that
+    execs the probe, exec away, and the probe reopens the binary for writing (never
+    writes)."""
     ctx = cell.context()
     _sysroot(ctx, _host_binaries(cell))
     (ctx / "evil").write_text(EVIL_PY)
     (ctx / "evil").chmod(0o755)
     run = cell.build(
-        f"FROM {BASE_TAG}\nCOPY sysroot/ /\nCOPY pyhome /pyhome\nCOPY evil /bin/evil\n"
-        'ENV PYTHONHOME=/pyhome\nRUN ["/bin/evil"]\n',
+        f"FROM {BASE_TAG}\nCOPY sysroot/ /\nCOPY pyhome /pyhome\nRUN rm /bin/sh\n"
+        "COPY evil /bin/sh\nENV PYTHONHOME=/pyhome\n"
+        "RUN echo a shell-form step: the runtime execs /bin/sh, now #!/proc/self/exe\n",
         ctx=ctx,
     )
     writable = lines_with(run, "EXE-WRITABLE")
@@ -807,10 +809,12 @@ def runtime_exe_overwrite(cell: Cell) -> Outcome:
             "host binary opened for writing from the step: " + writable[0].split(" ", 1)[1]
         )
     outcome = judge(cell, run, None, "; ".join(lines_with(run, "exe-reopen")))
-    if outcome.kind == "refused" and "did not complete successfully" in outcome.detail:
+    if outcome.kind == "refused" and "did not complete successfully" in run.stderr:
         # the runtime's own binary ran inside (runc: a sealed copy) and rejected the
         # script's arguments: the step failed, the host binary was never reachable
-        code = outcome.detail.rsplit("exit code:", 1)[-1].strip(" )")
+        code = (
+            run.stderr.split("exit code:", 1)[-1].split()[0] if "exit code:" in run.stderr else "?"
+        )
         return Outcome("contained", f"{cell.mode.runtime} ran as the step, exit {code}")
     return outcome
 
