@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from hardening.escapes import ATTACKS, HOST_SIDE, Attack, Campaign, mode
+from hardening.escapes import ATTACKS, HOST_SIDE, Attack, Campaign, diff, mode, snapshot
 from hardening.modes import MODES
 
 
@@ -59,3 +60,24 @@ def _make_test(a: Attack) -> Callable[[Campaign, str, str], None]:
 for _attack in ATTACKS:
     _test = _make_test(_attack)
     globals()[_test.__name__] = _test
+
+
+def test_canary_diff_sees_every_change(tmp_path: Path) -> None:
+    """The judge's eyes: a created, deleted, rewritten (same size) or touched entry and a
+    changed link target all show; an untouched tree shows nothing."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "a").write_text("aaaa")
+    (tmp_path / "gone").write_text("")
+    (tmp_path / "d" / "t").write_text("")
+    os.symlink("x", tmp_path / "l")
+    before = snapshot(tmp_path)
+    assert diff(before, tmp_path) == []
+    (tmp_path / "a").write_text("bbbb")
+    (tmp_path / "gone").unlink()
+    (tmp_path / "new").write_text("")
+    os.utime(tmp_path / "d" / "t", ns=(1, 1))
+    os.unlink(tmp_path / "l")
+    os.symlink("y", tmp_path / "l")
+    changes = "\n".join(diff(before, tmp_path))
+    for what in ("CANARY/a", "CANARY/gone deleted", "CANARY/new created", "CANARY/d/t", "CANARY/l"):
+        assert what in changes, changes
