@@ -3,20 +3,37 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci \
+SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci slirp4netns \
 	oci-image-tool libffi-dev gcc docker-registry apache2-utils buildah debootstrap \
 	charliecloud time libc6-dev zstd keyutils
 STAMP := $(VENV)/.installed
+# what `make demo` needs: a runtime, the busybox the example copies, the RUN steps' network
+# (slirp4netns), the native helper's compiler and headers, and Python's venv
+DEMO_PACKAGES := runc busybox-static slirp4netns gcc libc6-dev libffi-dev python3-dev \
+	python3-venv
+# Docker's default seccomp profile, as Debian ships it in the Go sources of docker.io
+# (golang-github-docker-docker-dev); only that one file is unpacked, not the ~250 Go
+# source packages the package depends on. ocibuild reads it at run time.
+SECCOMP_PROFILE := /usr/local/share/ocibuild/seccomp/default.json
+SECCOMP_DEB := golang-github-docker-docker-dev
+SECCOMP_MEMBER := ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
 
-.PHONY: setup system venv demo test lint unit integration clean bench conformance hardening
+.PHONY: setup system venv demo test lint unit integration clean bench conformance \
+	conformance-live conformance-regen hardening
 
 setup: system venv
 
-system:
+system: $(SECCOMP_PROFILE)
 	@if ! dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
 		echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSTEM_PACKAGES); \
 	fi
+
+$(SECCOMP_PROFILE):
+	@echo "unpacking Docker's default seccomp profile from Debian's $(SECCOMP_DEB)"
+	@d=$$(mktemp -d) && chmod 755 $$d && cd $$d && apt-get download -q $(SECCOMP_DEB) >/dev/null \
+		&& dpkg-deb --fsys-tarfile $(SECCOMP_DEB)_*.deb | tar -xO $(SECCOMP_MEMBER) > profile.json \
+		&& install -D -m 0644 profile.json $@ && rm -rf $$d
 
 venv: $(STAMP)
 
@@ -26,7 +43,14 @@ $(STAMP): pyproject.toml setup.py native/ocibuild_native.c native/ocibuild_nativ
 	$(BIN)/pip install -q --no-build-isolation -e '.[test]'
 	touch $(STAMP)
 
-demo: setup
+.PHONY: demo-system
+demo-system:
+	@if ! dpkg -s $(DEMO_PACKAGES) >/dev/null 2>&1; then \
+		echo "installing Debian packages: $(DEMO_PACKAGES)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEMO_PACKAGES); \
+	fi
+
+demo: demo-system $(SECCOMP_PROFILE) venv
 	cp /bin/busybox examples/hello/busybox
 	$(BIN)/ocibuild build -t hello examples/hello
 	$(BIN)/ocibuild run --rm hello
@@ -39,6 +63,15 @@ lint: setup
 test: setup lint
 	$(BIN)/pytest -q -ra
 
+# Fast checks a contributor runs without root: the pure parts (parser, expander,
+# .dockerignore, layer reader, spec, store logic). Under a minute.
+unit: venv
+	$(BIN)/pytest -q -ra -m unit
+
+# Everything that needs root, runtimes, mounts, registries (what `test` adds to unit).
+integration: setup
+	$(BIN)/pytest -q -ra -m 'integration and not slow_hardening'
+
 clean:
 	rm -rf $(VENV) build *.egg-info ocibuild/_ocibuild_native*.so
 
@@ -46,10 +79,19 @@ clean:
 bench: setup
 	$(BIN)/python bench/bench.py
 
-# ocibuild against buildah 1.28 and written BuildKit expectations (root; ~2.5 min; also
-# part of `make test` through tests/language/test_conformance.py).
+# ocibuild against the real BuildKit's results recorded in conformance/goldens/ (root; no
+# BuildKit needed; also part of `make test` through tests/language/test_conformance.py).
 conformance: setup
-	$(BIN)/python -m conformance.harness
+	$(BIN)/python -m conformance.harness -j 3
+
+# The same, building every case with the running BuildKit too (says which goldens are
+# stale); OCIBUILD_BUILDKIT_ADDR, OCIBUILD_BUILDCTL: see conformance/buildkit.py.
+conformance-live: setup
+	$(BIN)/python -m conformance.harness -j 3 --live
+
+# Rewrite conformance/goldens/ from the running BuildKit (bases pushed to 127.0.0.1:5000).
+conformance-regen: setup
+	$(BIN)/python -m conformance.regen -j 3
 
 # Sandbox escapes: the slow cells of tests/hardening/test_escapes.py (the rest run in
 # `make test`), then the whole attack x mode table (root; ~6 min; hardening/README.md).

@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from tests.registry.conftest import Registry  # noqa: E402
+from tests.registry.server import Registry  # noqa: E402
 
 OCIBUILD = [str(REPO / ".venv" / "bin" / "python"), "-m", "ocibuild"]
 

@@ -6,15 +6,24 @@
   them.
 - ``debian``: ``debootstrap --variant=minbase bookworm`` (about 200 MB, made once).
 
-Cache: ``$OCIBUILD_CONFORMANCE_CACHE`` or ``/var/tmp/ocibuild-conformance``.
+Cache: ``$OCIBUILD_CONFORMANCE_CACHE`` or ``/var/tmp/ocibuild-conformance``, shared by
+every worktree on the machine: making a layout holds an exclusive lock on ``CACHE/.lock``
+so two runs never debootstrap into the same directory at once.
+
+The golden files record the diffID of the base each was made from; the busybox layout is
+byte-reproducible (fixed mtimes, the Debian busybox-static binary), the Debian one depends
+on the packages debootstrap fetched that day (only its cases can notice).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from conformance.layout import write_layout
@@ -80,10 +89,25 @@ def _busybox_tar(path: Path) -> None:
             tf.addfile(link)
 
 
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def busybox_layout() -> Path:
     dest = CACHE / f"busybox-v{VERSION}"
     if (dest / "index.json").exists():
         return dest
+    with _locked():
+        if not (dest / "index.json").exists():
+            _make_busybox(dest)
+    return dest
+
+
+def _make_busybox(dest: Path) -> None:
     tmp = CACHE / f"busybox-v{VERSION}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -94,13 +118,19 @@ def busybox_layout() -> Path:
     write_layout(tmp / "layout", tar, config, "latest")
     os.replace(tmp / "layout", dest)
     shutil.rmtree(tmp, ignore_errors=True)
-    return dest
 
 
 def debian_layout() -> Path:
     dest = CACHE / f"debian-v{VERSION}"
     if (dest / "index.json").exists():
         return dest
+    with _locked():
+        if not (dest / "index.json").exists():
+            _make_debian(dest)
+    return dest
+
+
+def _make_debian(dest: Path) -> None:
     root = CACHE / "debian-root"
     if not (root / "etc" / "debian_version").exists():
         tmp_root = CACHE / "debian-root.tmp"
@@ -127,4 +157,3 @@ def debian_layout() -> Path:
     write_layout(tmp / "layout", tar, config, "bookworm")
     os.replace(tmp / "layout", dest)
     shutil.rmtree(tmp, ignore_errors=True)
-    return dest

@@ -1,25 +1,34 @@
 """How a conformance case is written.
 
 A case is a Dockerfile (its FROM lines say ``{busybox}`` or ``{debian}``; each builder
-gets its own spelling of the same local OCI layout), the context files, build args, a
-target, secrets, and files served over HTTP on 127.0.0.1 (``{http}`` in the Dockerfile).
+gets its own spelling of the same base image: ocibuild reads the local OCI layout,
+BuildKit pulls the byte-identical copy from the local registry), the context files, build
+args, a target, secrets, and files served over HTTP on 127.0.0.1 (``{http}``).
 
-By default the two builders must produce the same flattened filesystem and the same
-config fields. A case with ``expect`` is compared instead against a result written from
-the BuildKit reference (``reason`` says why buildah 1.28 cannot serve as the reference):
-``files`` is then the *whole* difference from the base image, ``config`` exact values.
-A case with ``error`` must fail to build, with that text in the message.
+The reference of record is the real BuildKit (v0.11.6 here): its result for each case is
+recorded in ``conformance/goldens/CASE.json`` (what the image adds, changes and removes
+relative to its base, and the config fields) by ``python -m conformance.regen``, and
+ocibuild must produce the same. Written expectations exist only where BuildKit v0.11.6
+cannot be the reference, each with its one-line ``reason``:
+
+- ``newer``: current BuildKit differs from v0.11.6 (cite the change); the golden is
+  checked with these entries/config fields replaced;
+- ``expect``: v0.11.6 cannot build the case (newer syntax); ``files`` is then the *whole*
+  difference from the base image, ``config`` exact values.
+
+A case with ``error`` must fail to build (BuildKit too), with that text in ocibuild's
+message. ``rebuild`` builds twice: the second build must hit the cache and give the same
+image ID. ``layers`` also compares the entry names of the image's last layer.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance.layout import Entry
+from conformance.layout import Entry, file_entry
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ class Expect:
     files: dict[str, Entry | None] = field(default_factory=dict)  # None: must be absent
     config: dict[str, Any] = field(default_factory=dict)
     exact: bool = True  # files is the whole difference from the base image
+    modes: dict[str, int] = field(default_factory=dict)  # newer: only these modes change
 
 
 @dataclass
@@ -63,15 +73,35 @@ class Case:
     http: dict[str, bytes] = field(default_factory=dict)
     dockerfile_name: str = "Dockerfile"
     setup: Callable[[Path], None] | None = None
-    expect: Expect | None = None
-    reason: str = ""  # why this case is compared against a written expectation
+    expect: Expect | None = None  # v0.11.6 cannot build it: the whole written result
+    newer: Expect | None = None  # current BuildKit differs from v0.11.6: golden patched
+    reason: str = ""  # why a written expectation (expect or newer) is used
     error: str | None = None  # the build must fail with this text
     base: str = "busybox"  # the base image the flattened diff is taken against
+    rebuild: bool = False  # a second build must be a cache hit with the same image ID
+    layers: bool = False  # compare the last layer's entry names too
+    source: str = ""  # where the case comes from (a BuildKit or buildah test)
+
+    @property
+    def written(self) -> bool:
+        """Whether part of the expected result is written rather than BuildKit's."""
+        return self.expect is not None or self.newer is not None
 
 
 def f(content: bytes | str, mode: int = 0o644, uid: int = 0, gid: int = 0) -> Entry:
     data = content.encode() if isinstance(content, str) else content
-    return Entry("file", mode, uid, gid, hashlib.sha256(data).hexdigest())
+    return file_entry(data, mode, uid, gid)
+
+
+HEREDOC_0644 = (
+    "v0.11.6 makes COPY/ADD heredoc files 0664; current BuildKit 0644 (143042485, "
+    '"dockerfile: heredoc should use 0644 permissions")'
+)
+
+
+def heredoc_files(*paths: str) -> Expect:
+    """The current-BuildKit patch for heredoc files created by COPY/ADD (0644)."""
+    return Expect(modes={path: 0o644 for path in paths})
 
 
 def d(mode: int = 0o755, uid: int = 0, gid: int = 0) -> Entry:

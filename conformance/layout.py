@@ -3,6 +3,11 @@
 The model maps a path (no leading ``/``) to an :class:`Entry` holding what the suite
 compares: type, mode (special bits included), uid, gid, content digest, link target and
 xattrs. mtimes are left out on purpose.
+
+File contents are normalised before hashing in one way: BuildKit v0.11.6 injects
+``OTEL_*`` and ``TRACEPARENT`` variables into every RUN environment (a tracing detail, not
+a Dockerfile semantic), so lines of the form ``[export |declare -x ]OTEL_...=...`` or
+``TRACEPARENT=...`` are dropped from any file that holds them (both builders alike).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 from dataclasses import dataclass, field
@@ -34,11 +40,15 @@ class Entry:
     digest: str = ""  # sha256 of the content (files); device numbers for devices
     link: str = ""  # symlink target
     xattrs: tuple[tuple[str, str], ...] = ()
+    text: str | None = field(default=None, compare=False)  # small UTF-8 contents, shown
+    size: int = field(default=0, compare=False)  # file size
 
     def describe(self) -> str:
         text = f"{self.type} {self.mode:04o} {self.uid}:{self.gid}"
         if self.digest:
             text += f" {self.digest[:19]}"
+        if self.text is not None:
+            text += f" {self.text[:40]!r}"
         if self.link:
             text += f" -> {self.link}"
         if self.xattrs:
@@ -50,6 +60,7 @@ class Entry:
 class Image:
     files: dict[str, Entry] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # the whole image config JSON
+    layers: list[list[str]] = field(default_factory=list)  # each layer's entry names
 
 
 def _blob(layout: Path, digest: str) -> Path:
@@ -67,6 +78,32 @@ def _open_layer(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
+TRACING = re.compile(rb"^(?:export |declare -x )?(?:OTEL_[A-Z_]*|TRACEPARENT)=.*(?:\n|$)", re.M)
+INLINE = 256  # contents up to this size (UTF-8 text) are kept inline for reading
+
+
+def normalise_content(data: bytes) -> bytes:
+    """``data`` without BuildKit's injected tracing variables (see the module docstring)."""
+    if b"OTEL_" in data or b"TRACEPARENT" in data:
+        return TRACING.sub(b"", data)
+    return data
+
+
+def file_entry(
+    data: bytes, mode: int, uid: int, gid: int, xattrs: tuple[tuple[str, str], ...] = ()
+) -> Entry:
+    """The entry of a regular file holding ``data`` (normalised)."""
+    data = normalise_content(data)
+    text = None
+    if len(data) <= INLINE:
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            text = None
+    digest = hashlib.sha256(data).hexdigest()
+    return Entry("file", mode, uid, gid, digest, xattrs=xattrs, text=text, size=len(data))
+
+
 def _norm(name: str) -> str:
     return os.path.normpath("/" + name).lstrip("/")
 
@@ -78,19 +115,22 @@ def read_image(layout: Path) -> Image:
     if "manifests" in manifest:  # an index inside
         manifest = json.loads(_blob(layout, manifest["manifests"][0]["digest"]).read_text())
     image = Image(config=json.loads(_blob(layout, manifest["config"]["digest"]).read_text()))
-    for layer in manifest["layers"]:
+    for layer in manifest.get("layers") or []:
         with _open_layer(_blob(layout, layer["digest"])) as stream:
-            _apply(image.files, stream)
+            image.layers.append(_apply(image.files, stream))
     return image
 
 
-def _apply(files: dict[str, Entry], stream: IO[bytes]) -> None:
+def _apply(files: dict[str, Entry], stream: IO[bytes]) -> list[str]:
+    """Apply one layer to ``files``; the layer's entry names (sorted)."""
     seen_in_layer: set[str] = set()
+    names: list[str] = []
     with tarfile.open(fileobj=stream, mode="r|") as tf:
         for m in tf:
             path = _norm(m.name)
             if not path:
                 continue
+            names.append(path)
             parent, base = os.path.split(path)
             if base == ".wh..wh..opq":
                 prefix = parent + "/" if parent else ""
@@ -121,7 +161,7 @@ def _apply(files: dict[str, Entry], stream: IO[bytes]) -> None:
             digest = link = ""
             if kind == "file":
                 f = tf.extractfile(m)
-                digest = hashlib.sha256(f.read() if f else b"").hexdigest()
+                entry = file_entry(f.read() if f else b"", m.mode & 0o7777, m.uid, m.gid, xattrs)
             elif kind == "symlink":
                 link = m.linkname
             elif kind in ("char", "block"):
@@ -129,7 +169,10 @@ def _apply(files: dict[str, Entry], stream: IO[bytes]) -> None:
             if path in files and kind != "dir" and files[path].type == "dir":
                 for key in [k for k in files if k.startswith(path + "/")]:
                     del files[key]
-            files[path] = Entry(kind, m.mode & 0o7777, m.uid, m.gid, digest, link, xattrs)
+            if kind != "file":
+                entry = Entry(kind, m.mode & 0o7777, m.uid, m.gid, digest, link, xattrs)
+            files[path] = entry
+    return sorted(names)
 
 
 # -- writing a layout from a root directory (the base images) ----------------------------

@@ -29,12 +29,13 @@ ENV = {"PWD": "/home", "SHELL": "bash", "KOREAN": "한국어", "NULL": "", "X": 
 
 def target_parser(data: bytes) -> None:
     text = data.decode("utf-8", "surrogateescape")
+    with contextlib.suppress(DockerfileError):
+        dump_buildkit(text)  # the parser alone (`ocibuild parse --format buildkit`)
     try:
         df = parse(text)
     except DockerfileError:
         return
     to_json(df)
-    dump_buildkit(df)
 
 
 def target_expand(data: bytes) -> None:

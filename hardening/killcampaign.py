@@ -101,7 +101,7 @@ def processes_mentioning(text: str) -> list[str]:
 
 def prepare_registry(root: str, work: Path) -> tuple[object, str]:
     """A docker-registry on 127.0.0.1 with ``kill/big:1`` (a 40 MB random layer) in it."""
-    from tests.registry.conftest import Registry
+    from tests.registry.server import Registry
 
     reg_dir = work / "registry"
     reg_dir.mkdir()

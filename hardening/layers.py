@@ -80,6 +80,7 @@ class Case:
     layer_error: str | None = None  # expected LayerError text; None = must succeed
     archive_error: str | None = None
     check: Callable[[str], None] | None = None  # on success, inspect the destination
+    archive_check: Callable[[str], None] | None = None  # the same, for ADD
     raw: Callable[[], bytes] | None = None
 
     def data(self) -> bytes:
@@ -106,6 +107,11 @@ def _is_symlink(name: str, target: str) -> Callable[[str], None]:
         assert os.readlink(os.path.join(dest, name)) == target
 
     return check
+
+
+def _link_and_content(dest: str, link: str, target: str, name: str, data: bytes) -> None:
+    _is_symlink(link, target)(dest)
+    _expect_content(dest, name, data)
 
 
 def _tar_bomb() -> bytes:
@@ -191,6 +197,20 @@ CASES: list[Case] = [
         [Entry("dev", tarfile.SYMTYPE, link="/tmp"), Entry("dev/pwn", data=b"x")],
         "is not a directory",
         None,
+    ),
+    Case(
+        "symlink-dotdot-into-dest",  # ADD: "up -> .." resolves inside the destination dir
+        [Entry("up", tarfile.SYMTYPE, link=".."), Entry("up/etc/x", data=b"x")],
+        "is not a directory",
+        None,
+        archive_check=lambda d: _link_and_content(d, "up", "..", "etc/x", b"x"),
+    ),
+    Case(
+        "symlink-abs-into-dest",  # ADD: an absolute link is the destination's own path
+        [Entry("e", tarfile.SYMTYPE, link="/etc"), Entry("e/passwd", data=b"pw")],
+        "is not a directory",
+        None,
+        archive_check=lambda d: _expect_content(d, "etc/passwd", b"pw"),
     ),
     Case("empty-name", [Entry("", data=b"x")], check=_only()),
     Case(
@@ -306,7 +326,9 @@ def run_case(case: Case, mode: str, workdir: str) -> Outcome:
         if mode == "layer":
             apply_layer(data, dest)
         else:
-            extract_archive(data, dest, "")
+            # ADD into a dir of the image root: entries are confined to that dir, so
+            # anything written in box (the root) outside box/dest is an escape too.
+            extract_archive(data, box, "dest")
     except LayerError as exc:
         error = exc.message
     after = snapshot(workdir)
@@ -319,10 +341,11 @@ def run_case(case: Case, mode: str, workdir: str) -> Outcome:
     ok = not escaped
     if expected is None:
         ok = ok and error is None
-        if ok and case.check is not None and mode == "layer":
+        check = case.check if mode == "layer" else case.archive_check
+        if ok and check is not None:
             try:
-                case.check(dest)
-            except AssertionError:
+                check(dest)
+            except (AssertionError, OSError):
                 ok = False
     elif expected != ANY:
         ok = ok and error is not None and expected in error

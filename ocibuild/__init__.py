@@ -1,10 +1,28 @@
 """ocibuild: a pure-Python Dockerfile interpreter that drives OCI runtimes directly.
 
-The API the CLI is built on::
+The API the command line is built on (see examples/api_loop.py)::
 
     import ocibuild
-    result = ocibuild.build("examples/hello", tags=["hello"])
-    result.image_id, result.config, result.steps
+
+    options = ocibuild.Options.resolve(root="/var/lib/ocibuild")
+    try:
+        result = ocibuild.build("examples/hello", tags=["hello"], options=options,
+                                reporter=ocibuild.QuietReporter())
+    except ocibuild.RunError as exc:      # a RUN step exited non-zero
+        print(exc.format(), exc.exit_status)
+    except ocibuild.OcibuildError as exc: # any other bad input: a message and a hint
+        print(exc.format())
+    else:
+        result.image_id, result.tags, result.build_id   # ``ocibuild logs BUILD_ID``
+        for step in result.steps:                       # StepRecord, one per step
+            step.number, step.stage, step.instruction, step.cache, step.seconds
+            step.timings.prepare if step.timings else None  # the time split (StepTimings)
+
+``build`` may be called any number of times in one process. Reporters: ``SilentReporter``
+(the default: nothing printed), ``QuietReporter`` (warnings only), ``StreamReporter``
+(the command line's step lines on standard error) and ``JsonReporter`` (one JSON event a
+line). ``ocibuild.__version__`` is the installed version. Everything here is imported
+lazily: ``import ocibuild`` stays cheap.
 """
 
 from __future__ import annotations
@@ -14,19 +32,54 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ocibuild.api import Output as Output
     from ocibuild.api import build as build
+    from ocibuild.builder.executor import BuildResult as BuildResult
+    from ocibuild.builder.executor import StepRecord as StepRecord
+    from ocibuild.errors import BuildError as BuildError
+    from ocibuild.errors import DockerfileError as DockerfileError
+    from ocibuild.errors import OcibuildError as OcibuildError
+    from ocibuild.errors import RunError as RunError
+    from ocibuild.log import JsonReporter as JsonReporter
+    from ocibuild.log import QuietReporter as QuietReporter
+    from ocibuild.log import Reporter as Reporter
+    from ocibuild.log import SilentReporter as SilentReporter
+    from ocibuild.log import StreamReporter as StreamReporter
     from ocibuild.options import Options as Options
+    from ocibuild.trace import StepTimings as StepTimings
 
-__all__ = ["Options", "Output", "build"]
+_WHERE = {
+    "build": "ocibuild.api",
+    "Output": "ocibuild.api",
+    "BuildResult": "ocibuild.builder.executor",
+    "StepRecord": "ocibuild.builder.executor",
+    "OcibuildError": "ocibuild.errors",
+    "DockerfileError": "ocibuild.errors",
+    "BuildError": "ocibuild.errors",
+    "RunError": "ocibuild.errors",
+    "Reporter": "ocibuild.log",
+    "SilentReporter": "ocibuild.log",
+    "QuietReporter": "ocibuild.log",
+    "StreamReporter": "ocibuild.log",
+    "JsonReporter": "ocibuild.log",
+    "Options": "ocibuild.options",
+    "StepTimings": "ocibuild.trace",
+}
+
+__all__ = sorted([*_WHERE, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: `import ocibuild` stays cheap and never touches the native helper.
-    if name in ("build", "Output"):
-        from ocibuild import api
+    if name == "__version__":
+        from ocibuild._version import version
 
-        return getattr(api, name)
-    if name == "Options":
-        from ocibuild.options import Options
+        return version()
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ocibuild' has no attribute {name!r}")
+    import importlib
 
-        return Options
-    raise AttributeError(name)
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

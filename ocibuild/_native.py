@@ -52,6 +52,7 @@ _HINTS: dict[str, dict[int, str]] = {
     },
     "spawn sandbox": {
         errno_mod.EPERM: "needs CAP_SYS_ADMIN: run as root or inside a user namespace",
+        errno_mod.ENOENT: "the network namespace path does not exist",
         errno_mod.ENOSPC: "too many namespaces: raise user.max_*_namespaces",
     },
     "open in root": {
@@ -219,11 +220,18 @@ M_IF_EXISTS = 4
 M_BIND = 8
 M_RECURSIVE = 16
 M_MASK = 32
+M_DEVICE = 64
+M_REAL_DIR = 128
+M_RO_PATH = 256
 
 
 @dataclass(frozen=True)
 class SandboxMount:
-    """One mount the sandbox makes before pivot_root (``target`` is a host path)."""
+    """One mount the sandbox makes before pivot_root.
+
+    ``target`` is an absolute path *inside the container* (no ``..``): the helper resolves
+    it in the root at mount time. ``source`` is a host path for binds.
+    """
 
     target: str
     source: str = ""
@@ -241,7 +249,7 @@ class SandboxConfig:
     cwd: str
     hostname: str
     mounts: Sequence[SandboxMount]
-    symlinks: Sequence[tuple[str, str]]  # (link target, host path of the link)
+    symlinks: Sequence[tuple[str, str]]  # (link target, path of the link in the container)
     uid: int
     gid: int
     groups: Sequence[int]
@@ -249,6 +257,10 @@ class SandboxConfig:
     caps: Sequence[int]
     stdout_fd: int
     new_net: bool
+    netns_path: str = ""  # join this network namespace (wins over new_net)
+    readonly_root: bool = False
+    no_new_privs: bool = False
+    seccomp_bpf: bytes = b""  # struct sock_filter[], installed right before exec
 
 
 SANDBOX_STAGES = {
@@ -264,12 +276,30 @@ SANDBOX_STAGES = {
     10: "setgid",
     11: "setuid",
     12: "exec",
+    13: "join the network namespace",
+    14: "join a new session keyring",
+    15: "install the seccomp filter",
 }
 STAGE_MOUNT_BASE = 100
+STAGE_CWD = 7
+STAGE_EXEC = 12
+
+# Why a sandbox stage failed, beyond errno (OCB_WHY_*).
+WHY_NOT_REAL_DIR = 1
+WHY_CHANGED = 2
+WHY_IN_PROCFS = 3
+WHY_NOT_APPLIED = 4
+WHY_SOURCE = 5
+
+_SOCK_FILTER_SIZE = 8
 
 
 def sandbox_spawn(cfg: SandboxConfig) -> tuple[int, int]:
-    """Clone a sandbox child (see native/ocibuild_native.h); returns (pid, error-pipe fd)."""
+    """Clone a sandbox child (see native/ocibuild_native.h); returns (pid, error-pipe fd).
+
+    The error pipe carries three native ints (stage, errno, why) when the child failed
+    before exec, nothing (EOF) when exec succeeded.
+    """
     ffi, lib = _load()
     keep: list[Any] = []
 
@@ -283,6 +313,8 @@ def sandbox_spawn(cfg: SandboxConfig) -> tuple[int, int]:
         keep.append(arr)
         return arr
 
+    if len(cfg.seccomp_bpf) % _SOCK_FILTER_SIZE or len(cfg.seccomp_bpf) > 65535 * 8:
+        raise OSError(errno_mod.EINVAL, "spawn sandbox: malformed seccomp program", cfg.rootfs)
     mounts = ffi.new("struct ocb_mount[]", max(1, len(cfg.mounts)))
     for i, m in enumerate(cfg.mounts):
         mounts[i].source = cstr(m.source) if m.source else ffi.NULL
@@ -294,6 +326,7 @@ def sandbox_spawn(cfg: SandboxConfig) -> tuple[int, int]:
     links = carray([p for pair in cfg.symlinks for p in pair])
     groups = ffi.new("unsigned int[]", list(cfg.groups) or [0])
     caps = ffi.new("int[]", list(cfg.caps) or [-1])
+    bpf = ffi.new("unsigned char[]", cfg.seccomp_bpf or b"\0")
     sb = ffi.new("struct ocb_sandbox *")
     sb.rootfs = cstr(cfg.rootfs)
     sb.argv = carray(cfg.argv)
@@ -313,6 +346,11 @@ def sandbox_spawn(cfg: SandboxConfig) -> tuple[int, int]:
     sb.ncaps = len(cfg.caps)
     sb.stdout_fd = cfg.stdout_fd
     sb.new_net = int(cfg.new_net)
+    sb.netns_path = cstr(cfg.netns_path) if cfg.netns_path else ffi.NULL
+    sb.readonly_root = int(cfg.readonly_root)
+    sb.no_new_privs = int(cfg.no_new_privs)
+    sb.seccomp_filter = bpf if cfg.seccomp_bpf else ffi.NULL
+    sb.seccomp_len = len(cfg.seccomp_bpf) // _SOCK_FILTER_SIZE
     err_fd = ffi.new("int *")
     pid = _check(lib.ocb_sandbox_spawn(sb, err_fd), "spawn sandbox", cfg.rootfs)
     return pid, int(err_fd[0])

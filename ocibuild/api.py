@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import difflib
 import os
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,14 +16,15 @@ from ocibuild.builder.context import SourceTree
 from ocibuild.builder.executor import BuildResult, StepRecord, execute
 from ocibuild.buildlog import BuildLog
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
-from ocibuild.dockerfile.instructions import Dockerfile
+from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Instruction, Run
 from ocibuild.dockerfile.parser import parse
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import DockerfileError, OcibuildError
 from ocibuild.image.store import Store, normalize_tag
 from ocibuild.log import Reporter, SilentReporter
 from ocibuild.options import Options
-from ocibuild.plan import make_plan
+from ocibuild.plan import PLATFORM_ARGS, Plan, make_plan, mount_from_refs
 from ocibuild.registry.base import push_name
+from ocibuild.registry.reference import ReferenceError, parse_reference
 from ocibuild.storage.overlay import ensure_mount_namespace
 
 OUTPUT_TYPES = ("oci", "oci-archive", "docker-archive", "tar", "local", "registry")
@@ -35,9 +39,14 @@ class Output:
     type: str
     dest: str = ""
     name: str = ""
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)  # manifest's
 
     @classmethod
     def parse(cls, text: str) -> Output:
+        """Also buildx's short forms: ``-o PATH`` (type=local) and ``-o -`` (a tar of the
+        root filesystem on standard output)."""
+        if "=" not in text and text.strip():
+            return cls("tar", "-") if text.strip() == "-" else cls("local", text.strip())
         fields: dict[str, str] = {}
         for part in text.split(","):
             key, sep, value = part.partition("=")
@@ -53,7 +62,211 @@ class Output:
             return cls(kind, "", fields.get("name", ""))
         if not fields.get("dest"):
             raise OcibuildError(f"--output type={kind} needs dest=PATH", hint=_OUTPUT_HINT)
+        if fields["dest"] == "-" and kind == "local":
+            raise OcibuildError(
+                "--output type=local writes a directory, not a stream: dest=- is not possible",
+                hint="give dest=DIR, or type=tar,dest=- for a tar on standard output",
+            )
         return cls(kind, fields["dest"])
+
+
+def check_tags(tags: Sequence[str]) -> list[str]:
+    """Each ``-t`` name checked with Docker's reference grammar before anything runs;
+    returns them as the store keeps them (``name:latest`` when untagged)."""
+    names = []
+    for tag in tags:
+        try:
+            ref = parse_reference(tag)
+        except ReferenceError as exc:
+            raise OcibuildError(
+                f"-t {tag}: {exc.message}",
+                hint="a name is lower-case [registry[:port]/]path[:tag], "
+                "e.g. myapp:1.0 or 127.0.0.1:5000/team/app",
+            ) from None
+        if ref.digest:
+            raise OcibuildError(
+                f"-t {tag}: an image is named with a tag, not a digest",
+                hint="give NAME[:TAG]",
+            )
+        names.append(normalize_tag(tag))
+    return names
+
+
+def parse_build_contexts(items: Sequence[str]) -> dict[str, str]:
+    """``--build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG]`` -> {name:
+    the reference FROM and COPY --from then use; a directory is imported by build}."""
+    contexts: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip().lower()
+        if not sep or not name or not value:
+            raise OcibuildError(
+                f"invalid --build-context {item!r}",
+                hint="write it as NAME=docker-image://REF or NAME=oci-layout://DIR",
+            )
+        if value.startswith("docker-image://"):
+            ref = value[len("docker-image://") :]
+            try:
+                parse_reference(ref)
+            except ReferenceError as exc:
+                raise OcibuildError(f"--build-context {item}: {exc.message}") from None
+            contexts[name] = ref
+        elif value.startswith("oci-layout://"):
+            contexts[name] = "oci-layout://" + os.path.abspath(value[len("oci-layout://") :])
+        elif "://" in value:
+            raise OcibuildError(
+                f"--build-context {item}: unsupported kind of context",
+                hint="give a directory, docker-image://REF or oci-layout://DIR",
+            )
+        elif not os.path.isdir(value):
+            raise OcibuildError(
+                f"--build-context {item}: {value} is not a directory",
+                hint="give a directory, docker-image://REF or oci-layout://DIR",
+            )
+        else:
+            contexts[name] = LOCAL_CONTEXT + os.path.abspath(value)
+    return contexts
+
+
+LOCAL_CONTEXT = "local-dir://"
+
+
+def import_directory(store: Store, path: str) -> str:
+    """A local directory as a one-layer image (``--build-context NAME=DIR``: then
+    ``COPY --from=NAME`` copies from it); returns the image ID. Files are owned by root,
+    as BuildKit sends a local context."""
+    import hashlib
+    import tarfile
+    import tempfile
+
+    from ocibuild.image.model import MT_OCI_LAYER, history_entry, new_config
+
+    def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    with tempfile.TemporaryFile(dir=store.tmp) as tmp:
+        with tarfile.open(fileobj=tmp, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            for name in sorted(os.listdir(path)):
+                tf.add(os.path.join(path, name), arcname=name, filter=owned_by_root)
+        tmp.seek(0)
+        digest = hashlib.sha256()
+        while chunk := tmp.read(1 << 20):
+            digest.update(chunk)
+        tmp.seek(0)
+        diff_id = store.import_layer_blob(tmp, MT_OCI_LAYER, "sha256:" + digest.hexdigest())
+    created = "1970-01-01T00:00:00Z"
+    config = new_config(
+        created=created,
+        diff_ids=[diff_id],
+        history=[history_entry(created, f"build context {path}")],
+    )
+    return store.put_config(config)
+
+
+def apply_build_contexts(df: Dockerfile, contexts: Mapping[str, str]) -> Dockerfile:
+    """``FROM NAME`` and ``COPY --from=NAME`` for a named context (not a stage) use the
+    context's image instead, as BuildKit's named contexts do."""
+    if not contexts:
+        return df
+    stages: set[str] = set()
+    out: list[Instruction] = []
+    for instr in df.instructions:
+        if isinstance(instr, From):
+            if instr.image.lower() in contexts and instr.image.lower() not in stages:
+                instr = dataclasses.replace(instr, image=contexts[instr.image.lower()])
+            if instr.stage_name:
+                stages.add(instr.stage_name)
+        elif isinstance(instr, Copy):
+            flags = tuple(
+                dataclasses.replace(f, value=contexts[f.value.lower()])
+                if f.name == "from"
+                and f.value
+                and f.value.lower() in contexts
+                and f.value.lower() not in stages
+                else f
+                for f in instr.flags
+            )
+            instr = dataclasses.replace(instr, flags=flags)
+        out.append(instr)
+    return dataclasses.replace(df, instructions=tuple(out))
+
+
+def _close(word: str, names: Sequence[str]) -> str | None:
+    found = difflib.get_close_matches(word.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def check_target(df: Dockerfile, target: str | None) -> None:
+    """``--target`` names a stage: else an error, with the nearest name, before any step."""
+    if target is None:
+        return
+    froms = [i for i in df.instructions if isinstance(i, From)]
+    names = [f.stage_name for f in froms if f.stage_name]
+    if target.lower() in names or (target.isdigit() and int(target) < len(froms)):
+        return
+    close = _close(target, names)
+    raise DockerfileError(
+        f"target stage {target!r} could not be found",
+        hint=f"did you mean --target {close}?"
+        if close
+        else f"stages with names: {', '.join(names) or 'none'}",
+    )
+
+
+def check_stage_refs(plan: Plan, store: Store) -> None:
+    """A ``COPY --from`` / ``RUN --mount from=`` that is neither an earlier stage nor an
+    image in the store, but is close to a stage's name, is a typo: said before any step
+    runs (not after the stages before it have been built)."""
+    for index in plan.order:
+        stage = plan.stages[index]
+        earlier = [s.name for s in plan.stages[:index] if s.name]
+        for instr in stage.instructions:
+            if isinstance(instr, Copy):
+                flag = instr.flag("from")
+                refs = [flag.value] if flag is not None and flag.value else []
+            elif isinstance(instr, Run):
+                refs = mount_from_refs(instr)
+            else:
+                continue
+            refs = [ref for ref in refs if "$" not in ref]  # (words with variables: as built)
+            for ref in refs:
+                if plan.stage_ref(ref, index) is not None or any(c in ref for c in "/:@"):
+                    continue
+                close = _close(ref, earlier)
+                if close is None or close == ref.lower():
+                    continue
+                try:
+                    store.resolve(ref)
+                    continue  # an image of that name: not a typo
+                except OcibuildError:
+                    pass
+                raise DockerfileError(
+                    f"--from={ref}: no stage named {ref!r} before this one",
+                    pos=instr.pos,
+                    source=instr.original,
+                    instruction=instr.keyword,
+                    hint=f"did you mean --from={close}?",
+                )
+
+
+def _failure_hint(exc: OcibuildError, options: Options, build_id: str) -> str:
+    """The hint of a failed build: the runtime command line (its bundle and state are
+    already deleted) gives way to how to keep them; then where the full output is."""
+    lines = [
+        line
+        for line in (exc.hint or "").splitlines()
+        if line.strip() and not line.startswith(("runtime command: ", "command: "))
+    ]
+    ran_something = exc.hint is not None and len(lines) != len(exc.hint.strip().splitlines())
+    if ran_something and not options.keep_failed:
+        lines.append(
+            "rerun with --keep-failed to keep the step's filesystem and bundle, then "
+            "`ocibuild debug last` opens a shell where it failed"
+        )
+    lines.append(f"the full output is kept: `ocibuild logs {build_id}`")
+    return "\n".join(lines)
 
 
 def ref_names(tags: Sequence[str]) -> list[str]:
@@ -75,9 +288,31 @@ def read_dockerfile(path: str, context: str) -> tuple[str, str]:
         ) from None
 
 
-def load_context(context: str, dockerfile: str | None) -> SourceTree:
+def check_context(context: str) -> None:
+    """The context is an existing directory: said plainly, before anything else."""
+    if not os.path.exists(context):
+        raise OcibuildError(
+            f"build context {context}: directory does not exist",
+            hint="give the directory that holds the Dockerfile and the files it copies",
+        )
     if not os.path.isdir(context):
-        raise OcibuildError(f"build context {context!r} is not a directory")
+        raise OcibuildError(
+            f"build context {context} is a file, not a directory",
+            hint="give the directory (the Dockerfile goes with -f FILE)",
+        )
+
+
+def default_dockerfile(context: str) -> str:
+    """CONTEXT/Dockerfile, else CONTEXT/Containerfile when only that one exists."""
+    path = os.path.join(context, "Dockerfile")
+    other = os.path.join(context, "Containerfile")
+    if not os.path.exists(path) and os.path.exists(other):
+        return other
+    return path
+
+
+def load_context(context: str, dockerfile: str | None) -> SourceTree:
+    check_context(context)
     ignore_file = find_ignore_file(context, dockerfile if dockerfile not in (None, "-") else None)
     matcher = None
     if ignore_file:
@@ -98,30 +333,64 @@ def build(
     options: Options | None = None,
     reporter: Reporter | None = None,
     push: bool = False,
+    labels: Mapping[str, str] | None = None,
+    platform: str | None = None,
+    build_contexts: Mapping[str, str] | None = None,
 ) -> BuildResult:
     """Build an image; returns its ID (config digest), config and per-step records.
 
-    ``dockerfile`` defaults to ``CONTEXT/Dockerfile``; ``dockerfile_text`` skips reading.
+    ``dockerfile`` defaults to ``CONTEXT/Dockerfile`` (or ``CONTEXT/Containerfile``);
+    ``dockerfile_text`` skips reading. ``labels`` are set on the image last (like
+    ``--label``, they win over LABEL instructions). ``platform``: only this machine's
+    (linux/amd64) for now. ``build_contexts``: {name: image reference or
+    ``oci-layout://DIR``} that ``FROM name`` and ``COPY --from=name`` use (see
+    :func:`parse_build_contexts`). Every build, failed or not (a parse error too), is recorded
+    in ``ROOT/builds/ID/build.json`` (and ``options.report``).
     Runs as root, or inside a user namespace (the CLI enters one for ordinary users; see
     ``ocibuild.isolation``); ``options.isolation`` and ``options.storage_driver`` are
     resolved (and their requirements checked) before the first step. The calling
     process enters a private mount namespace (once) so no mount outlives it.
     """
+    normalized = check_tags(tags)
     options = options or Options.resolve()
     reporter = reporter or SilentReporter()
     context = os.path.abspath(context)
-    path = dockerfile or os.path.join(context, "Dockerfile")
+    check_context(context)
+    path = dockerfile or default_dockerfile(context)
     if dockerfile_text is None:
         text, name = read_dockerfile(path, context)
     else:
         text, name = dockerfile_text, os.path.basename(path)
-    df: Dockerfile = parse(text, name)
-    plan = make_plan(df, build_args or {}, target)
-    tree = load_context(context, path if dockerfile_text is None else None)
+    host_platform = PLATFORM_ARGS["TARGETPLATFORM"]
+    if platform is not None and platform not in (host_platform, f"{host_platform}/v1"):
+        raise OcibuildError(
+            f"platform {platform}: only {host_platform} can be built for now",
+            hint="multi-platform builds are not supported yet",
+        )
     store = Store(options.root)
-    ensure_mount_namespace()
-    options = isolation.resolve(options, reporter, store.tmp)
     log = BuildLog(store, dockerfile=path, context=context, options=options)  # ROOT/builds/ID
+    log.build_args = dict(build_args or {})
+    log.target = target
+    log.platform = host_platform
+    try:  # mistakes found before the first step are recorded too
+        contexts = {
+            key: import_directory(store, ref.removeprefix(LOCAL_CONTEXT))
+            if ref.startswith(LOCAL_CONTEXT)
+            else ref
+            for key, ref in (build_contexts or {}).items()
+        }
+        df: Dockerfile = apply_build_contexts(parse(text, name), contexts)
+        check_target(df, target)
+        plan = make_plan(df, build_args or {}, target)
+        tree = load_context(context, path if dockerfile_text is None else None)
+        check_stage_refs(plan, store)
+        ensure_mount_namespace()
+        options = isolation.resolve(options, reporter, store.tmp)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # never hide the build's own error
+            log.finish(records=[], image_id=None, tags=[], error=exc)
+        raise
+    log.options = options
     reporter = log.reporter(reporter)
     # held until the image is tagged and exported: `prune --all` leaves its layers be
     with store.in_use():
@@ -137,8 +406,10 @@ def build(
                 observer=log.observer,
             )
             config = state.image.to_image_config(created)
+            if labels:
+                inner = config.setdefault("config", {})
+                inner["Labels"] = {**(inner.get("Labels") or {}), **labels}
             image_id = store.put_config(config)
-            normalized = [normalize_tag(t) for t in tags]
             for tag in normalized:
                 store.tag(tag, image_id)
             if output is not None:
@@ -149,8 +420,7 @@ def build(
             with contextlib.suppress(Exception):  # never hide the build's own error
                 log.finish(records=records, image_id=None, tags=[], error=exc)
             if isinstance(exc, OcibuildError):
-                log_hint = f"the full output is kept: `ocibuild logs {log.id}`"
-                exc.hint = f"{exc.hint}\n{log_hint}" if exc.hint else log_hint
+                exc.hint = _failure_hint(exc, options, log.id)
             raise
     log.finish(records=records, image_id=image_id, tags=normalized)
     return BuildResult(image_id, config, normalized, records, build_id=log.id)
@@ -174,10 +444,32 @@ def write_output(
     )
     from ocibuild.image.layout import export_oci_layout
 
-    if output.type == "oci":
-        export_oci_layout(
+    if output.annotations and output.type not in ("oci", "oci-archive"):
+        raise OcibuildError(
+            f"--annotation: a type={output.type} output has no OCI manifest to annotate",
+            hint="annotations go with --output type=oci or type=oci-archive for now",
+        )
+    if output.dest == "-":
+        _write_to_stdout(store, image_id, output, tags, options, reporter)
+    elif output.type == "oci":
+        digest = export_oci_layout(
             store, image_id, output.dest, ref_names=ref_names(tags), compression=options.compression
         )
+        if output.annotations:
+            annotate_manifest(output.dest, digest, output.annotations)
+    elif output.type == "oci-archive" and output.annotations:
+        from ocibuild.image.archive import _tar_dir
+
+        work = store.tmpdir("annotated-")
+        try:
+            layout = os.path.join(work, "layout")
+            digest = export_oci_layout(
+                store, image_id, layout, ref_names=ref_names(tags), compression=options.compression
+            )
+            annotate_manifest(layout, digest, output.annotations)
+            _tar_dir(layout, output.dest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     elif output.type == "oci-archive":
         export_oci_archive(
             store, image_id, output.dest, ref_names=ref_names(tags), compression=options.compression
@@ -206,3 +498,81 @@ def write_output(
             )
     else:
         raise OcibuildError(f"unsupported --output type {output.type!r}", hint=_OUTPUT_HINT)
+
+
+def parse_annotations(items: Sequence[str]) -> dict[str, str]:
+    """``--annotation [manifest:]KEY=VALUE`` (buildx's form; the manifest is annotated)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        where, colon, name = key.rpartition(":")
+        if colon and where != "manifest":
+            raise OcibuildError(
+                f"--annotation {item}: only manifest annotations are supported for now",
+                hint="write KEY=VALUE or manifest:KEY=VALUE",
+            )
+        if not sep or not name:
+            raise OcibuildError(f"invalid --annotation {item!r}", hint="write KEY=VALUE")
+        out[name] = value
+    return out
+
+
+def annotate_manifest(layout: str, digest: str, annotations: Mapping[str, str]) -> str:
+    """Add ``annotations`` to the manifest ``digest`` of the OCI layout; its index entries
+    then point at the new manifest. Returns the new manifest digest."""
+    import hashlib
+    import json
+
+    from ocibuild.image.atomic import write_atomic
+    from ocibuild.image.model import canonical_json
+
+    blobs = os.path.join(layout, "blobs", "sha256")
+    old = os.path.join(blobs, digest.partition(":")[2])
+    with open(old, "rb") as f:
+        manifest = json.load(f)
+    manifest["annotations"] = {**(manifest.get("annotations") or {}), **annotations}
+    data = canonical_json(manifest)
+    new_digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    write_atomic(os.path.join(blobs, new_digest.partition(":")[2]), data)
+    index_path = os.path.join(layout, "index.json")
+    with open(index_path, "rb") as f:
+        index = json.load(f)
+    for entry in index.get("manifests") or []:
+        if entry.get("digest") == digest:
+            entry["digest"], entry["size"] = new_digest, len(data)
+    write_atomic(index_path, canonical_json(index))
+    if not any(m.get("digest") == digest for m in index.get("manifests") or []):
+        os.unlink(old)
+    return new_digest
+
+
+def _write_to_stdout(
+    store: Store,
+    image_id: str,
+    output: Output,
+    tags: Sequence[str],
+    options: Options,
+    reporter: Reporter,
+) -> None:
+    """``dest=-``: the archive is written in the store's scratch space, then streamed to
+    standard output (type=oci becomes an OCI archive: a directory cannot be streamed)."""
+    import shutil
+    import tempfile
+
+    kind = "oci-archive" if output.type == "oci" else output.type
+    work = tempfile.mkdtemp(prefix="stdout-", dir=store.tmp)
+    try:
+        tar = os.path.join(work, "image.tar")
+        write_output(
+            store,
+            image_id,
+            Output(kind, tar, annotations=output.annotations),
+            tags,
+            options,
+            reporter,
+        )
+        with open(tar, "rb") as f:
+            shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+        sys.stdout.buffer.flush()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

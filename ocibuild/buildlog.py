@@ -29,7 +29,9 @@ from typing import IO, TYPE_CHECKING, Any
 from ocibuild.builder.explain import Explainer, dockerfile_identity
 from ocibuild.builder.forensics import FAILED_DIR, StepHook
 from ocibuild.errors import OcibuildError
+from ocibuild.image.store import private_dir
 from ocibuild.log import Reporter
+from ocibuild.trace import step_record
 
 if TYPE_CHECKING:
     from ocibuild.builder.executor import StepRecord
@@ -64,6 +66,8 @@ class StepInfo:
     parent_layers: list[str]
     record: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    exit_code: int | None = None  # a RUN step that exited non-zero: its status
+    started: float = 0.0  # time.monotonic() when the step began
 
 
 class BuildObserver:
@@ -82,7 +86,12 @@ class BuildObserver:
         text = instr.original.strip()
         with self._lock:
             self.steps[number] = StepInfo(
-                number, stage.label, text, instr.pos.line, list(ctx.image.diff_ids)
+                number,
+                stage.label,
+                text,
+                instr.pos.line,
+                list(ctx.image.diff_ids),
+                started=time.monotonic(),
             )
         ctx.on_bundle = StepHook(
             build_id=self.log.id,
@@ -120,16 +129,45 @@ class BuildObserver:
             info.record = record
         if error is not None:
             info.error = getattr(error, "message", None) or str(error) or type(error).__name__
+            info.exit_code = getattr(error, "exit_status", None)
+            info.record = self._failure_record(ctx, number, info)
+            if ctx.tracer is not None:  # --trace: the failing step too
+                ctx.tracer.write(info.record)
+
+    def _failure_record(self, ctx: StepContext, number: int, info: StepInfo) -> dict[str, Any]:
+        """The trace record of a step that failed: its real time, its error and status."""
+        decision = self.explainer.decisions.get(number)
+        record = step_record(
+            number=number,
+            stage=info.stage,
+            instruction=info.instruction,
+            line=info.line,
+            seconds=time.monotonic() - info.started,
+            cache=decision.status if decision is not None else "none",
+            cache_key=decision.key if decision is not None else None,
+            timings=ctx.timings,
+            diff_id=None,
+        )
+        record["error"] = info.error
+        record["exit_code"] = info.exit_code
+        return record
 
 
 class BuildLog:
     """The record of one build in the store."""
 
+    # what was asked for, recorded in build.json (set by ocibuild.api.build)
+    build_args: dict[str, str] | None = None
+    target: str | None = None
+    platform: str = ""
+
     def __init__(self, store: Store, *, dockerfile: str | None, context: str, options: Options):
         self.store = store
         self.id = new_build_id()
         self.dir = os.path.join(builds_dir(store.root), self.id)
-        os.makedirs(os.path.join(self.dir, "steps"))
+        private_dir(builds_dir(store.root))
+        os.mkdir(self.dir, 0o700)
+        os.mkdir(os.path.join(self.dir, "steps"), 0o700)
         self.started = time.time()
         self.dockerfile = dockerfile
         self.context = context
@@ -151,7 +189,10 @@ class BuildLog:
 
     def open_step(self, number: int, text: str) -> None:
         self.close_step()
-        self._file = open(os.path.join(self.dir, "steps", f"{number}.log"), "ab")  # noqa: SIM115
+        path = os.path.join(self.dir, "steps", f"{number}.log")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+        # 0600: a step's output may print a secret
+        self._file = os.fdopen(os.open(path, flags, 0o600), "ab")
         self.announced[number] = text
 
     def write_output(self, data: bytes) -> None:

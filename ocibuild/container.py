@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ocibuild import isolation
 from ocibuild.builder.scratch import Scratch
-from ocibuild.errors import OcibuildError
+from ocibuild.errors import OcibuildError, RuntimeFailure
 from ocibuild.image.store import Store
 from ocibuild.log import Reporter, SilentReporter
 from ocibuild.options import Options
@@ -16,16 +17,92 @@ from ocibuild.storage import driver
 from ocibuild.storage.overlay import ensure_mount_namespace
 
 
-def image_command(config: dict[str, Any], override: Sequence[str]) -> list[str]:
+def image_command(
+    config: dict[str, Any], override: Sequence[str], entrypoint: str | None = None
+) -> list[str]:
+    """ENTRYPOINT + CMD as docker run makes them: a command replaces CMD;
+    ``--entrypoint`` replaces ENTRYPOINT and drops the image's CMD (``""``: none)."""
     cfg = config.get("config") or {}
-    entrypoint = list(cfg.get("Entrypoint") or [])
-    cmd = list(override) if override else list(cfg.get("Cmd") or [])
-    args = entrypoint + cmd
+    if entrypoint is not None:
+        args = ([entrypoint] if entrypoint else []) + list(override)
+    else:
+        cmd = list(override) if override else list(cfg.get("Cmd") or [])
+        args = list(cfg.get("Entrypoint") or []) + cmd
     if not args:
         raise OcibuildError(
             "the image has no command to run", hint="give one: ocibuild run IMAGE CMD..."
         )
     return args
+
+
+def parse_volume(text: str) -> dict[str, Any]:
+    """``-v HOST:CONTAINER[:ro|rw]``: a bind mount of an existing host path."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise OcibuildError(
+            f"invalid -v {text!r}", hint="write it as /host/path:/container/path[:ro]"
+        )
+    host, dest = os.path.abspath(parts[0]), parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise OcibuildError(f"invalid -v {text!r}: mode {mode!r}", hint="use ro or rw")
+    if not dest.startswith("/"):
+        raise OcibuildError(f"-v {text}: the container path must be absolute")
+    if not os.path.exists(host):
+        raise OcibuildError(f"-v {text}: {host} does not exist")
+    return {"destination": dest, "type": "bind", "source": host, "options": ["rbind", mode]}
+
+
+class RuntimeLineFilter:
+    """Forwards a container's output, holding back the lines the OCI runtime itself
+    writes when it cannot start the process (``runc run failed: ...``): they become the
+    one error message instead of being printed twice."""
+
+    MARKERS = (b"runc run failed: ", b"crun: ")
+
+    def __init__(self, emit: Callable[[bytes], None]) -> None:
+        self.emit = emit
+        self.pending = b""  # the start of a line that may be a runtime's
+        self.at_line_start = True
+        self.held: list[bytes] = []
+
+    def __call__(self, data: bytes) -> None:
+        data, self.pending = self.pending + data, b""
+        out = bytearray()
+        while data:
+            nl = data.find(b"\n")
+            line, data = (data, b"") if nl < 0 else (data[: nl + 1], data[nl + 1 :])
+            if self.at_line_start and any(
+                line.startswith(m) or (nl < 0 and m.startswith(line)) for m in self.MARKERS
+            ):
+                if nl < 0 and not any(line.startswith(m) for m in self.MARKERS):
+                    self.pending = line  # too short to tell yet
+                    break
+                self.held.append(line)
+            else:
+                out += line
+            self.at_line_start = nl >= 0 or (self.at_line_start and not line)
+        if out:
+            self.emit(bytes(out))
+
+    def release(self) -> None:
+        """The process ran after all: what was held back is its output."""
+        rest = b"".join(self.held) + self.pending
+        self.held, self.pending = [], b""
+        if rest:
+            self.emit(rest)
+
+
+def start_failure_status(exc: RuntimeFailure) -> int:
+    """docker run's statuses: 127 no such command, 126 not executable; else 125."""
+    text = exc.message.lower()
+    if "exec" not in text:  # the sandbox failed before it came to the command
+        return 125
+    if "permission denied" in text or "exec format error" in text:
+        return 126
+    if "not found" in text or "no such file or directory" in text:
+        return 127
+    return 125
 
 
 def run_image(
@@ -37,15 +114,27 @@ def run_image(
     reporter: Reporter | None = None,
     user: str | None = None,
     env: Sequence[str] = (),
+    entrypoint: str | None = None,
+    workdir: str | None = None,
+    volumes: Sequence[str] = (),
+    network: str = "host",
+    stdin: int | None = None,
 ) -> int:
     """Run the image's entrypoint+cmd (or ``command``); returns the exit status.
 
     The container's changes go to a scratch upper dir that is removed afterwards.
+    ``stdin`` is a descriptor the process reads (else /dev/null); ``volumes`` are
+    ``HOST:CONTAINER[:ro]``; ``network`` is ``host`` or ``none``. A command that cannot
+    be started raises :class:`RunFailure` with docker's status (127 or 126).
     """
+    if network not in ("host", "none"):
+        raise OcibuildError(f"unsupported --network {network!r}", hint="use host or none")
+    net: Literal["host", "none"] = "none" if network == "none" else "host"
+    mounts = [parse_volume(v) for v in volumes]
     store = Store(options.root)
     config = store.get_config(store.resolve(name))
     cfg = config.get("config") or {}
-    args = image_command(config, command)
+    args = image_command(config, command, entrypoint)
     diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
     lowers: list[str] = []
     for diff_id in reversed(diff_ids):
@@ -57,23 +146,43 @@ def run_image(
     options = isolation.resolve(options, reporter, store.tmp)
     scratch = Scratch(store, "run-")
     work = scratch.path
+    output = RuntimeLineFilter(on_output)
     try:
         mount = driver.prepare(options.storage_driver, lowers, work)
         with mount:
-            status, _ = run_process(
-                rootfs=mount.target,
-                upper=mount.upper,
-                work=work,
-                process=Process(
-                    args=args,
-                    env=[*(cfg.get("Env") or []), *env],
-                    user=user if user is not None else str(cfg.get("User") or ""),
-                    workdir=str(cfg.get("WorkingDir") or "/"),
-                ),
-                runtime=options.runtime,
-                reporter=reporter,
-                on_output=on_output,
-            )
+            try:
+                status, _ = run_process(
+                    rootfs=mount.target,
+                    upper=mount.upper,
+                    work=work,
+                    process=Process(
+                        args=args,
+                        env=[*(cfg.get("Env") or []), *env],
+                        user=user if user is not None else str(cfg.get("User") or ""),
+                        workdir=workdir or str(cfg.get("WorkingDir") or "/"),
+                        network=net,
+                        mounts=mounts,
+                    ),
+                    runtime=options.runtime,
+                    reporter=reporter,
+                    on_output=output,
+                    stdin=stdin,
+                )
+            except RuntimeFailure as exc:
+                raise RunFailure(exc, start_failure_status(exc)) from None
+            output.release()
         return status
     finally:
         scratch.close()
+
+
+class RunFailure(OcibuildError):
+    """The command could not be started (no such file, not executable...)."""
+
+    def __init__(self, cause: RuntimeFailure, status: int) -> None:
+        reason = cause.message.splitlines()[0]
+        for marker in ("unable to start container process: ", "crun: "):
+            if marker in reason:
+                reason = reason.split(marker, 1)[1]
+        super().__init__(f"cannot run the command: {reason}")
+        self.exit_code = status

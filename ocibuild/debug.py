@@ -82,6 +82,9 @@ def debug_spec(
             mount["source"] = moved[source]
         elif source.startswith(old_bundle):
             mount["source"] = os.path.join(bundle, source[len(old_bundle) :])
+    for namespace in (spec.get("linux") or {}).get("namespaces") or []:
+        if namespace.get("path") and not os.path.exists(namespace["path"]):
+            del namespace["path"]  # the build's network namespace ended with it: a new one
     process = spec.setdefault("process", {})
     process["args"] = list(command)
     process["terminal"] = terminal

@@ -6,8 +6,10 @@ the Python API defaults to a ``SilentReporter`` (records are returned anyway).
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
+import time
 from typing import IO, Protocol
 
 
@@ -38,6 +40,56 @@ class SilentReporter:
 
     def debug(self, message: str) -> None:
         pass
+
+
+class QuietReporter(SilentReporter):
+    """Nothing about the steps; only warnings (``info`` lines starting ``warning:``) reach
+    ``stream`` (standard error). What ``ocibuild build -q`` uses; in the Python API,
+    ``ocibuild.build(..., reporter=ocibuild.QuietReporter())`` keeps a loop's output to
+    its own prints. Errors are raised, never printed."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+
+    def info(self, message: str) -> None:
+        if message.startswith("warning:"):
+            self.stream.write(message + "\n")
+            self.stream.flush()
+
+
+class JsonReporter:
+    """``--progress rawjson``: one JSON object a line, for programs to read:
+    ``{"event": "step"|"note"|"output"|"done"|"info"|"debug", "time": ..., ...}``."""
+
+    def __init__(self, stream: IO[str] | None = None, *, debug: bool = False) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.show_debug = debug
+        self.lock = threading.Lock()
+
+    def _emit(self, event: str, **fields: object) -> None:
+        line = json.dumps({"event": event, "time": round(time.time(), 3), **fields})
+        with self.lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def step(self, number: int, total: int, text: str) -> None:
+        self._emit("step", number=number, total=total, text=text)
+
+    def note(self, text: str) -> None:
+        self._emit("note", text=text)
+
+    def output(self, data: bytes) -> None:
+        self._emit("output", data=data.decode("utf-8", "replace"))
+
+    def step_done(self, seconds: float, note: str = "") -> None:
+        self._emit("done", seconds=round(seconds, 3), cached=note.startswith("CACHED"), note=note)
+
+    def info(self, message: str) -> None:
+        self._emit("info", message=message)
+
+    def debug(self, message: str) -> None:
+        if self.show_debug:
+            self._emit("debug", message=message)
 
 
 class StreamReporter:

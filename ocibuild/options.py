@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -11,6 +13,7 @@ from ocibuild.errors import OcibuildError
 COMPRESSIONS = ("gzip", "zstd", "none")
 ISOLATIONS = ("auto", "native-chroot", "native-rootless", "oci")
 STORAGE_DRIVERS = ("overlay", "fuse-overlayfs", "vfs")
+NETWORK_MODES = ("default", "none", "host")  # RUN steps' network (BuildKit's names)
 
 
 def _choice(what: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -87,6 +90,93 @@ def parse_secret(text: str) -> Secret:
     return Secret(secret_id, "file", os.path.abspath(secret_id))
 
 
+def parse_ssh(text: str, env: Mapping[str, str]) -> tuple[str, str]:
+    """``--ssh default|ID[=SOCKET]`` (buildx): an SSH agent socket for
+    ``RUN --mount=type=ssh``; without a socket, ``$SSH_AUTH_SOCK``."""
+    ssh_id, sep, path = text.partition("=")
+    ssh_id = ssh_id.strip() or "default"
+    if not sep:
+        path = env.get("SSH_AUTH_SOCK", "")
+        if not path:
+            raise OcibuildError(
+                f"--ssh {text}: SSH_AUTH_SOCK is not set",
+                hint="start an agent (eval $(ssh-agent); ssh-add) or give --ssh ID=SOCKET",
+            )
+    if "," in path:
+        raise OcibuildError(
+            f"--ssh {text}: only an agent socket can be forwarded (not key files)",
+            hint="load the keys into an agent (ssh-add KEY) and give its socket",
+        )
+    path = os.path.abspath(path)
+    try:
+        is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError as exc:
+        raise OcibuildError(f"--ssh {text}: {path}: {exc.strerror}") from None
+    if not is_socket:
+        raise OcibuildError(
+            f"--ssh {text}: {path} is not a socket",
+            hint="give an SSH agent's socket ($SSH_AUTH_SOCK)",
+        )
+    return ssh_id, path
+
+
+def parse_add_host(text: str) -> tuple[str, str]:
+    """``--add-host NAME:IP`` (or ``NAME=IP``) -> (ip, name) for /etc/hosts."""
+    sep = "=" if "=" in text else ":"
+    name, _, ip = text.partition(sep)
+    try:
+        ipaddress.ip_address(ip.strip("[]"))
+    except ValueError:
+        raise OcibuildError(
+            f"invalid --add-host {text!r}: {ip!r} is not an IP address",
+            hint="write it as NAME:IP, e.g. --add-host db:10.0.0.5",
+        ) from None
+    if not name or any(c.isspace() for c in name):
+        raise OcibuildError(f"invalid --add-host {text!r}: no host name")
+    return ip.strip("[]"), name
+
+
+RLIMITS = (
+    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+    "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+)  # fmt: skip
+_UNLIMITED = 2**64 - 1
+
+
+def parse_ulimit(text: str) -> tuple[str, int, int]:
+    """``--ulimit NAME=SOFT[:HARD]`` (docker's; -1 or unlimited: no limit)."""
+    name, sep, values = text.partition("=")
+    hint = "write it as NAME=SOFT[:HARD], e.g. --ulimit nofile=1024:2048"
+    if not sep or name not in RLIMITS:
+        raise OcibuildError(
+            f"invalid --ulimit {text!r}" + ("" if name in RLIMITS else f": no limit {name!r}"),
+            hint=f"{hint}; names: {', '.join(RLIMITS)}",
+        )
+    soft_text, _, hard_text = values.partition(":")
+    try:
+        soft, hard = (
+            _UNLIMITED if v.strip() in ("-1", "unlimited") else int(v)
+            for v in (soft_text, hard_text or soft_text)
+        )
+    except ValueError:
+        raise OcibuildError(f"invalid --ulimit {text!r}: not a number", hint=hint) from None
+    if soft < 0 or hard < 0 or soft > hard:
+        raise OcibuildError(f"invalid --ulimit {text!r}: soft must be <= hard", hint=hint)
+    return name, soft, hard
+
+
+def parse_bytes(what: str, text: str) -> int:
+    """``64m``, ``1g``, ``512k``, ``1000`` -> bytes (docker's units are powers of 1024)."""
+    units = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    value = text.strip().lower()
+    if len(value) > 1 and value.endswith("b") and value[-2] in units:
+        value = value[:-1]  # 64mb is 64m
+    number, unit = (value[:-1], value[-1]) if value and value[-1].isalpha() else (value, "")
+    if unit not in units or not number.isdigit() or int(number) == 0:
+        raise OcibuildError(f"invalid {what} {text!r}", hint="e.g. 64m, 1g, 512k")
+    return int(number) * units[unit]
+
+
 def _runtime_path(runtime: str) -> str:
     """A runtime given as a path (``./wrap.sh``) is made absolute; a name stays a name."""
     return os.path.abspath(runtime) if os.sep in runtime else runtime
@@ -113,10 +203,15 @@ class Options:
     isolation: str = "auto"  # auto | native-chroot | native-rootless | oci (runtime as root)
     storage_driver: str = "overlay"  # overlay | fuse-overlayfs | vfs
     secrets: Mapping[str, Secret] = field(default_factory=dict)  # --secret id=...
+    ssh: Mapping[str, str] = field(default_factory=dict)  # --ssh: id -> agent socket
+    add_hosts: tuple[tuple[str, str], ...] = ()  # --add-host: (ip, name) in /etc/hosts
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # --ulimit: (name, soft, hard)
+    shm_size: int | None = None  # --shm-size: /dev/shm's size in bytes (default 64 MiB)
     extra_env: Mapping[str, str] = field(default_factory=dict)
     explain: bool = False  # --explain: print every step's cache-key inputs
     report: str | None = None  # --report FILE: one JSON document about the build
     keep_bundles: str | None = None  # --keep-bundles DIR: every RUN step's bundle
+    network: str = "default"  # RUN steps: default (own namespace) | none | host
 
     @classmethod
     def resolve(
@@ -139,10 +234,15 @@ class Options:
         isolation: str | None = None,
         storage_driver: str | None = None,
         secrets: Sequence[str] = (),
+        ssh: Sequence[str] = (),
+        add_hosts: Sequence[str] = (),
+        ulimits: Sequence[str] = (),
+        shm_size: str | None = None,
         env: Mapping[str, str] | None = None,
         explain: bool = False,
         report: str | None = None,
         keep_bundles: str | None = None,
+        network: str | None = None,
     ) -> Options:
         env = os.environ if env is None else env
         comp = compression or env.get("OCIBUILD_COMPRESSION") or "gzip"
@@ -177,7 +277,14 @@ class Options:
             cache_from=tuple(cache_from),
             cache_to=tuple(cache_to),
             secrets={sec.id: sec for sec in map(parse_secret, secrets)},
+            ssh=dict(parse_ssh(text, env) for text in ssh),
+            add_hosts=tuple(map(parse_add_host, add_hosts)),
+            ulimits=tuple(map(parse_ulimit, ulimits)),
+            shm_size=parse_bytes("--shm-size", shm_size) if shm_size else None,
             explain=explain,
             report=os.path.abspath(report) if report else None,
             keep_bundles=os.path.abspath(keep_bundles) if keep_bundles else None,
+            network=_choice(
+                "network mode", network or env.get("OCIBUILD_NETWORK") or "default", NETWORK_MODES
+            ),
         )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ocibuild.dockerfile.expand import expand_word
+from ocibuild.dockerfile.expand import expand_word, go_quote
 from ocibuild.dockerfile.instructions import Arg, Copy, Dockerfile, From, Instruction, Run
 from ocibuild.errors import DockerfileError, ExpansionError
 
@@ -49,6 +50,7 @@ class Plan:
     order: tuple[int, ...]  # stages to build, dependencies first
     target: int
     escape: str
+    warnings: tuple[str, ...] = ()  # for the build's output (e.g. duplicate stage names)
 
     def stage_ref(self, ref: str, before: int) -> int | None:
         """The index of the stage ``ref`` names (name or number), if it is an earlier one."""
@@ -56,8 +58,11 @@ class Plan:
 
 
 def _find_stage(stages: tuple[Stage, ...] | list[Stage], ref: str) -> int | None:
+    """The stage ``ref`` names among ``stages``: by name the last one of that name (stage
+    names may repeat: BuildKit v0.11.6 builds such a file and a later stage of the same
+    name replaces the earlier one), else by number."""
     low = ref.lower()
-    for stage in stages:
+    for stage in reversed(stages):
         if stage.name is not None and stage.name == low:
             return stage.index
     if ref.isdigit() and int(ref) < len(stages):
@@ -147,7 +152,8 @@ def make_plan(df: Dockerfile, build_args: Mapping[str, str], target: str | None 
             pos=None,
             hint="start every stage with FROM (FROM scratch for an empty base)",
         )
-    _check_names(stages)
+    warnings = _check_names(stages)
+    _check_from_refs(stages, df.escape)
     if target is None:
         target_index = len(stages) - 1
     else:
@@ -159,47 +165,85 @@ def make_plan(df: Dockerfile, build_args: Mapping[str, str], target: str | None 
                 hint=f"stages with names: {names}",
             )
         target_index = found
-    order = _needed(stages, target_index, from_env, df.escape)
-    return Plan(tuple(stages), global_args, order, target_index, df.escape)
+    order = _needed(stages, target_index)
+    return Plan(tuple(stages), global_args, order, target_index, df.escape, warnings)
 
 
-def _check_names(stages: list[Stage]) -> None:
+def _check_names(stages: list[Stage]) -> tuple[str, ...]:
+    """Warnings for repeated stage names (current BuildKit's DuplicateStageName check)."""
     seen: dict[str, Stage] = {}
+    warnings: list[str] = []
     for stage in stages:
         if stage.name is None:
             continue
         if stage.name in seen:
-            raise DockerfileError(
-                f"duplicate stage name {stage.name!r}",
-                pos=stage.from_.pos,
-                source=stage.from_.original,
-                instruction="FROM",
-                hint=f"first used at {seen[stage.name].from_.pos}; stage names must be unique",
+            warnings.append(
+                f"{stage.from_.pos}: Duplicate stage name {go_quote(stage.name)}, stage names "
+                f"should be unique (first at line {seen[stage.name].from_.pos.line}; "
+                "FROM, COPY --from and --target use the last one defined before them)"
             )
-        seen[stage.name] = stage
+        seen.setdefault(stage.name, stage)
+    return tuple(warnings)
 
 
-def copy_from_ref(instr: Copy, env: Mapping[str, str], escape: str) -> str | None:
+COPY_FROM_EXPANSION = (
+    "variable expansion is not supported for --from, define a new stage with FROM using "
+    "ARG from global scope as a workaround"
+)
+MOUNT_FROM_EXPANSION = "'from' doesn't support variable expansion, define alias stage instead"
+_MOUNT_VARIABLE = re.compile(r"\$.")
+
+
+def _check_from_refs(stages: list[Stage], escape: str) -> None:
+    """``COPY --from`` and ``RUN --mount=from=`` are never expanded: a word that would
+    change under expansion is refused, in every stage, as BuildKit does."""
+    for stage in stages:
+        for instr in stage.instructions:
+            if isinstance(instr, Copy):
+                ref = copy_from_ref(instr)
+                if ref is not None and _expand(instr, ref, {}, escape) != ref:
+                    raise DockerfileError(
+                        COPY_FROM_EXPANSION,
+                        pos=instr.pos,
+                        source=instr.original,
+                        instruction=instr.keyword,
+                        hint=f"e.g. ARG SRC=stage-name, FROM ${{SRC}} AS src (before this "
+                        f"stage), then {instr.keyword} --from=src",
+                    )
+            elif isinstance(instr, Run):
+                for ref in mount_from_refs(instr):
+                    if _MOUNT_VARIABLE.search(ref):
+                        raise DockerfileError(
+                            MOUNT_FROM_EXPANSION,
+                            pos=instr.pos,
+                            source=instr.original,
+                            instruction="RUN",
+                            hint="e.g. ARG SRC=stage-name, FROM ${SRC} AS src (before this "
+                            "stage), then RUN --mount=from=src,...",
+                        )
+
+
+def copy_from_ref(instr: Copy) -> str | None:
+    """The ``--from`` of a COPY/ADD, as written (it is never expanded)."""
     flag = instr.flag("from")
     if flag is None or flag.value is None:
         return None
-    return _expand(instr, flag.value, env, escape)
+    return flag.value
 
 
-def stage_dependencies(
-    stages: list[Stage] | tuple[Stage, ...], stage: Stage, env: Mapping[str, str], escape: str
-) -> set[int]:
+def stage_dependencies(stages: list[Stage] | tuple[Stage, ...], stage: Stage) -> set[int]:
+    """The earlier stages ``stage`` needs: its FROM, COPY --from, RUN --mount=from."""
     deps: set[int] = set()
     if stage.base_stage is not None:
         deps.add(stage.base_stage)
     for instr in stage.instructions:
         refs: list[str] = []
         if isinstance(instr, Copy):
-            ref = copy_from_ref(instr, env, escape)
+            ref = copy_from_ref(instr)
             if ref is not None:
                 refs.append(ref)
         elif isinstance(instr, Run):
-            refs += [_expand(instr, r, env, escape) for r in mount_from_refs(instr)]
+            refs += mount_from_refs(instr)
         for ref in refs:
             found = _find_stage(list(stages[: stage.index]), ref)
             if found is not None:
@@ -218,9 +262,7 @@ def mount_from_refs(instr: Run) -> list[str]:
     return out
 
 
-def _needed(
-    stages: list[Stage], target: int, env: Mapping[str, str], escape: str
-) -> tuple[int, ...]:
+def _needed(stages: list[Stage], target: int) -> tuple[int, ...]:
     needed: set[int] = set()
     todo = [target]
     while todo:
@@ -228,7 +270,7 @@ def _needed(
         if index in needed:
             continue
         needed.add(index)
-        todo.extend(stage_dependencies(stages, stages[index], env, escape))
+        todo.extend(stage_dependencies(stages, stages[index]))
     return tuple(sorted(needed))
 
 

@@ -4,6 +4,7 @@ layers and blobs no image uses)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -36,13 +37,27 @@ class PruneReport:
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # kept by build --keep-failed
 
+    cache_mounts: list[str] = field(default_factory=list)  # RUN --mount=type=cache dirs
+
     def lines(self) -> list[str]:
         out = []
         for what, items in self.__dict__.items():
             if what != "notes":
-                out += [f"removed {what[:-1]} {item}" for item in items]
+                out += [f"removed {_SINGULAR[what]} {item}" for item in items]
         out += [f"note: {note}" for note in self.notes]
         return out
+
+
+_SINGULAR = {
+    "containers": "container",
+    "mounts": "mount",
+    "scratch": "scratch directory",
+    "tags": "tag",
+    "layers": "layer",
+    "blobs": "blob",
+    "failures": "failure",
+    "cache_mounts": "cache mount",
+}
 
 
 def kill_container(state_root: str, container_id: str) -> None:
@@ -63,7 +78,34 @@ def kill_container(state_root: str, container_id: str) -> None:
             Runner(runtime, state_root=state_root).delete(container_id)
 
 
-def prune(store: Store, *, everything: bool = False) -> PruneReport:
+def prune_cache_mounts(store: Store, report: PruneReport) -> None:
+    """Remove every ``RUN --mount=type=cache`` directory no build is using now (a build
+    holds the directory's lock while its step runs)."""
+    base = os.path.join(store.root, "cache-mounts")
+    try:
+        names = sorted(os.listdir(base))
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(base, name)
+        if name.endswith(".lock") or not os.path.isdir(path):
+            continue
+        fd = os.open(path + ".lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                report.notes.append(f"cache mount {path} is in use by a build: kept")
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            report.cache_mounts.append(path)
+        finally:
+            os.close(fd)
+
+
+def prune(store: Store, *, everything: bool = False, cache_mounts: bool = False) -> PruneReport:
+    """What dead processes left behind; ``everything``: also what no image uses and the
+    cache mounts; ``cache_mounts``: also the cache mounts."""
     report = PruneReport()
     for path in stale_scratch_dirs(store):
         for root, cid in runtime_states(path):
@@ -90,6 +132,8 @@ def prune(store: Store, *, everything: bool = False) -> PruneReport:
             store.untag(finding.subject)
             report.tags.append(finding.subject)
     report.failures += remove_kept_failures(store.root)
+    if everything or cache_mounts:
+        prune_cache_mounts(store, report)
     if everything:
         try:
             report.layers += store.gc(tmp_age=0)

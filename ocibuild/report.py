@@ -18,6 +18,7 @@ import stat
 import time
 from typing import TYPE_CHECKING, Any
 
+from ocibuild._version import version
 from ocibuild.errors import OcibuildError
 from ocibuild.image.diff import walk_tree
 from ocibuild.layers import whiteout as wh
@@ -72,6 +73,7 @@ def build_report(
             row.setdefault("diff_id", seen.record.get("diff_id"))
         if seen.error:
             row["error"] = seen.error
+            row["exit_code"] = seen.exit_code
     for number, text in list(log.announced.items()):  # FROM lines of a build that failed
         rows.setdefault(number, {"stage": "", "instruction": text, "line": None})
     steps = []
@@ -96,6 +98,7 @@ def build_report(
             step["layer"] = _layer(log.store, row["diff_id"], info, detailed)
         if "error" in row:
             step["error"] = row["error"]
+            step["exit_code"] = row.get("exit_code")
         steps.append(step)
     finished = time.time()
     return {
@@ -109,6 +112,11 @@ def build_report(
         "finished": finished,
         "image_id": image_id,
         "tags": tags,
+        "exit_code": _exit_code(error),
+        "build_args": dict(log.build_args or {}),
+        "target": log.target,
+        "platform": log.platform,
+        "ocibuild_version": version(),
         "options": {
             "runtime": log.options.runtime,
             "isolation": log.options.isolation,
@@ -127,6 +135,13 @@ def _reason(cache: str, reason: str) -> str:
     if cache == "none" and not reason:
         return "not cached (FROM)"
     return reason
+
+
+def _exit_code(error: BaseException | None) -> int:
+    """The status ``ocibuild build`` exits with (a failed RUN's own is in its step)."""
+    if error is None:
+        return 0
+    return int(getattr(error, "exit_code", 1))
 
 
 def _error_text(error: BaseException | None) -> str | None:

@@ -191,3 +191,13 @@ def in_child(fn: Callable[..., Any], *args: Any) -> Any:
     if status == "err":
         pytest.fail(f"child failed:\n{value}")
     return value
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test is `unit` (tests/unit: no root, no runtime, no mounts) or `integration`
+    (everything else: root, real runtimes, mounts, registries): `make unit` and
+    `make integration` select on these."""
+    unit_dir = REPO / "tests" / "unit"
+    for item in items:
+        is_unit = Path(str(item.fspath)).is_relative_to(unit_dir)
+        item.add_marker(pytest.mark.unit if is_unit else pytest.mark.integration)

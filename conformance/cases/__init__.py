@@ -8,6 +8,9 @@ from conformance.case import Case
 def all_cases() -> list[Case]:
     from conformance.cases import (
         args,
+        bk_copy,
+        bk_misc,
+        bugs,
         copy,
         errors,
         heredocs,
@@ -19,7 +22,9 @@ def all_cases() -> list[Case]:
     )
 
     cases: list[Case] = []
-    for module in (metadata, args, run, copy, heredocs, mounts, stages, realistic, errors):
+    modules = (metadata, args, run, copy, heredocs, mounts, stages, realistic, errors, bugs,
+               bk_copy, bk_misc)  # fmt: skip
+    for module in modules:
         cases.extend(module.CASES)
     names = [c.name for c in cases]
     dupes = {n for n in names if names.count(n) > 1}

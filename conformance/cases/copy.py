@@ -37,7 +37,7 @@ def _archive(name: str, kind: str):  # type: ignore[no-untyped-def]
     def setup(ctx: Path) -> None:
         raw = _tar_bytes()
         if kind == "gz":
-            raw = gzip.compress(raw)
+            raw = gzip.compress(raw, mtime=0)
         elif kind == "bz2":
             raw = bz2.compress(raw)
         elif kind == "xz":
@@ -77,15 +77,9 @@ CASES = [
         "copy_chmod_octal_dir",
         B + "COPY --chmod=0700 dir /m/\n",
         files=TREE,
-        expect=Expect(
-            files={
-                "/m": d(0o700),
-                "/m/x": f("X\n", 0o700),
-                "/m/sub": d(0o700),
-                "/m/sub/y": f("Y\n", 0o700),
-            }
-        ),
-        reason="BuildKit applies --chmod to the directory it creates too; buildah leaves 0755",
+        newer=Expect(modes={"/m": 0o700}),
+        reason="v0.11.6 leaves a destination dir it creates 0755; current BuildKit gives it "
+        "the --chmod mode (its testCopyChmod, 75c457afd: created parents get the mode)",
     ),
     Case(
         "copy_modes_kept",
@@ -119,8 +113,6 @@ CASES = [
         "copy_dir_mode_to_new_dest",
         B + "COPY empty /empty/\n",
         files={"empty": Dir(0o751)},
-        expect=Expect(files={"/empty": d(0o751)}),
-        reason="BuildKit gives a created destination the source dir's mode; buildah 0755",
     ),
     Case("copy_overwrite_file", B + "COPY a.txt /etc/passwd\n", files=TREE),
     Case(
@@ -138,8 +130,6 @@ CASES = [
         + "RUN mkdir /o && touch /o/f && chown -R 1000:2000 /o\n"
         + B
         + "COPY --from=s /o /o2\n",
-        expect=Expect(files={"/o2": d(0o755, 1000, 2000), "/o2/f": f("", 0o644, 1000, 2000)}),
-        reason="BuildKit keeps the source dir's owner on the created destination; buildah root",
     ),
     Case(
         "dockerignore_rules",
@@ -166,8 +156,6 @@ CASES = [
         "add_compressed_non_tar",
         B + "ADD plain.gz /p/\n",
         files={"plain.gz": gzip.compress(b"not a tar\n", mtime=0)},
-        expect=Expect(files={"/p": d(), "/p/plain.gz": f(gzip.compress(b"not a tar\n", mtime=0))}),
-        reason="buildah 1.28 decompresses a gzip file that holds no tar; BuildKit copies it as is",
     ),
     Case("add_url", B + "ADD {http}/files/payload.txt /dl/\n", http={"files/payload.txt": PAYLOAD}),
     Case("add_url_to_file", B + "ADD {http}/p.txt /renamed\n", http={"p.txt": PAYLOAD}),
@@ -176,21 +164,20 @@ CASES = [
         B + f"ADD --checksum=sha256:{PAYLOAD_SHA} {{http}}/c.txt /c/\n",
         http={"c.txt": PAYLOAD},
         expect=Expect(files={"/c": d(), "/c/c.txt": f(PAYLOAD, 0o600)}),
-        reason="buildah 1.28 has no ADD --checksum",
+        reason="ADD --checksum is labs-only in v0.11.6 (dockerfile 1.5); stable since 11a2c6a83",
     ),
     Case(
         "copy_chmod_symbolic",
         B + "COPY --chmod=u+x,go-w a.txt /a\nCOPY --chmod=a=rX dir /d/\n",
         files={"a.txt": File("A\n", 0o666), "dir/x": File("X\n", 0o640)},
-        expect=Expect(files={"/a": f("A\n", 0o744), "/d": d(0o555), "/d/x": f("X\n", 0o444)}),
-        reason="buildah 1.28 accepts only octal --chmod",
+        newer=Expect(files={"/a": f("A\n", 0o744), "/d": d(0o555), "/d/x": f("X\n", 0o444)}),
+        reason="v0.11.6 ignores a non-octal --chmod; current BuildKit applies it (165f8b441, "
+        "non-octal COPY --chmod out of labs)",
     ),
     Case(
         "copy_setuid_from_context",
         B + "COPY tool /usr/bin/tool\n",
         files={"tool": File("#!/bin/sh\n", 0o4755)},
-        expect=Expect(files={"/usr/bin/tool": f("#!/bin/sh\n", 0o4755)}),
-        reason="buildah 1.28 strips setuid/setgid bits from context files; BuildKit keeps them",
     ),
     Case(
         "copy_parents",
@@ -210,31 +197,21 @@ CASES = [
                 "/q/y/z.txt": f("z"),
             }
         ),
-        reason="buildah 1.28 has no COPY --parents",
+        reason="COPY --parents is dockerfile 1.7 syntax: v0.11.6 (dockerfile 1.5) cannot build it",
     ),
     Case(
         "copy_exclude",
         B + "COPY --exclude=*.md --exclude=dir/sub --exclude=Dockerfile . /e/\n",
         files=TREE,
         expect=Expect(files={"/e": d(), "/e/a.txt": f("A\n"), "/e/dir": d(), "/e/dir/x": f("X\n")}),
-        reason="buildah 1.28 has no COPY --exclude",
+        reason="COPY --exclude is dockerfile 1.7 syntax: v0.11.6 (dockerfile 1.5) cannot build it",
     ),
     Case(
         "copy_link",
-        B + "COPY --link a.txt /linked/\nCOPY --link --chown=app dir /ld\n",
+        B + "COPY --link a.txt /linked/\nCOPY --link --chown=1000:1000 dir /ld\n",
         files=TREE,
-        expect=Expect(
-            files={
-                "/linked": d(),
-                "/linked/a.txt": f("A\n"),
-                "/ld": d(0o755, 1000, 1000),
-                "/ld/x": f("X\n", 0o644, 1000, 1000),
-                "/ld/sub": d(0o755, 1000, 1000),
-                "/ld/sub/y": f("Y\n", 0o644, 1000, 1000),
-            }
-        ),
-        reason="buildah 1.28 has no COPY --link",
     ),
+    Case("copy_link_chown_name", B + "COPY --link --chown=app a.txt /ld\n", files=TREE, error=""),
     Case(
         "dockerfile_specific_dockerignore",
         B + "COPY . /ctx/\n",
@@ -245,23 +222,11 @@ CASES = [
             "a.txt": "A\n",
             "one.md": "1",
         },
-        expect=Expect(
-            files={"/ctx": d(), "/ctx/a.txt": f("A\n"), "/ctx/.dockerignore": f("a.txt\n")}
-        ),
-        reason="buildah 1.28 ignores <Dockerfile>.dockerignore",
     ),
     Case(
         "copy_chown_creates_parents_owned",
         B + "COPY --chown=app a.txt /new/parent/a.txt\n",
         files=TREE,
-        expect=Expect(
-            files={
-                "/new": d(0o755, 1000, 1000),
-                "/new/parent": d(0o755, 1000, 1000),
-                "/new/parent/a.txt": f("A\n", 0o644, 1000, 1000),
-            }
-        ),
-        reason="BuildKit creates missing parents with the --chown owner; buildah as root",
     ),
 ]
 

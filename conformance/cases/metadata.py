@@ -1,6 +1,6 @@
 """Config-only instructions: ENV, LABEL, USER, WORKDIR, CMD, ENTRYPOINT, EXPOSE, ..."""
 
-from conformance.case import Case, Expect, d, f
+from conformance.case import Case, Expect, f
 
 CASES = [
     Case(
@@ -30,9 +30,6 @@ CASES = [
     Case(
         "volume_forms",
         'FROM {busybox}\nVOLUME /data\nVOLUME ["/a", "/b c"]\nVOLUME /x /y\n',
-        expect=Expect(config={"Volumes": {"/data": {}, "/a": {}, "/b c": {}, "/x": {}, "/y": {}}}),
-        reason="buildah 1.28 creates the last VOLUME's directories in the layer; BuildKit "
-        "only records them",
     ),
     Case("stopsignal_name", "FROM {busybox}\nSTOPSIGNAL SIGKILL\n"),
     Case("stopsignal_number", "FROM {busybox}\nSTOPSIGNAL 9\n"),
@@ -41,16 +38,6 @@ CASES = [
     Case(
         "escape_backtick_keeps_backslash",
         "# escape=`\nFROM {busybox}\nENV W=C:\\dir X=a`$b\n",
-        expect=Expect(
-            config={
-                "Env": [
-                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                    "W=C:\\dir",
-                    "X=a$b",
-                ]
-            }
-        ),
-        reason="buildah 1.28 drops the backslash even when the escape character is a backtick",
     ),
     Case(
         "continuation_comments_blank_lines",
@@ -58,7 +45,13 @@ CASES = [
         "    c > /out\n",
     ),
     Case("crlf_and_bom", "\ufeffFROM {busybox}\r\nRUN echo crlf > /out\r\nENV A=b\r\n"),
-    Case("syntax_directive", "# syntax=docker/dockerfile:1\nFROM {busybox}\nRUN echo x > /x\n"),
+    Case(
+        "syntax_directive",
+        "# syntax=docker/dockerfile:1\nFROM {busybox}\nRUN echo x > /x\n",
+        expect=Expect(files={"/x": f("x\n")}),
+        reason="BuildKit would pull the docker/dockerfile:1 frontend image: no registry "
+        "access here (v0.11.6 cannot build it offline)",
+    ),
     Case(
         "expand_defaults",
         "FROM {busybox}\nENV S=set E=\nENV A=${S:-d} B=${U:-d} C=${E:-d} F=${S:+alt} G=${U:+alt}\n",
@@ -85,34 +78,16 @@ CASES = [
                 ]
             }
         ),
-        reason="buildah 1.28 (imagebuilder) has no ${v-w} ${v#p} ${v%p} ${v/p/r} forms",
+        reason="${v-w} ${v#p} ${v%p} ${v/p/r}: dockerfile 1.6/1.7 syntax (580eb9348, "
+        "4f459a4cd, 9a3f9f36e); v0.11.6 rejects them",
     ),
     Case(
         "expose_ranges",
         "FROM {busybox}\nEXPOSE 8000-8002 9000-9001/udp 7/TCP\n",
-        expect=Expect(
-            config={
-                "ExposedPorts": {
-                    "7/tcp": {},
-                    "8000/tcp": {},
-                    "8001/tcp": {},
-                    "8002/tcp": {},
-                    "9000/udp": {},
-                    "9001/udp": {},
-                }
-            }
-        ),
-        reason="buildah 1.28 stores a range as one key and keeps '/TCP' upper case; BuildKit "
-        "(nat.ParsePortSpecs) expands ranges and lower-cases the protocol",
     ),
     Case(
         "shell_instruction",
         'FROM {busybox}\nSHELL ["/bin/sh", "-ec"]\nRUN echo $0 > /shell\nCMD echo hi\n',
-        expect=Expect(
-            files={"/shell": f("/bin/sh\n")},
-            config={"Shell": ["/bin/sh", "-ec"], "Cmd": ["/bin/sh", "-ec", "echo hi"]},
-        ),
-        reason="buildah's OCI config has no Shell field; BuildKit writes it",
     ),
     Case(
         "healthcheck_all_options",
@@ -130,21 +105,15 @@ CASES = [
                 }
             }
         ),
-        reason="buildah's OCI config has no Healthcheck; BuildKit writes Docker's HealthConfig",
+        reason="HEALTHCHECK --start-interval: dockerfile 1.6 (c6a183592, PR #3998); v0.11.6 "
+        "rejects the flag",
     ),
     Case(
         "healthcheck_exec_and_none",
         'FROM {busybox} AS a\nHEALTHCHECK CMD ["true"]\nFROM a\nHEALTHCHECK NONE\n',
-        expect=Expect(config={"Healthcheck": {"Test": ["NONE"]}}),
-        reason="buildah's OCI config has no Healthcheck; BuildKit writes Test [NONE]",
     ),
     Case(
         "workdir_owned_by_user",
         "FROM {busybox}\nUSER app\nWORKDIR /srv/app\n",
-        expect=Expect(
-            files={"/srv": d(0o755, 1000, 1000), "/srv/app": d(0o755, 1000, 1000)},
-            config={"WorkingDir": "/srv/app", "User": "app"},
-        ),
-        reason="BuildKit creates WORKDIR dirs as the current USER; buildah as root",
     ),
 ]

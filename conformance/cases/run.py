@@ -2,8 +2,7 @@
 
 from pathlib import Path
 
-from conformance.case import Case, Expect, File, d, f
-from conformance.layout import Entry
+from conformance.case import Case, File
 
 BUSYBOX = Path("/bin/busybox").read_bytes()
 
@@ -18,13 +17,6 @@ CASES = [
     Case(
         "run_user_groups",
         B + "USER app\nRUN id > /tmp/id\n",
-        expect=Expect(
-            files={
-                "/tmp/id": f("uid=1000(app) gid=1000(app) groups=2000(extra)\n", 0o644, 1000, 1000)
-            }
-        ),
-        reason="buildah adds the primary gid to the supplementary groups; BuildKit (runc "
-        "GetExecUser) sets only the /etc/group memberships",
     ),
     Case("run_as_uid_gid", B + "USER 1000:2000\nRUN touch /tmp/f && id -u > /tmp/u\n"),
     Case(
@@ -42,13 +34,6 @@ CASES = [
     Case(
         "run_mknod",
         B + "RUN mknod /null c 1 3 && mknod /blk b 7 0\n",
-        expect=Expect(
-            files={
-                "/null": Entry("char", 0o644, 0, 0, "1:3"),
-                "/blk": Entry("block", 0o644, 0, 0, "7:0"),
-            }
-        ),
-        reason="buildah's chroot isolation cannot mknod; BuildKit keeps CAP_MKNOD",
     ),
     Case(
         "run_modes_and_setuid",
@@ -69,9 +54,7 @@ CASES = [
     Case(
         "run_network_none",
         B + "RUN --network=none sh -c 'ip link 2>/dev/null | grep -c ^[0-9] > /links; true'\n"
-        "RUN --network=host echo host > /host\nRUN --network=default echo d > /default\n",
-        expect=Expect(files={"/links": f("1\n"), "/host": f("host\n"), "/default": f("d\n")}),
-        reason="buildah 1.28 does not know RUN --network; BuildKit: none leaves only lo",
+        "RUN --network=default echo d > /default\n",
     ),
     Case(
         "run_leaves_no_mount_points",
@@ -79,7 +62,5 @@ CASES = [
         'RUN ["/bin/busybox", "sh", "-c", "/bin/busybox echo hi > /hi"]\n',
         files={"busybox": File(BUSYBOX, 0o755)},
         base="scratch",
-        expect=Expect(files={"/bin": d(), "/bin/busybox": f(BUSYBOX, 0o755), "/hi": f("hi\n")}),
-        reason="buildah 1.28 leaves /proc, /sys, /dev, /etc/hosts... mount points in layers",
     ),
 ]

@@ -1,6 +1,6 @@
 """Multi-stage builds: targets, pruning, stage references, platforms."""
 
-from conformance.case import Case, Expect, f
+from conformance.case import Case
 
 B = "FROM {busybox}\n"
 CASES = [
@@ -37,8 +37,6 @@ CASES = [
     Case(
         "stage_names_case_insensitive",
         B.replace("\n", " AS Builder\n") + "RUN echo x > /x\n" + B + "COPY --from=builder /x /x\n",
-        expect=Expect(files={"/x": f("x\n")}),
-        reason="buildah 1.28 matches stage names case-sensitively; BuildKit lower-cases them",
     ),
     Case(
         "stage_env_not_inherited_across_from",
@@ -51,11 +49,8 @@ CASES = [
     ),
     Case("from_platform_amd64", "FROM --platform=linux/amd64 {busybox}\nRUN echo p > /p\n"),
     Case(
-        "from_platform_other_is_error",
+        "from_platform_other_single_arch",
         "FROM --platform=linux/arm64 {busybox}\nRUN true\n",
-        error="linux/arm64",
-        reason="buildah 1.28 builds an amd64 layout for any --platform; BuildKit would need "
-        "an arm64 image (ocibuild: a clear error)",
     ),
     Case(
         "stage_copy_from_later_unused",

@@ -34,8 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ocibuild.builder.context import Source
+from ocibuild.builder.context import Source, has_glob
 from ocibuild.builder.hashing import HashCounters, StatCache, hash_sources
+from ocibuild.builder.heredoc import is_heredoc_word
 from ocibuild.builder.state import ImageState
 from ocibuild.builder.step import StepOutcome
 from ocibuild.dockerfile.instructions import Arg, Copy, Instruction, Run
@@ -78,7 +79,10 @@ class CacheObserver(Protocol):
     ) -> None: ...
 
 
-KEY_VERSION = 1
+# 2: ARG/WORKDIR history and ARG values as BuildKit records them; 3: COPY/ADD resolve
+# symlinked sources and destinations as BuildKit does, file steps key only the ARGs they
+# name, layers drop entries equal to the layers below: results recorded before may differ.
+KEY_VERSION = 3
 Handler = Callable[["StepContext", Instruction], StepOutcome]
 
 
@@ -138,6 +142,27 @@ def instruction_material(instr: Instruction) -> dict[str, Any]:
     doc.pop("pos", None)
     doc["type"] = type(instr).__name__
     return doc
+
+
+def args_material(
+    args: dict[str, str], instr: Instruction, instruction: dict[str, Any]
+) -> dict[str, str]:
+    """The ARG values a step's key depends on.
+
+    A RUN sees every ARG in scope in its environment (and ARG defaults may use earlier
+    ARGs), so both depend on all of them. Any other step depends on an ARG only through
+    the words it expands: BuildKit v0.11.6 keeps WORKDIR and COPY cached when a
+    ``--build-arg`` only a later RUN uses changes (observed). Names the instruction's text
+    mentions as ``$NAME`` or ``${NAME`` count (a superset: it only costs a miss).
+    """
+    if isinstance(instr, (Run, Arg)):
+        return dict(sorted(args.items()))
+    text = json.dumps(instruction, sort_keys=True)
+    return {
+        name: value
+        for name, value in sorted(args.items())
+        if f"${name}" in text or f"${{{name}" in text
+    }
 
 
 class StepCache:
@@ -219,12 +244,13 @@ class StepCache:
 
     def material(self, ctx: StepContext, instr: Instruction) -> dict[str, Any] | None:
         """The inputs the key is the hash of (see :func:`key_of`), or None."""
+        instruction = instruction_material(instr)
         material: dict[str, Any] = {
             "v": KEY_VERSION,
             "parent": image_digest(ctx.image),
             "flags": sorted(ctx.stage_flags),
-            "args": dict(sorted(ctx.stage.args.items())),
-            "instruction": instruction_material(instr),
+            "args": args_material(ctx.stage.args, instr, instruction),
+            "instruction": instruction,
             "epoch": ctx.options.source_date_epoch,
         }
         counters = HashCounters()
@@ -245,6 +271,13 @@ class StepCache:
                 if any(m is None for m in mounts):
                     return None
                 material["mounts"] = mounts
+            options = ctx.options
+            if isinstance(instr, Run) and (
+                options.add_hosts or options.ulimits or options.shm_size
+            ):
+                # --add-host/--ulimit/--shm-size change what a RUN sees (only when given:
+                # the keys of builds without them stay as they were)
+                material["host"] = [options.add_hosts, options.ulimits, options.shm_size]
         except (OcibuildError, OSError):
             return None
         finally:
@@ -266,16 +299,24 @@ class StepCache:
         matches: list[Source] = []
         for pattern in patterns:
             found = ctx.context.match(pattern)
-            if not found:
-                return None
-            matches.extend(found)
+            if not found and not has_glob(pattern):
+                return None  # a missing source: the handler reports it
+            matches.extend(found)  # a wildcard matching nothing adds nothing
         return hash_sources(ctx.context, matches, self.stat_cache, counters)
 
     def _copy_sources(self, ctx: StepContext, instr: Copy, counters: HashCounters) -> str | None:
         from_flag = instr.flag("from")
         if from_flag is not None:
             return self._from_ref(ctx, ctx.expand(instr, from_flag.value or ""))
-        sources = [ctx.expand(instr, s) for s in instr.sources]
+        # Heredoc sources are not in the context: their text (and the ARGs it names)
+        # is part of the instruction material already.
+        docs = len(instr.heredocs)
+        sources = []
+        for raw in instr.sources:
+            if docs and is_heredoc_word(raw):
+                docs -= 1
+                continue
+            sources.append(ctx.expand(instr, raw))
         return self._context_digest(ctx, sources, counters)
 
     def _mount_source(
@@ -323,7 +364,7 @@ def run_with_cache(
             cache.record(stage, key, entry)
             if observer is not None:
                 observer.decided(ctx, stage, instr, material, key, "hit")
-            return apply_entry(ctx, entry), "hit", key
+            return apply_entry(ctx, entry, args=isinstance(instr, Arg)), "hit", key
         status = "miss"
     if observer is not None:  # says why before the step's output
         with ctx.timings.phase("key"):
@@ -349,14 +390,17 @@ def run_with_cache(
     return outcome, status, key
 
 
-def apply_entry(ctx: StepContext, entry: CacheEntry) -> StepOutcome:
-    """Replay a recorded step on the current state (nothing is mounted or run)."""
+def apply_entry(ctx: StepContext, entry: CacheEntry, *, args: bool = True) -> StepOutcome:
+    """Replay a recorded step on the current state (nothing is mounted or run); the
+    recorded ARG values only for an ARG step (other keys leave ARGs they do not use out,
+    so the entry may come from a build with other values)."""
     image = ctx.image
     image.config = copy.deepcopy(entry.config)
     image.author = entry.author
     image.diff_ids.extend(entry.diff_ids)
     image.history.extend(copy.deepcopy(entry.history))
-    ctx.stage.args = dict(entry.args)
+    if args:
+        ctx.stage.args = dict(entry.args)
     ctx.consumed_args.update(entry.consumed)
     ctx.stage_flags.clear()
     ctx.stage_flags.update(entry.flags)

@@ -25,14 +25,25 @@ def has_glob(path: str) -> bool:
 
 @dataclass(frozen=True)
 class Source:
-    """One matched source: its path on the host and its path relative to its root."""
+    """One matched source: its path on the host and its path relative to its root.
+
+    ``rel`` is the path as the COPY argument named it (a symlink keeps its own name: the
+    destination is named after it); ``real`` is where it resolves inside the root (the
+    content copied, and the path ``.dockerignore`` is applied to), None when the same.
+    """
 
     host_path: str
     rel: str  # "" for the root itself
+    real: str | None = None
 
     @property
     def name(self) -> str:
         return posixpath.basename(self.rel)
+
+    @property
+    def ctx_rel(self) -> str:
+        """The resolved path relative to the root."""
+        return self.rel if self.real is None else self.real
 
 
 class SourceTree:
@@ -53,21 +64,24 @@ class SourceTree:
         return not self.ignore.could_include_children(rel)
 
     def match(self, pattern: str) -> list[Source]:
-        """Sources a COPY argument names, with wildcards per path component."""
+        """Sources a COPY argument names, with wildcards per path component.
+
+        A wildcard matching nothing gives an empty list (BuildKit copies nothing for it);
+        the caller decides whether a literal path that gives none is an error. (A
+        backslash before a wildcard was consumed by word expansion, as in BuildKit:
+        ``n\\?pe`` is the pattern ``n?pe``.)
+        """
         clean = posixpath.normpath("/" + pattern).lstrip("/")
         if clean in ("", "."):
             return [Source(self.root, "")]
         if not has_glob(clean):
-            rel = resolve_in_root(self.root, clean)
-            host = os.path.join(self.root, rel) if rel else self.root
-            if not os.path.lexists(host) or self.excluded(rel):
-                return []
-            return [Source(host, rel)]
-        found: list[str] = [""]
+            found = self._source(clean)
+            return [] if found is None else [found]
+        matched: list[str] = [""]
         for part in clean.split("/"):
             nxt: list[str] = []
-            for base in found:
-                base_host = os.path.join(self.root, base) if base else self.root
+            for base in matched:
+                base_host = self._host(resolve_in_root(self.root, base)) if base else self.root
                 if has_glob(part):
                     try:
                         names = sorted(os.listdir(base_host))
@@ -76,14 +90,34 @@ class SourceTree:
                     nxt += [posixpath.join(base, n) for n in names if fnmatch.fnmatchcase(n, part)]
                 else:
                     nxt.append(posixpath.join(base, part))
-            found = nxt
+            matched = nxt
         out = []
-        for rel in found:
-            real = resolve_in_root(self.root, rel)
-            host = os.path.join(self.root, real) if real else self.root
-            if os.path.lexists(host) and not self.excluded(rel):
-                out.append(Source(host, rel))
+        for rel in matched:
+            found = self._source(rel)
+            if found is not None:
+                out.append(found)
         return out
+
+    def _host(self, real: str) -> str:
+        return os.path.join(self.root, real) if real else self.root
+
+    def _source(self, rel: str) -> Source | None:
+        """``rel`` as a source: symlinks followed inside the root for the content, the
+        name kept; None when it does not exist or .dockerignore leaves nothing of it."""
+        real = resolve_in_root(self.root, rel)
+        host = self._host(real)
+        if not os.path.lexists(host):
+            return None
+        source = Source(host, rel, None if real == rel else real)
+        if real != rel and self.excluded(rel):
+            return None  # the name itself is ignored: it is not in the context
+        # An excluded dir still counts when a ``!`` pattern re-includes something below
+        # it (``*`` + ``!src/main.py``: ``COPY src`` copies src/main.py).
+        if self.excluded(real) and (
+            not os.path.isdir(host) or self.skip_dir(real) or not self.walk(source)
+        ):
+            return None
+        return source
 
     def walk(self, top: Source) -> list[tuple[str, str, os.stat_result]]:
         """(host path, path relative to ``top``, lstat) for ``top``'s contents, sorted,
@@ -109,5 +143,5 @@ class SourceTree:
                 elif not self.excluded(ctx_child):
                     out.append((entry.path, rel, st))
 
-        visit(top.host_path, "", top.rel)
+        visit(top.host_path, "", top.ctx_rel)
         return out

@@ -22,8 +22,9 @@ from ocibuild.errors import OcibuildError
 from ocibuild.image.layout import import_oci_layout
 from ocibuild.layers.apply import extract_archive
 from ocibuild.layers.compress import open_decompressed
-from ocibuild.runtime.users import resolve_user
+from ocibuild.runtime.users import resolve_owner
 from ocibuild.storage import fsops
+from ocibuild.storage.rootpath import resolve_in_root
 
 COPY_FLAGS = frozenset({"from", "chown", "chmod", "link", "parents", "exclude"})
 ADD_FLAGS = frozenset(
@@ -77,13 +78,18 @@ def chmod_flag(ctx: StepContext, instr: Instruction) -> Chmod | None:
 
 
 def resolve_chown(instr: Instruction, rootfs: str, spec: str) -> tuple[int, int]:
-    """--chown=user[:group]: names looked up in the image; no group means gid = uid."""
-    user, sep, _ = spec.partition(":")
+    """--chown=user[:group]: names looked up in the image. With no group, a user name
+    takes that user's primary gid from the image's /etc/passwd and a numeric uid is also
+    the gid (BuildKit's readUser: ``--chown=bob`` gives bob's uid:gid, ``--chown=1001``
+    1001:1001 even when passwd gives uid 1001 another group). An empty part is id 0
+    (BuildKit v0.11.6: ``--chown=:`` is 0:0, ``1:`` is 1:0)."""
+    user, sep, group = spec.partition(":")
+    user = user or "0"
+    spec = f"{user}:{group or '0'}" if sep else user
     try:
-        resolved = resolve_user(rootfs, spec if sep else user)
+        return resolve_owner(rootfs, spec)
     except OcibuildError as exc:
         raise fail(instr, f"--chown={spec}: {exc.message}", hint=exc.hint) from None
-    return resolved.uid, (resolved.gid if sep else resolved.uid)
 
 
 def _check_flags(instr: Copy) -> None:
@@ -162,8 +168,16 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
             if excludes:
                 matcher = IgnoreMatcher(load_patterns("\n".join(excludes), "--exclude"))
                 found = [f for f in found if not matcher.matches(f.rel)]
+            if not found and has_glob(src):
+                continue  # BuildKit copies nothing for a wildcard that matches nothing
             if not found:
                 where = "build context" if from_ref is None else f"stage or image {from_ref!r}"
+                if from_ref is None and _ignored(tree, src):
+                    raise fail(
+                        instr,
+                        f"source {src!r} is excluded by .dockerignore",
+                        hint=f"remove its pattern from .dockerignore (or add a line !{src})",
+                    )
                 raise fail(
                     instr,
                     f"source {src!r} not found in the {where}",
@@ -172,13 +186,9 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
             for match in found:
                 keep = _parents_keep(src, match.rel) if parents else ""
                 items.append(Item(tree, match, is_add and unpack is not False, keep))
-        if count > 1 and not dest.endswith("/"):
-            raise fail(
-                instr,
-                f"When using {instr.keyword} with more than one source file, "
-                "the destination must be a directory and end with a /",
-                hint=f"write the destination as {dest}/",
-            )
+        # Several sources and a destination without a trailing slash: BuildKit (v0.11.6
+        # and today) has no "must end with a /" rule (the classic builder's): each
+        # source is copied onto the destination in turn, the last one wins.
         work = stack.enter_context(workspace(ctx, "copy-"))
         with mounted(ctx, ctx.image.diff_ids, work) as mnt:
             root = mnt.target
@@ -188,9 +198,12 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
             plan = CopyPlan(uid, gid, chmod)
             if excludes:
                 plan.exclude = IgnoreMatcher(load_patterns("\n".join(excludes), "--exclude"))
-            if not dest.startswith("/"):
-                dest = posixpath.join(ctx.image.workdir, dest)
-            dest_is_dir = dest.endswith("/") or len(items) > 1 or parents
+            # Several matches of one wildcard go one after the other onto ``dest``
+            # (BuildKit: ``COPY *.txt /dest`` leaves the last match as the file /dest);
+            # only a trailing slash, ``.`` (or --parents) makes ``dest`` a directory.
+            dest_is_dir = dest.endswith("/") or dest in (".", "") or parents
+            # Cleaned as a path first (``/link/..`` is ``/``), then resolved in the root.
+            dest = posixpath.normpath(posixpath.join("/", ctx.image.workdir, dest))
             try:
                 for item in items:
                     item_plan = plan
@@ -259,14 +272,21 @@ def source_layers(ctx: StepContext, instr: Instruction, ref: str) -> list[str]:
 
 
 def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyPlan) -> None:
+    """Copy one source to ``dest`` (a clean absolute path), which is resolved inside the
+    root first, as BuildKit does: a symlink on the way, or at the end, is written
+    through (a dangling one has its target created), never replaced."""
     tree, src = item.tree, item.source
     st = os.stat(src.host_path)
+    dest = "/" + resolve_in_root(root, dest)
     if stat.S_ISDIR(st.st_mode):
         target = fsops.host_path(root, dest)
         if not os.path.lexists(target):
-            fsops.makedirs(root, posixpath.dirname(dest.rstrip("/")) or "/", **_parent_owner(plan))
-            os.mkdir(target)
-            apply_meta(target, st, plan, src.host_path)
+            # BuildKit makes a missing destination dir 0755, owned by --chown or root,
+            # whatever the source dir's mode and owner; it keeps the source's mtime.
+            fsops.makedirs(root, posixpath.dirname(dest) or "/", **_parent_owner(plan))
+            os.mkdir(target, 0o755)
+            os.chown(target, plan.uid or 0, plan.gid or 0, follow_symlinks=False)
+            os.chmod(target, 0o755)
             plan.dirs.append((target, st))
         for host, rel, entry_st in tree.walk(src):
             if plan.exclude is not None and plan.exclude.matches(rel):
@@ -280,8 +300,8 @@ def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyP
         return
     target_path = dest
     if dest_is_dir or os.path.isdir(fsops.host_path(root, dest)):
-        target_path = posixpath.join(dest, posixpath.basename(src.rel) or "file")
-    fsops.makedirs(root, posixpath.dirname(target_path.rstrip("/")) or "/", **_parent_owner(plan))
+        target_path = posixpath.join(dest, src.name or "file")
+    fsops.makedirs(root, posixpath.dirname(target_path) or "/", **_parent_owner(plan))
     copy_entry(src.host_path, st, root, target_path, plan)
 
 
@@ -343,3 +363,11 @@ def is_archive(path: str) -> bool:
     except tarfile.TarError:
         return False
     return True
+
+
+def _ignored(tree: SourceTree, src: str) -> bool:
+    """``src`` exists in the context but .dockerignore leaves it out."""
+    clean = posixpath.normpath("/" + src).lstrip("/")
+    if not clean or tree.ignore is None or has_glob(clean):
+        return False
+    return os.path.lexists(os.path.join(tree.root, clean)) and tree.excluded(clean)

@@ -28,7 +28,7 @@ from ocibuild.builder.metadata import (
 )
 from ocibuild.builder.onbuild import onbuild_triggers
 from ocibuild.builder.scratch import Scratch
-from ocibuild.builder.source import base_image
+from ocibuild.builder.source import base_state
 from ocibuild.builder.stages import run_stages
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.step import StepContext, StepOutcome, fail
@@ -38,6 +38,7 @@ from ocibuild.image.store import Store
 from ocibuild.log import Reporter
 from ocibuild.options import Options
 from ocibuild.plan import PLATFORM_ARGS, PROXY_ARGS, Plan, Stage
+from ocibuild.runtime.network import BuildNetwork
 from ocibuild.trace import StepTimings, Tracer, step_record
 
 Handler = Callable[[StepContext, Instruction], StepOutcome]
@@ -64,24 +65,27 @@ def workdir_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
 
 
 def arg_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
+    """ARG: a value (--build-arg, else the default, else the global ARG's) goes into the
+    stage's environment; the history shows the ARG as written, its default expanded
+    (BuildKit's ``ARG name[=default]``, not the --build-arg value). All defaults of one
+    ARG are expanded first, as BuildKit does: ``ARG A=1 B=$A`` does not see this A."""
     assert isinstance(instr, Arg)
     parts = []
-    for name, default in instr.args:
+    defaults = [None if d is None else ctx.expand(instr, d) for _, d in instr.args]
+    for (name, _), expanded in zip(instr.args, defaults, strict=True):
         ctx.consumed_args.add(name)
         glob = ctx.plan.global_args.get(name)
         if name in ctx.build_args:
             value: str | None = ctx.build_args[name]
-        elif default is not None:
-            value = ctx.expand(instr, default)
+        elif expanded is not None:
+            value = expanded
         elif glob is not None:
             value = glob
         else:
             value = PLATFORM_ARGS.get(name)
         if value is not None:
             ctx.stage.args[name] = value
-            parts.append(f"{name}={value}")
-        else:
-            parts.append(name)
+        parts.append(name if expanded is None else f"{name}={expanded}")
     ctx.image.add_history(ctx.created, "ARG " + " ".join(parts), empty_layer=True)
     return StepOutcome()
 
@@ -120,6 +124,7 @@ class StepRecord:
     size: int = 0
     note: str = ""
     cache: str = "none"  # hit, miss, off (--no-cache), none (no key: FROM, errors)
+    timings: StepTimings | None = None  # seconds per phase (key, prepare, diff, hash...)
 
 
 @dataclass
@@ -134,7 +139,10 @@ class BuildResult:
 def history_text(ctx: StepContext, instr: Instruction) -> str:
     if isinstance(instr, Run):
         args = " ".join(command_args(ctx, instr.command))
-        scoped = [f"{k}={v}" for k, v in sorted(ctx.stage.args.items()) if k not in PROXY_ARGS]
+        # BuildKit: the ARGs declared in this stage, in order, each with its value in
+        # the build environment ("" when it has none)
+        env = ctx.stage.expand_env()
+        scoped = [f"{k}={env.get(k, '')}" for k in ctx.stage.declared if k not in PROXY_ARGS]
         prefix = f"|{len(scoped)} {' '.join(scoped)} " if scoped else ""
         return f"RUN {prefix}{args} # buildkit"
     if isinstance(instr, Copy):
@@ -160,6 +168,8 @@ def execute(
     epoch = options.source_date_epoch
     created = rfc3339(epoch if epoch is not None else time.time())
     stages = [plan.stages[i] for i in plan.order]
+    for warning in plan.warnings:
+        reporter.info(f"warning: {warning}")
     total = sum(1 + len(s.instructions) for s in stages)
     records: list[StepRecord] = []
     tmp = Scratch(store)
@@ -184,6 +194,7 @@ def execute(
     )
     cache.observer = observer  # explains decisions, records the build (ocibuild.buildlog)
     tracer = Tracer(options.trace) if options.trace else None
+    network = BuildNetwork(tmp.path, debug=reporter.debug)
     try:
         ctx = StepContext(
             store=store,
@@ -197,6 +208,7 @@ def execute(
             build_args=dict(build_args),
             cache=cache,
             tracer=tracer,
+            network=network,
         )
         final = run_stages(ctx, stages, total, records, run_stage)
         records.sort(key=lambda r: r.number)
@@ -211,6 +223,7 @@ def execute(
             remote.export(plan.target)
         return final, records, created
     finally:
+        network.close()
         cache.close()
         if tracer is not None:
             tracer.close()
@@ -226,21 +239,18 @@ def run_stage(
 ) -> int:
     number += 1
     started = time.monotonic()
-    label = f"stage {stage.label}" if len(ctx.plan.order) > 1 else ""
     ctx.reporter.step(
         number, total, f"FROM {stage.base}" + (f" AS {stage.name}" if stage.name else "")
     )
     ctx.stage_index = stage.index
-    ctx.stage = StageState(base_image(ctx, stage))
+    ctx.stage = base_state(ctx, stage)
     ctx.stage_flags = set()
     ctx.image.ensure_path()
     triggers = onbuild_triggers(ctx, stage)  # ONBUILD of the base run first
     seconds = time.monotonic() - started
     ctx.reporter.step_done(seconds)
     records.append(
-        StepRecord(
-            number, label or stage.label, "FROM " + stage.base, stage.from_.pos.line, seconds
-        )
+        StepRecord(number, stage.label, "FROM " + stage.base, stage.from_.pos.line, seconds)
     )
     observer = ctx.cache.observer if ctx.cache is not None else None
     for index, instr in enumerate((*triggers, *stage.instructions)):
@@ -262,6 +272,8 @@ def run_stage(
             if observer is not None:
                 observer.finished(ctx, number, None, exc)
             raise
+        if isinstance(instr, Arg):  # cached or not: later RUN history lists them
+            ctx.stage.declared.extend(name for name, _ in instr.args)
         seconds = time.monotonic() - started
         note = outcome.note
         if outcome.diff_id:
@@ -278,6 +290,7 @@ def run_stage(
                 outcome.size,
                 outcome.note,
                 cached,
+                ctx.timings,
             )
         )
         if ctx.tracer is not None or observer is not None:

@@ -210,6 +210,8 @@ class Explainer:
         if previous is None:
             return "no earlier build"
         if previous.get("key") == decision.key:
+            if previous.get("result") is None:  # recorded by a failed attempt
+                return "the last build of this step failed (no result to reuse)"
             return "the cached result is gone (its layers were removed from the store)"
         old = previous.get("inputs") or {}
         new = decision.inputs or {}
@@ -224,7 +226,7 @@ class Explainer:
             if name is not None:
                 return f"ARG {name} changed"
         if old.get("epoch") != new.get("epoch"):
-            return f"SOURCE_DATE_EPOCH changed ({old.get('epoch')} -> {new.get('epoch')})"
+            return f"SOURCE_DATE_EPOCH {_epoch_change(old.get('epoch'), new.get('epoch'))}"
         if old.get("sources") != new.get("sources"):
             return f"{step.keyword} " + _sources_reason(old, new)
         if old.get("mounts") != new.get("mounts"):
@@ -414,3 +416,12 @@ def _write_json(directory: str, name: str, data: dict[str, Any]) -> None:
     except BaseException:
         unlink_quiet(tmp)
         raise
+
+
+def _epoch_change(old: object, new: object) -> str:
+    """``set to 5 (was unset)``, ``unset (was 5)``, ``changed from 5 to 6``."""
+    if old is None:
+        return f"set to {new} (was unset)"
+    if new is None:
+        return f"unset (was {old})"
+    return f"changed from {old} to {new}"

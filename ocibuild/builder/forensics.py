@@ -80,7 +80,9 @@ class StepHook:
 
         dest = os.path.join(self.build_dir, FAILED_DIR, f"step-{self.number}")
         shutil.rmtree(dest, ignore_errors=True)
-        os.makedirs(dest)
+        # 0700: the upper dir may hold a setuid file the step left
+        os.makedirs(os.path.dirname(dest), mode=0o700, exist_ok=True)
+        os.mkdir(dest, 0o700)
         in_place = os.path.realpath(rootfs.upper) == os.path.realpath(rootfs.target)
         if in_place:  # vfs: the whole tree
             _copy_tree(rootfs.target, os.path.join(dest, "rootfs"), link=False)
@@ -168,7 +170,8 @@ def _copy_tree(src: str, dst: str, *, link: bool) -> None:
 
 
 def _write(path: str, data: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
         f.write("\n")
 

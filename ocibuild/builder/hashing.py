@@ -157,7 +157,7 @@ def _content(
     follow: bool,
 ) -> str:
     if stat.S_ISREG(st.st_mode):
-        ctx_rel = "/".join(p for p in (src.rel, rel) if p)
+        ctx_rel = "/".join(p for p in (src.ctx_rel, rel) if p)
         if cache is None:
             counters.files += 1
             digest, n = file_sha256(host, follow=follow)

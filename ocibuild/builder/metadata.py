@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import posixpath
 import re
 import signal
 
-from ocibuild.builder.state import go_quote_list
+from ocibuild.builder.state import go_quote_list, next_workdir
 from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import (
     Cmd,
@@ -41,6 +40,7 @@ def env_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
         if not key:
             raise fail(instr, "ENV names can not be blank")
         ctx.image.set_env(key, value)
+        ctx.stage.args.pop(key, None)  # a later ENV replaces an ARG's value
     ctx.image.add_history(
         ctx.created, "ENV " + " ".join(f"{k}={v}" for k, v in pairs), empty_layer=True
     )
@@ -246,4 +246,4 @@ def onbuild_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
 
 
 def clean_workdir(current: str, path: str) -> str:
-    return posixpath.normpath(posixpath.join(current or "/", path))
+    return next_workdir(current, path)

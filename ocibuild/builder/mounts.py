@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import posixpath
 import re
@@ -35,6 +36,7 @@ from ocibuild.builder.rootfs import mounted, workspace
 from ocibuild.builder.step import StepContext, fail
 from ocibuild.dockerfile.instructions import Instruction
 from ocibuild.errors import OcibuildError
+from ocibuild.image.store import private_dir
 from ocibuild.options import Secret
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
@@ -124,7 +126,7 @@ def parse_mount(ctx: StepContext, instr: Instruction, raw: str) -> MountSpec:
                 raise fail(
                     instr,
                     f"unsupported mount type {val!r}",
-                    hint="use bind, cache, tmpfs or secret",
+                    hint="use bind, cache, tmpfs, secret or ssh",
                 )
             spec.type = val
         elif name == "target":
@@ -149,15 +151,15 @@ def parse_mount(ctx: StepContext, instr: Instruction, raw: str) -> MountSpec:
             spec.size = parse_size(instr, val)
         elif name == "env":
             spec.env = val
-    if spec.type == "ssh":
-        raise fail(instr, "RUN --mount=type=ssh is not supported", hint="no SSH agent forwarding")
+    if spec.type == "ssh":  # BuildKit's default id; the target is numbered when prepared
+        spec.id = spec.id or "default"
     if spec.type == "secret":
         if not spec.id and not spec.target and not spec.env:
             raise fail(instr, "secret mount requires an id or a target")
         spec.id = spec.id or posixpath.basename(spec.target)
         if not spec.target and not spec.env:
             spec.target = "/run/secrets/" + spec.id
-    elif not spec.target:
+    elif not spec.target and spec.type != "ssh":
         raise fail(instr, f"mount type {spec.type!r} requires a target", hint="add target=/path")
     if spec.type == "cache":
         spec.id = spec.id or spec.target
@@ -187,6 +189,9 @@ def prepare_mounts(
 ) -> Iterator[Prepared]:
     """Set up every mount; everything set up is torn down when the block ends."""
     out = Prepared([], {})
+    ssh_specs = [spec for spec in specs if spec.type == "ssh"]
+    for number, spec in enumerate(ssh_specs):
+        spec.target = spec.target or f"/run/buildkit/ssh_agent.{number}"
     with ExitStack() as stack:
         for spec in specs:
             if spec.type == "tmpfs":
@@ -203,6 +208,8 @@ def prepare_mounts(
                 )
             elif spec.type == "secret":
                 _secret(ctx, instr, spec, stack, out)
+            elif spec.type == "ssh":
+                _ssh(ctx, instr, spec, out)
             elif spec.type == "cache":
                 out.mounts.append(
                     _bind(spec.target, _cache_dir(ctx, instr, spec, stack), bool(spec.readonly))
@@ -262,26 +269,68 @@ def _source_dir(ctx: StepContext, instr: Instruction, spec: MountSpec, stack: Ex
     return os.path.join(work, "src")
 
 
+def cache_identity(ctx: StepContext, instr: Instruction, spec: MountSpec) -> str:
+    """What makes two cache mounts one cache: the id, and what BuildKit mounts it from.
+
+    BuildKit keys a cache directory by its id *and* the snapshot it starts from: with
+    ``uid``, ``gid`` or ``mode`` given (and no ``source``) that is a directory made with
+    those settings (defaults 0, 0, 0755), with ``from`` the stage's or image's result.
+    So ``id=k,uid=1000`` and ``id=k`` are two caches, and so is ``id=k,uid=0`` (observed on
+    BuildKit v0.11.6).
+    """
+    doc: dict[str, Any] = {"id": spec.id}
+    if spec.from_:
+        from ocibuild.builder.copy import source_layers
+
+        doc["from"] = source_layers(ctx, instr, spec.from_)
+        doc["source"] = posixpath.normpath("/" + spec.source)
+    elif posixpath.normpath("/" + spec.source) == "/" and (
+        spec.uid is not None or spec.gid is not None or spec.mode is not None
+    ):
+        doc["settings"] = [
+            spec.uid or 0,
+            spec.gid or 0,
+            0o755 if spec.mode is None else spec.mode,
+        ]
+    if len(doc) == 1:
+        return spec.id  # the identity older stores used: their caches stay valid
+    return json.dumps(doc, sort_keys=True)
+
+
 def _cache_dir(ctx: StepContext, instr: Instruction, spec: MountSpec, stack: ExitStack) -> str:
-    base = os.path.join(ctx.store.root, "cache-mounts")
-    os.makedirs(base, exist_ok=True)
-    key = hashlib.sha256(spec.id.encode()).hexdigest()[:32]
+    # 0700: a step may leave a setuid file in a cache; no other user may reach it
+    base = private_dir(os.path.join(ctx.store.root, "cache-mounts"))
+    key = hashlib.sha256(cache_identity(ctx, instr, spec).encode()).hexdigest()[:32]
     path = os.path.join(base, key)
     lock_fd = os.open(path + ".lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     stack.callback(os.close, lock_fd)
     fcntl.flock(lock_fd, fcntl.LOCK_EX if spec.sharing == "locked" else fcntl.LOCK_SH)
     if not os.path.isdir(path):
-        tmp = path + ".new"
-        shutil.rmtree(tmp, ignore_errors=True)
-        if spec.from_:
-            seed = _source_dir(ctx, instr, spec, stack)
-            shutil.copytree(seed, tmp, symlinks=True)
-        else:
-            os.mkdir(tmp)
-            os.chmod(tmp, 0o755 if spec.mode is None else spec.mode)
-            os.chown(tmp, spec.uid or 0, spec.gid or 0)
-        os.rename(tmp, path)
+        # Parallel stages may want the same new cache: one creates it, under its own
+        # lock (the mount lock above is held for the whole RUN).
+        create_fd = os.open(path + ".create", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(create_fd, fcntl.LOCK_EX)
+            if not os.path.isdir(path):
+                _create_cache_dir(ctx, instr, spec, stack, path)
+        finally:
+            os.close(create_fd)
     return path
+
+
+def _create_cache_dir(
+    ctx: StepContext, instr: Instruction, spec: MountSpec, stack: ExitStack, path: str
+) -> None:
+    tmp = path + ".new"
+    shutil.rmtree(tmp, ignore_errors=True)
+    if spec.from_:
+        seed = _source_dir(ctx, instr, spec, stack)
+        shutil.copytree(seed, tmp, symlinks=True)
+    else:
+        os.mkdir(tmp)
+        os.chmod(tmp, 0o755 if spec.mode is None else spec.mode)
+        os.chown(tmp, spec.uid or 0, spec.gid or 0)
+    os.rename(tmp, path)
 
 
 def secret_value(
@@ -312,6 +361,21 @@ def secret_value(
             f"secret {secret_id!r}: cannot read {path}: {exc.strerror}",
             hint="the file given with --secret (or OCIBUILD_SECRET_<ID>) must be readable",
         ) from None
+
+
+def _ssh(ctx: StepContext, instr: Instruction, spec: MountSpec, out: Prepared) -> None:
+    """The ``--ssh`` agent socket, bound at the target; the first one is SSH_AUTH_SOCK."""
+    socket = ctx.options.ssh.get(spec.id)
+    if socket is None:
+        if spec.required:
+            raise fail(
+                instr,
+                f"no SSH agent socket for id {spec.id!r}",
+                hint=f"build with --ssh {spec.id} (uses $SSH_AUTH_SOCK) or --ssh {spec.id}=SOCKET",
+            )
+        return  # BuildKit: an ssh mount is optional unless required=true
+    out.mounts.append(_bind(spec.target, socket, False))
+    out.env.setdefault("SSH_AUTH_SOCK", spec.target)
 
 
 def _secret(

@@ -3,6 +3,10 @@
 Handles heredocs (a body run by the shell, a ``#!`` script run from ``/dev/pipes``, or
 bodies handed to the shell after the command line), ``--mount`` (see ``mounts``),
 ``--network=default|none|host`` and ``--security=sandbox``.
+
+Network: ``default`` (the build's ``--network``, itself ``default`` unless given) joins the
+build's own network namespace (:mod:`ocibuild.runtime.network`); ``none`` gets an empty
+one; ``host`` shares the host's network, with a warning saying what that exposes.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import Command, Instruction, Run
 from ocibuild.errors import OcibuildError, RunError
 from ocibuild.plan import PROXY_ARGS
+from ocibuild.runtime.etcfiles import Network
+from ocibuild.runtime.network import HOST_WARNING
 from ocibuild.runtime.process import Process, run_process
 
-NETWORKS = {"default": "host", "host": "host", "none": "none"}
+NETWORKS: dict[str, Network] = {"default": "private", "host": "host", "none": "none"}
 
 
-def network_mode(ctx: StepContext, instr: Run) -> str:
+def network_mode(ctx: StepContext, instr: Run) -> Network:
+    """The step's network: RUN --network, else the build's --network."""
     flag = instr.flag("network")
     value = ctx.expand(instr, flag.value or "") if flag else "default"
     if value not in NETWORKS:
@@ -35,7 +42,31 @@ def network_mode(ctx: StepContext, instr: Run) -> str:
             f"unsupported network mode {value!r}",
             hint="RUN --network takes default, none or host",
         )
-    return NETWORKS[value]
+    if value == "default":
+        value = ctx.options.network
+    return NETWORKS.get(value, "private")
+
+
+def network_namespace(ctx: StepContext, instr: Run, network: Network) -> str | None:
+    """The build's network namespace for a ``private`` step (made on first use)."""
+    if network == "host":
+        if ctx.network is None or ctx.network.warn_host():
+            ctx.reporter.info(HOST_WARNING)
+        return None
+    if network != "private":
+        return None
+    if ctx.network is None:  # a context made without one (API callers, tests)
+        raise fail(instr, "this build has no private network", hint="use RUN --network=host")
+    try:
+        return ctx.network.netns()
+    except OcibuildError as exc:
+        raise fail(instr, exc.message, hint=exc.hint) from None
+    except OSError as exc:
+        raise fail(
+            instr,
+            f"cannot make the build's network namespace: {exc.strerror or exc}",
+            hint="build with --network=host (the steps then share the host's network)",
+        ) from None
 
 
 def check_security(ctx: StepContext, instr: Run) -> None:
@@ -96,10 +127,13 @@ def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
             workdir=ctx.image.workdir,
             network=network,
             mounts=tuple(extra),
+            netns=network_namespace(ctx, instr, network),
         )
         work = stack.enter_context(workspace(ctx, "run-"))
         with mounted(ctx, ctx.image.diff_ids, work) as mnt:
             try:
+                from ocibuild.runtime.process import HostSettings  # (kept apart for merges)
+
                 status, command = run_process(
                     rootfs=mnt.target,
                     upper=mnt.upper,
@@ -108,6 +142,9 @@ def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
                     runtime=ctx.options.runtime,
                     reporter=ctx.reporter,
                     on_output=ctx.reporter.output,
+                    host=HostSettings(
+                        ctx.options.add_hosts, ctx.options.ulimits, ctx.options.shm_size
+                    ),
                 )
             except OcibuildError as exc:
                 kept = forensics.after_run(ctx, mnt, work, [], None)  # --keep-failed

@@ -9,7 +9,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 
-from ocibuild.image.store import Store
+from ocibuild.image.store import Store, private_dir
 
 
 class Scratch:
@@ -21,8 +21,7 @@ class Scratch:
     def __init__(self, store: Store, prefix: str = "build-") -> None:
         self._in_use = ExitStack()
         self._in_use.enter_context(store.in_use())  # keeps `prune --all` off our layers
-        base = os.path.join(store.root, "tmp")
-        os.makedirs(base, exist_ok=True)
+        base = private_dir(os.path.join(store.root, "tmp"))
         self.reap(base)
         # Lock before the dir gets its visible name, so a reaper never sees it unlocked.
         init = tempfile.mkdtemp(prefix=".init-", dir=base)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ocibuild.builder.state import ImageState
+from ocibuild.builder.state import ImageState, StageState, scratch_image
 from ocibuild.builder.step import StepContext, fail
 from ocibuild.errors import BuildError, OcibuildError
 from ocibuild.plan import Stage, platform_value
@@ -35,7 +35,7 @@ def base_image(ctx: StepContext, stage: Stage) -> ImageState:
     if stage.base_stage is not None:
         return ctx.stage_images[stage.base_stage].copy()
     if stage.base == "scratch":
-        return ImageState()
+        return scratch_image()
     try:
         if stage.base.startswith(OCI_LAYOUT):
             path, tag = split_layout_ref(stage.base)
@@ -67,3 +67,13 @@ def base_image(ctx: StepContext, stage: Stage) -> ImageState:
             "FROM oci-layout://DIR",
         ) from None
     return ImageState.from_image_config(config)
+
+
+def base_state(ctx: StepContext, stage: Stage) -> StageState:
+    """The state a stage starts from: its base image and, when FROM names an earlier
+    stage, that stage's ARG values (BuildKit carries them: RUN and expansion see them)."""
+    state = StageState(base_image(ctx, stage))
+    state.image.ensure_path()
+    if stage.base_stage is not None:
+        state.inherit_args(ctx.stage_args.get(stage.base_stage, {}))
+    return state

@@ -1,12 +1,12 @@
 """Run the stages of a plan, independent ones in parallel threads.
 
 A stage depends on the stage its FROM names, and on the stages its ``COPY --from`` and
-``RUN --mount=...,from=`` name (a reference holding ``$`` could name any earlier stage, so
-it depends on all of them). Stages whose dependencies are built run at the same time, each
-in its own thread with its own copy of the step context; the threads are created after the
-build process entered its private mount namespace (``ensure_mount_namespace`` in the main
-thread, before any thread exists), and threads share it, so their overlay mounts and
-runtimes behave as in the serial case.
+``RUN --mount=...,from=`` name (never expanded: the plan refuses a ``$`` there). Stages
+whose dependencies are built run at the same time, each in its own thread with its own
+copy of the step context; the threads are created after the build process entered its
+private mount namespace (``ensure_mount_namespace`` in the main thread, before any thread
+exists), and threads share it, so their overlay mounts and runtimes behave as in the
+serial case.
 
 With parallel stages, each step's lines are written in one block when the step ends (see
 :class:`StepBufferingReporter`). When a stage fails, the others stop at their next step
@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.step import StepContext
-from ocibuild.dockerfile.instructions import Copy, Run
 from ocibuild.log import StepBufferingReporter
 from ocibuild.plan import Plan, Stage
+from ocibuild.plan import stage_dependencies as plan_dependencies
 from ocibuild.trace import StepTimings, step_record
 
 if TYPE_CHECKING:
@@ -35,29 +35,8 @@ RunStage = Callable[[StepContext, Stage, int, int, list[Any]], int]
 
 
 def stage_dependencies(plan: Plan, stage: Stage) -> set[int]:
-    deps: set[int] = set()
-    if stage.base_stage is not None:
-        deps.add(stage.base_stage)
-    for instr in stage.instructions:
-        refs: list[str] = []
-        if isinstance(instr, Copy):
-            flag = instr.flag("from")
-            if flag is not None and flag.value:
-                refs.append(flag.value)
-        elif isinstance(instr, Run):
-            for spec in instr.flag_values("mount"):
-                for part in spec.split(","):
-                    name, _, value = part.partition("=")
-                    if name.strip().lower() == "from" and value.strip():
-                        refs.append(value.strip())
-        for ref in refs:
-            if "$" in ref:
-                deps.update(range(stage.index))
-                continue
-            index = plan.stage_ref(ref, stage.index)
-            if index is not None:
-                deps.add(index)
-    return deps
+    """The earlier stages ``stage`` reads from (``--from`` is never expanded)."""
+    return plan_dependencies(plan.stages, stage)
 
 
 def run_stages(
@@ -97,6 +76,7 @@ def run_stages(
                 sctx.reporter.flush()
             raise
         ctx.stage_images[stage.index] = sctx.stage.image
+        ctx.stage_args[stage.index] = dict(sctx.stage.args)
         results[stage.index] = sctx.stage
         _trace_from(sctx, stage, start + 1, records)
         return end

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocibuild.dockerfile.ignore import clean as go_path_clean
 from ocibuild.runtime.spec import DEFAULT_PATH, env_list_to_map
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
@@ -106,23 +107,52 @@ class ImageState:
 
 @dataclass
 class StageState:
-    """What one stage knows while it runs: the image plus ARGs in scope."""
+    """What one stage knows while it runs: the image plus the ARG values in scope.
+
+    BuildKit keeps one build environment per stage: the image's Env, and each ARG with a
+    value added to it (replacing an ENV of the same name set before; a later ENV
+    replaces the ARG in turn). ``args`` holds the ARG values that are not overridden by
+    a later ENV (the ENV step drops its keys from it), so ``{**Env, **args}`` is that
+    environment. A stage built FROM another stage starts with that stage's ``args``
+    (minus the names its image Env sets) but with no ``declared`` names: BuildKit
+    v0.11.6 carries the values, not the declarations (a RUN's history shows no
+    ``|N name=value`` prefix for them).
+    """
 
     image: ImageState
-    args: dict[str, str] = field(default_factory=dict)  # declared ARGs with a value
+    args: dict[str, str] = field(default_factory=dict)  # ARG values in the environment
+    declared: list[str] = field(default_factory=list)  # this stage's ARG names, in order
 
     def expand_env(self) -> dict[str, str]:
-        """Variables for word expansion: ARGs in scope, overridden by ENV."""
-        return {**self.args, **self.image.env}
+        """Variables for word expansion and RUN: image Env, then the ARG values."""
+        return {**self.image.env, **self.args}
 
     def run_env(self) -> list[str]:
-        """The environment of a RUN: image Env plus ARGs ENV doesn't override."""
+        """The environment of a RUN, as ``NAME=value`` items."""
+        return [f"{k}={v}" for k, v in self.expand_env().items()]
+
+    def inherit_args(self, args: dict[str, str]) -> None:
+        """Start from a parent stage's ARG values; the image's Env wins over them (BuildKit
+        applies the image config's Env on top of the parent stage's environment)."""
         env = self.image.env
-        out = [f"{k}={v}" for k, v in env.items()]
-        out += [f"{k}={v}" for k, v in self.args.items() if k not in env]
-        return out
+        self.args = {k: v for k, v in args.items() if k not in env}
 
 
 def go_quote_list(args: list[str]) -> str:
     """Render a list the way BuildKit's history does (Go's %q of a []string)."""
     return "[" + " ".join(json.dumps(a, ensure_ascii=False) for a in args) + "]"
+
+
+def scratch_image() -> ImageState:
+    """``FROM scratch``: BuildKit's empty image has WorkingDir "/" (an image pulled with
+    no WorkingDir keeps none)."""
+    return ImageState(config={"WorkingDir": "/"})
+
+
+def next_workdir(current: str, path: str) -> str:
+    """The WorkingDir after ``WORKDIR path``, as BuildKit records it: an absolute path
+    exactly as written (``/tmp/`` stays ``/tmp/``), a relative one joined to the current
+    directory and cleaned (Go's ``path.Join("/", current, path)``)."""
+    if path.startswith("/"):
+        return path
+    return go_path_clean("/" + current + "/" + path)

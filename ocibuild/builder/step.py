@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ocibuild.builder.cache import StepCache
     from ocibuild.builder.context import SourceTree
     from ocibuild.image.store import Store
+    from ocibuild.runtime.network import BuildNetwork
     from ocibuild.trace import Tracer
 
 
@@ -43,6 +44,7 @@ class StepContext:
     tmp: str  # this build's scratch dir inside the store
     created: str  # RFC 3339 timestamp for history and config
     stage_images: dict[int, ImageState] = field(default_factory=dict)
+    stage_args: dict[int, dict[str, str]] = field(default_factory=dict)  # ARG values at end
     stage_index: int = 0
     stage_flags: set[str] = field(default_factory=set)
     build_args: dict[str, str] = field(default_factory=dict)
@@ -54,6 +56,7 @@ class StepContext:
     tracer: Tracer | None = None
     timings: StepTimings = field(default_factory=StepTimings)  # of the step being run
     cancelled: threading.Event = field(default_factory=threading.Event)  # stop at next step
+    network: BuildNetwork | None = None  # the build's private network (RUN --network)
 
     @property
     def escape(self) -> str:

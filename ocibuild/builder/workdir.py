@@ -9,7 +9,7 @@ from ocibuild.builder.rootfs import commit_upper, mounted, workspace
 from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import Instruction, Workdir
 from ocibuild.errors import OcibuildError
-from ocibuild.runtime.users import resolve_user
+from ocibuild.runtime.users import resolve_owner
 from ocibuild.storage import fsops
 
 
@@ -27,8 +27,9 @@ def workdir_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
                 ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=True)
                 return StepOutcome(note="exists")
             try:
-                user = resolve_user(mnt.target, ctx.image.user or "0")
-                fsops.makedirs(mnt.target, workdir, uid=user.uid, gid=user.gid)
+                # owned as BuildKit's mkdir WithUser: USER 1001 gives 1001:1001
+                uid, gid = resolve_owner(mnt.target, ctx.image.user or "0:0")
+                fsops.makedirs(mnt.target, workdir, uid=uid, gid=gid)
             except OcibuildError as exc:
                 raise fail(instr, exc.message, hint=exc.hint) from None
             except OSError as exc:

@@ -7,22 +7,51 @@ every error the library raises and turns it into a message and an exit status.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any, NoReturn
 
-from ocibuild.cli import build, doctor, history, images, maintenance, observe, registry
+from ocibuild._version import version
+from ocibuild.cli import (
+    build,
+    build_compat,
+    doctor,
+    history,
+    images,
+    maintenance,
+    observe,
+    registry,
+)
 from ocibuild.errors import Interrupted, OcibuildError
 from ocibuild.supervisor import supervised
 
 MODULES = (build, images, maintenance, history, registry, doctor, observe)
 
 
+class Parser(argparse.ArgumentParser):
+    """No abbreviated long options (``--check`` is not ``--check-reproducible``), in every
+    sub-command too (``add_subparsers`` makes its parsers of this class); a usage error
+    exits 1, like every other bad input."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ocibuild", description="Build OCI images from Dockerfiles, without a daemon."
     )
+    parser.add_argument("--version", action="version", version=f"ocibuild {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in MODULES:
         module.register(sub)
@@ -34,7 +63,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    try:
+        words = build_compat.rewrite_argv(sys.argv[1:] if argv is None else argv)
+    except OcibuildError as exc:
+        print(f"error: {format_error(exc)}", file=sys.stderr)
+        return 1
+    args = make_parser().parse_args(words)
     if getattr(args, "supervise", False):
         # build and run start containers: run them where kill -9 leaves nothing behind
         return supervised(lambda: dispatch(args))
@@ -54,13 +88,51 @@ def dispatch(args: argparse.Namespace) -> int:
         print("\nterminated", file=sys.stderr)
         return exc.exit_code
     except OcibuildError as exc:
-        print(f"error: {exc.format()}", file=sys.stderr)
+        print(f"error: {format_error(exc)}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # `ocibuild images | head`: the reader went away; end quietly
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141  # as if killed by SIGPIPE
     except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def format_error(exc: OcibuildError) -> str:
+    """The error's text with every hint line marked ``hint:`` and no empty ones."""
+    out: list[str] = []
+    in_hint = False
+    for line in exc.format().splitlines():
+        if line.startswith("hint:"):
+            in_hint = True
+            line = line[5:].strip()
+            if line:
+                out.append(f"hint: {line}")
+        elif in_hint:
+            if line.strip():
+                out.append(f"hint: {line.strip()}")
+        else:
+            out.append(line)
+    return _ERRNO.sub("", "\n".join(out))
+
+
+# "[Errno 2] No such file or directory: 'x'" inside a message reads as "No such file ..."
+_ERRNO = re.compile(r"\[Errno \d+\] ")
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``No such file or directory: /x`` rather than ``[Errno 2] No such file ...``."""
+    text = exc.strerror or str(exc)
+    if exc.filename is not None:
+        text += f": {exc.filename}"
+        if exc.filename2 is not None:
+            text += f" -> {exc.filename2}"
+    return text
 
 
 if __name__ == "__main__":

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import time
 from typing import Any
 
 from ocibuild import api
-from ocibuild.cli import observe
+from ocibuild.cli import build_compat, observe
 from ocibuild.cli.common import common_flags, kv, options_from, require_root
 from ocibuild.cli.registry import add_tls_flag
+from ocibuild.errors import OcibuildError
 from ocibuild.log import StreamReporter
-from ocibuild.options import COMPRESSIONS, PULL_POLICIES
+from ocibuild.options import COMPRESSIONS, NETWORK_MODES, PULL_POLICIES
 
 
 def register(sub: Any) -> None:
@@ -29,6 +32,13 @@ def register(sub: Any) -> None:
         help="a secret for RUN --mount=type=secret (never stored in the image)",
     )
     b.add_argument("--no-cache", action="store_true", help="do not reuse earlier step results")
+    b.add_argument(
+        "--network",
+        choices=NETWORK_MODES,
+        help="RUN steps' network: default (the build's own namespace, outbound through "
+        "slirp4netns, no host loopback), none, or host (shares the host's network; "
+        "RUN --network overrides it per step); or $OCIBUILD_NETWORK",
+    )
     b.add_argument(
         "--no-cache-filter",
         action="append",
@@ -62,26 +72,50 @@ def register(sub: Any) -> None:
     )
     b.add_argument(
         "--pull",
-        nargs="?",
+        action="store_const",
         const="always",
-        choices=PULL_POLICIES,
-        help="FROM images: always pull, pull when missing (default), never pull",
+        help=f"always pull FROM images (--pull={'|'.join(PULL_POLICIES)}: the policy; "
+        "default missing)",
     )
     b.add_argument("--push", action="store_true", help="push every -t name after the build")
     add_tls_flag(b)
     b.add_argument("--compression", choices=COMPRESSIONS, help="layer compression on export")
     b.add_argument("-q", "--quiet", action="store_true", help="do not print step output")
-    b.add_argument("context", help="the build context directory")
+    build_compat.add_flags(b)  # --iidfile, --metadata-file, --label, --platform, --progress...
+    b.add_argument(
+        "context",
+        help="the build context directory; - reads a Dockerfile or a tar archive from "
+        "standard input; or a git URL",
+    )
     b.set_defaults(func=cmd_build, supervise=True)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    api.check_tags(args.tag)  # a bad name is refused before anything runs
+    platform = build_compat.check_platform(args.platform) if args.platform else None
+    labels = dict(kv(text) for text in args.label)
+    build_contexts = api.parse_build_contexts(args.build_context)
+    output = api.Output.parse(args.output) if args.output else None
+    annotations = api.parse_annotations(args.annotation)
+    if annotations:
+        if output is None or output.type not in ("oci", "oci-archive"):
+            raise OcibuildError(
+                "--annotation annotates the manifest of an OCI output",
+                hint="add --output type=oci,dest=DIR or type=oci-archive,dest=FILE",
+            )
+        output = dataclasses.replace(output, annotations=annotations)
+    build_compat.check_setup(args, options_from(args).root, output)
     require_root(args)
+    quiet = args.quiet or args.progress == "quiet"
     options = options_from(
         args,
         secrets=args.secret,
+        ssh=args.ssh,
+        add_hosts=args.add_host,
+        ulimits=args.ulimit,
+        shm_size=args.shm_size,
         compression=args.compression,
-        quiet=args.quiet,
+        quiet=quiet,
         no_cache=args.no_cache,
         no_cache_filter=tuple(
             n.strip() for item in args.no_cache_filter for n in item.split(",") if n.strip()
@@ -91,24 +125,39 @@ def cmd_build(args: argparse.Namespace) -> int:
         cache_to=args.cache_to,
         pull=args.pull,
         tls_verify=args.tls_verify,
+        network=args.network,
         **observe.build_options(args),
     )
-    output = api.Output.parse(args.output) if args.output else None
-    reporter = StreamReporter(debug=options.debug, quiet=options.quiet)
+    reporter = build_compat.make_reporter(args.progress, options.quiet, options.debug)
+    reporter = reporter or StreamReporter(debug=options.debug)
     if args.check_reproducible:
         return observe.check_reproducible(args, options, reporter)
     started = time.monotonic()
-    result = api.build(
-        args.context,
-        dockerfile=args.file,
-        tags=args.tag,
-        build_args=dict(args.build_arg),
-        target=args.target,
-        output=output,
-        push=args.push,
-        options=options,
-        reporter=reporter,
-    )
+    with build_compat.materialize(args.context) as context:
+        dockerfile = args.file
+        if dockerfile and args.context == "-" and dockerfile != "-":
+            dockerfile = os.path.join(context.directory, dockerfile)  # inside the archive
+        if context.dockerfile_text is not None and dockerfile not in (None, "-"):
+            raise OcibuildError(
+                "standard input held a Dockerfile, not a context archive: -f is not used",
+                hint="leave -f out, or pipe a tar archive of the context",
+            )
+        result = api.build(
+            context.directory,
+            dockerfile=dockerfile if context.dockerfile_text is None else None,
+            dockerfile_text=context.dockerfile_text,
+            tags=args.tag,
+            build_args=dict(args.build_arg),
+            target=args.target,
+            output=output,
+            push=args.push,
+            options=options,
+            reporter=reporter,
+            labels=labels,
+            platform=platform,
+            build_contexts=build_contexts,
+        )
+    build_compat.write_results(args, result.image_id, result.tags, output)
     layers = sum(1 for s in result.steps if s.diff_id and s.cache != "hit")
     cached = sum(1 for s in result.steps if s.cache == "hit")
     reporter.info(
@@ -117,5 +166,6 @@ def cmd_build(args: argparse.Namespace) -> int:
         + (f", tagged {', '.join(result.tags)}" if result.tags else "")
         + f"; build {result.build_id}"
     )
-    print(result.image_id)
+    if output is None or output.dest != "-":  # with -o -, standard output is the archive
+        print(result.image_id)
     return 0

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from typing import Any
 
 from ocibuild import api
 from ocibuild.cli.common import common_flags, options_from, require_root
 from ocibuild.dockerfile.parser import dump_buildkit, parse, to_json
+from ocibuild.errors import OcibuildError
 from ocibuild.image.store import Store
 from ocibuild.log import StreamReporter, human_size
 
@@ -17,7 +20,25 @@ from ocibuild.log import StreamReporter, human_size
 def register(sub: Any) -> None:
     s = sub.add_parser("images", help="list images in the store")
     common_flags(s)
+    s.add_argument("--format", choices=("table", "json"), default="table")
     s.set_defaults(func=cmd_images)
+    s = sub.add_parser("save", help="write an image from the store to an archive")
+    common_flags(s)
+    s.add_argument(
+        "-o",
+        "--output",
+        default="-",
+        metavar="FILE",
+        help="the archive to write (default -: standard output)",
+    )
+    s.add_argument(
+        "--format",
+        choices=("docker-archive", "oci-archive", "oci"),
+        default="docker-archive",
+        help="docker-archive (docker load reads it; default), oci-archive, oci (a directory)",
+    )
+    s.add_argument("name", help="image name or ID")
+    s.set_defaults(func=cmd_save)
     s = sub.add_parser("inspect", help="print an image's config JSON")
     common_flags(s)
     s.add_argument("name")
@@ -30,18 +51,53 @@ def register(sub: Any) -> None:
     common_flags(r)
     r.add_argument("--rm", action="store_true", help="discard the container's changes (default)")
     r.add_argument("-u", "--user", help="user[:group] to run as")
-    r.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE")
+    r.add_argument(
+        "-e", "--env", action="append", default=[], help="KEY=VALUE (KEY alone: from here)"
+    )
+    r.add_argument(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="pass standard input even from a terminal (a pipe or file is always passed)",
+    )
+    r.add_argument("-t", "--tty", action="store_true", help="a terminal (not supported yet)")
+    r.add_argument(
+        "-v",
+        "--volume",
+        action="append",
+        default=[],
+        metavar="HOST:CONTAINER[:ro]",
+        help="bind-mount a host path",
+    )
+    r.add_argument("-w", "--workdir", help="working directory inside the container")
+    r.add_argument("--entrypoint", help="replace the image's ENTRYPOINT (and its CMD)")
+    r.add_argument(
+        "--network", choices=("host", "none"), default="host", help="host (default) or none"
+    )
     r.add_argument("name")
     r.add_argument("cmd", nargs=argparse.REMAINDER)
     r.set_defaults(func=cmd_run, supervise=True)
     p = sub.add_parser("parse", help="print a Dockerfile's parsed instructions")
-    p.add_argument("--format", choices=("json", "buildkit"), default="json")
+    p.add_argument(
+        "--format",
+        choices=("json", "buildkit"),
+        default="json",
+        help="json: the typed, checked instructions (default); buildkit: BuildKit's "
+        "parser.Parse dump, as in its parser tests (no instruction checks)",
+    )
     p.add_argument("file")
     p.set_defaults(func=cmd_parse)
 
 
 def cmd_images(args: argparse.Namespace) -> int:
     store = Store(options_from(args).root)
+    if args.format == "json":
+        docs = [
+            {"names": tags, "id": image_id, "created": created, "size": size}
+            for tags, image_id, created, size in store.list_images()
+        ]
+        print(json.dumps(docs, indent=2))
+        return 0
     rows = [("NAME", "IMAGE ID", "CREATED", "SIZE")]
     for tags, image_id, created, size in store.list_images():
         for tag in tags or ["<none>"]:
@@ -49,6 +105,36 @@ def cmd_images(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_save(args: argparse.Namespace) -> int:
+    from ocibuild.cli.build_compat import check_writable_dir
+
+    options = options_from(args)
+    store = Store(options.root)
+    image_id = store.resolve(args.name)
+    names = [t for t, i in store.tags().items() if i == image_id]
+    if args.name in names:
+        names = [args.name]
+    elif ":" not in args.name.rsplit("/", 1)[-1] and f"{args.name}:latest" in names:
+        names = [f"{args.name}:latest"]
+    if args.output == "-":
+        if args.format == "oci":
+            raise OcibuildError("--format oci writes a directory: give -o DIR")
+        if sys.stdout.isatty():
+            raise OcibuildError(
+                "refusing to write an archive to a terminal",
+                hint="redirect it (> image.tar) or give -o FILE",
+            )
+    else:
+        target = (
+            args.output if args.format == "oci" else os.path.dirname(os.path.abspath(args.output))
+        )
+        check_writable_dir(target, "output", "give -o a path in a writable directory")
+    require_root(args)  # an ordinary user: in its user namespace (layers hold its subids)
+    output = api.Output(args.format, args.output)
+    api.write_output(store, image_id, output, names, options, StreamReporter())
     return 0
 
 
@@ -70,6 +156,11 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.tty:
+        raise OcibuildError(
+            "-t (a terminal for the container) is not supported yet",
+            hint="leave -t out: standard input and output are passed through as pipes",
+        )
     require_root()
     options = options_from(args)
     out = sys.stdout.buffer
@@ -79,6 +170,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.flush()
 
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    env = [e if "=" in e else f"{e}={os.environ.get(e, '')}" for e in args.env]
+    stdin: int | None = None
+    with contextlib.suppress(OSError, ValueError):
+        fd = sys.stdin.fileno()
+        if args.interactive or not (os.isatty(fd) or _is_devnull(fd)):
+            stdin = fd
     from ocibuild.container import run_image  # the runtime machinery: only for `run`
 
     return run_image(
@@ -88,15 +185,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         on_output=emit,
         reporter=StreamReporter(debug=options.debug),
         user=args.user,
-        env=args.env,
+        env=env,
+        entrypoint=args.entrypoint,
+        workdir=args.workdir,
+        volumes=args.volume,
+        network=args.network,
+        stdin=stdin,
     )
+
+
+def _is_devnull(fd: int) -> bool:
+    st, null = os.fstat(fd), os.stat(os.devnull)
+    return (st.st_dev, st.st_ino) == (null.st_dev, null.st_ino)
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
     text, name = api.read_dockerfile(args.file, ".")
-    df = parse(text, name)
-    if args.format == "buildkit":
-        sys.stdout.write(dump_buildkit(df))
-    else:
-        print(json.dumps(to_json(df), indent=2, ensure_ascii=False))
+    if args.format == "buildkit":  # the parser's AST only, as BuildKit's parser tests
+        sys.stdout.write(dump_buildkit(text, name))
+        return 0
+    print(json.dumps(to_json(parse(text, name)), indent=2, ensure_ascii=False))
     return 0

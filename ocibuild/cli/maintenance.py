@@ -17,7 +17,14 @@ def register(sub: Any) -> None:
     f.set_defaults(func=cmd_fsck)
     p = sub.add_parser("prune", help="remove what dead processes left behind")
     common_flags(p)
-    p.add_argument("--all", action="store_true", help="also remove layers and blobs no image uses")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="also remove layers and blobs no image uses, and the RUN cache mounts",
+    )
+    p.add_argument(
+        "--cache-mounts", action="store_true", help="also remove the RUN --mount=type=cache dirs"
+    )
     p.set_defaults(func=cmd_prune)
 
 
@@ -41,7 +48,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     require_root(args)  # an ordinary user's layers hold subordinate ids: prune in its userns
 
     store = Store(options_from(args).root)
-    report = prune(store, everything=args.all)
+    report = prune(store, everything=args.all, cache_mounts=args.cache_mounts)
     for line in report.lines():
         print(line)
     if not report.lines():

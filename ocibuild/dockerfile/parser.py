@@ -227,7 +227,13 @@ def _from(node: Node, b: _Base, _h: tuple[RawHeredoc, ...]) -> Instruction:
 
 
 def _run(node: Node, b: _Base, h: tuple[RawHeredoc, ...]) -> Instruction:
-    _at_least_one(b, node.args)
+    # A bare RUN is BuildKit's `/bin/sh -c ""` (it builds: a no-op step with an empty
+    # layer); `RUN []` has no command at all (BuildKit fails: "arguments are required").
+    if node.json and not node.args:
+        raise DockerfileError(
+            "RUN [] has no command (arguments are required)",
+            hint='give the command, e.g. RUN ["/bin/true"], or write it in shell form',
+        )
     return Run(*b, command=_command(node, node.args), heredocs=_heredocs(h))
 
 
@@ -264,7 +270,7 @@ def _copy(node: Node, b: _Base, h: tuple[RawHeredoc, ...]) -> Instruction:
 def _pairs(node: Node, b: _Base) -> tuple[tuple[str, str], ...]:
     _at_least_one(b, node.args)
     a = node.args
-    pairs = tuple((a[i], a[i + 1]) for i in range(0, len(a) - 2, 3))
+    pairs = tuple((a[i], a[i + 1]) for i in range(0, len(a) - 1, 2))
     if any(not k for k, _ in pairs):
         raise DockerfileError(f"{b.keyword} names can not be blank")
     return pairs
@@ -476,9 +482,47 @@ def _value_json(value: object) -> object:
     return value
 
 
-def dump_buildkit(df: Dockerfile) -> str:
-    """BuildKit's parser test dump: one ``(keyword "arg" ...)`` line per instruction."""
-    return "".join(f"({parse_node(i.original, df.escape).dump()})\n" for i in df.instructions)
+def parse_ast(text: str, name: str = "Dockerfile") -> list[Node]:
+    """BuildKit's ``parser.Parse`` alone: directives, logical lines, heredocs and each
+    line's node, with no instruction validation (unknown instructions and flags, missing
+    arguments, instructions before FROM all pass, as they do in BuildKit's parser).
+
+    Raises DockerfileError only where ``parser.Parse`` fails: a malformed directive, an
+    unterminated heredoc, ENV/LABEL without ``=`` or a value, a JSON array holding a
+    non-string, a file with no instructions.
+    """
+    physical = split_lines(text)
+    lines = tuple(strip_eol(x) for x in physical)
+    _, escape = parse_directives(physical, name)
+    nodes: list[Node] = []
+    for ll in iter_logical(physical, escape, name):
+        try:
+            nodes.append(parse_node(ll.text, escape))
+        except DockerfileError as e:
+            keyword = ll.text.split(maxsplit=1)[0].upper() if ll.text.split() else ""
+            raise DockerfileError(
+                e.message,
+                pos=Position(name, ll.start_line, ll.end_line),
+                source=_excerpt(lines, ll),
+                instruction=keyword if keyword in KEYWORDS else None,
+                hint=e.hint,
+            ) from None
+    if not nodes:
+        last = max(len(lines), 1)
+        raise DockerfileError(
+            "file with no instructions",
+            pos=Position(name, last, last),
+            source=lines[-1] if lines else "",
+            hint="a Dockerfile needs at least a FROM instruction, e.g. FROM alpine",
+        )
+    return nodes
+
+
+def dump_buildkit(text: str, name: str = "Dockerfile") -> str:
+    """BuildKit's ``parser.Parse(...).AST.Dump()`` plus a newline, the form of the
+    ``result`` files of its parser tests: one ``(keyword ["--flag"] "arg" ...)`` line per
+    instruction. Only the parser's errors apply (see :func:`parse_ast`)."""
+    return "".join(f"({node.dump()})\n" for node in parse_ast(text, name))
 
 
 def parse_trigger(text: str, pos: Position, escape: str = "\\") -> tuple[Instruction, ...]:

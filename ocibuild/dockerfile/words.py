@@ -240,6 +240,9 @@ def _name_or_name_val(rest: str, escape: str) -> _Result:
 
 
 def _name_val(key: str) -> Callable[[str, str], _Result]:
+    """ENV/LABEL: ``key value`` (legacy) or ``k=v ...``; args are key, value, key, value...
+    (BuildKit v0.11.6's nodes; later versions add a separator node to each pair)."""
+
     def parse(rest: str, escape: str) -> _Result:
         words = parse_words(rest, escape)
         if not words:
@@ -250,7 +253,7 @@ def _name_val(key: str) -> Callable[[str, str], _Result]:
                 raise DockerfileError(
                     f"{key} must have two arguments", hint=f"use {key} name=value"
                 )
-            return [parts[0], parts[1], ""], False
+            return [parts[0], parts[1]], False
         out: list[str] = []
         for word in words:
             if "=" not in word:
@@ -260,7 +263,7 @@ def _name_val(key: str) -> Callable[[str, str], _Result]:
                     hint='quote values that contain spaces: name="a b"',
                 )
             k, v = word.split("=", 1)
-            out += [k, v, "="]
+            out += [k, v]
         return out, False
 
     return parse

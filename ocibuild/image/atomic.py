@@ -22,9 +22,15 @@ def fsync_dir(directory: str) -> None:
 
 
 def write_atomic(
-    path: str, data: bytes, *, sync_dir: bool = False, tmp_dir: str | None = None
+    path: str,
+    data: bytes,
+    *,
+    sync_dir: bool = False,
+    tmp_dir: str | None = None,
+    mode: int = 0o644,
 ) -> None:
-    """Replace ``path`` with ``data`` (mode 0644); readers see the old or the new content.
+    """Replace ``path`` with ``data`` (``mode``: 0644 for an export, 0600 in the store);
+    readers see the old or the new content.
 
     The temp file goes next to ``path`` unless ``tmp_dir`` (same filesystem) is given.
     """
@@ -36,7 +42,7 @@ def write_atomic(
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.rename(tmp, path)
     except BaseException:
         unlink_quiet(tmp)

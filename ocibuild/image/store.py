@@ -9,6 +9,12 @@ ROOT/tmp/                            scratch on the same filesystem
 ROOT/lock                            flock for images.json and gc
 ```
 
+The store is private to its owner (root, or the rootless user under their home): ROOT
+and the dirs ocibuild makes in it are 0700, lock files, logs, records and blobs 0600. A RUN
+step can leave a setuid-root file in a cache mount or a kept failure, and a config or a
+log can hold a build-arg or a printed secret: no other local user may reach any of it, nor
+take ROOT/lock. A looser store (made by an older ocibuild) is tightened when opened.
+
 Every write is atomic: blobs go temp file -> hash while writing -> fsync -> rename; a layer
 dir is assembled in tmp/ and renamed into ``layers/`` in one step; ``images.json`` is
 rewritten through a temp file under the lock. A blob or layer that already exists is kept
@@ -26,6 +32,8 @@ import json
 import os
 import re
 import shutil
+import stat
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -40,6 +48,66 @@ from ocibuild.image.model import JSON, canonical_json, diff_ids_of
 _CHUNK = 1 << 20
 _TMP_PREFIX = "store-"
 _ID_PREFIX = re.compile(r"[0-9a-f]{12,64}")
+
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(path: str) -> str:
+    """``mkdir -p`` of a store dir (its own mode 0700), a looser existing one tightened;
+    returns ``path``. Missing parents above it get the usual modes."""
+    with suppress(FileExistsError):
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        os.mkdir(path, PRIVATE_DIR)
+    st = os.stat(path)
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.chmod(path, PRIVATE_DIR)
+    return path
+
+
+def open_lock_file(path: str) -> int:
+    """An fd on a lock file (created 0600; an older, looser one is tightened)."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW, PRIVATE_FILE)
+    with suppress(OSError):
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, PRIVATE_FILE)
+    return fd
+
+
+def _secure_root(root: str) -> None:
+    """Create the store root 0700, or tighten a looser one (saying so on stderr, once:
+    the next open finds it tight)."""
+    try:
+        os.makedirs(os.path.dirname(root) or "/", exist_ok=True)
+        os.mkdir(root, PRIVATE_DIR)
+        return
+    except FileExistsError:
+        pass
+    st = os.stat(root)
+    if not st.st_mode & 0o077:
+        return
+    old = stat.S_IMODE(st.st_mode)
+    try:
+        os.chmod(root, PRIVATE_DIR)
+    except PermissionError:
+        print(
+            f"warning: the store {root} is mode {old:04o} (other users can reach it) "
+            "and is not ours to tighten; chmod 700 it",
+            file=sys.stderr,
+        )
+        return
+    for name in ("blobs", "layers", "tmp", "builds", "cache", "cache-mounts", "registry"):
+        with suppress(OSError):
+            if os.lstat(os.path.join(root, name)).st_mode & 0o077:
+                os.chmod(os.path.join(root, name), PRIVATE_DIR, follow_symlinks=False)
+    print(
+        f"ocibuild: the store {root} was mode {old:04o}, open to other users; "
+        f"made it {PRIVATE_DIR:04o}",
+        file=sys.stderr,
+    )
 
 
 def normalize_tag(name: str) -> str:
@@ -60,14 +128,22 @@ class Store:
         self.tmp = os.path.join(self.root, "tmp")
         self.images_file = os.path.join(self.root, "images.json")
         self._gc_lock = os.path.join(self.root, "gc.lock")
-        for path in (self.blobs, self.layers, self.tmp):
-            os.makedirs(path, exist_ok=True)
+        try:
+            _secure_root(self.root)
+        except OSError as e:
+            raise StoreError(
+                f"cannot open the store {self.root}: {e.strerror}",
+                hint="pass --root (or set OCIBUILD_ROOT to) a directory you own",
+            ) from None
+        for path in (os.path.dirname(self.blobs), self.blobs, self.layers, self.tmp):
+            if not os.path.isdir(path):
+                private_dir(path)
 
     # -- locking and scratch ---------------------------------------------------------------
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive flock on ROOT/lock (not re-entrant)."""
-        fd = os.open(os.path.join(self.root, "lock"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+        fd = open_lock_file(os.path.join(self.root, "lock"))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -79,7 +155,7 @@ class Store:
         """Held (shared) by every build, run, pull and push while it lives: ``gc`` only
         collects when nobody holds it, so it never removes a layer a build is about to
         use or a temp file a pull is writing. A dead holder's lock is free at once."""
-        fd = os.open(self._gc_lock, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+        fd = open_lock_file(self._gc_lock)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
             yield
@@ -108,7 +184,7 @@ class Store:
         """Store ``data``; returns its digest."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if not self.has_blob(digest):
-            write_atomic(self.blob_path(digest), data, tmp_dir=self.tmp)
+            write_atomic(self.blob_path(digest), data, tmp_dir=self.tmp, mode=PRIVATE_FILE)
         return digest
 
     def put_blob_stream(
@@ -154,7 +230,7 @@ class Store:
         if os.path.exists(dest):
             unlink_quiet(tmp)
             return False
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, PRIVATE_FILE)
         os.rename(tmp, dest)
         return True
 
@@ -216,7 +292,9 @@ class Store:
                 "blob": blob,
                 "source_date_epoch": source_date_epoch,
             }
-            write_atomic(os.path.join(staging, "layer.json"), canonical_json(info))
+            write_atomic(
+                os.path.join(staging, "layer.json"), canonical_json(info), mode=PRIVATE_FILE
+            )
             try:
                 os.rename(staging, final)
             except OSError as e:
@@ -296,7 +374,12 @@ class Store:
         return {str(k): str(v) for k, v in tags.items()}
 
     def _write_tags(self, tags: dict[str, str]) -> None:
-        write_atomic(self.images_file, canonical_json({"tags": tags}) + b"\n", sync_dir=True)
+        write_atomic(
+            self.images_file,
+            canonical_json({"tags": tags}) + b"\n",
+            sync_dir=True,
+            mode=PRIVATE_FILE,
+        )
 
     def tags(self) -> dict[str, str]:
         """All tags: ``name:tag`` -> config digest."""
@@ -396,7 +479,7 @@ class Store:
         StoreError) while anyone holds :meth:`in_use`.
         """
         removed = []
-        gc_fd = os.open(self._gc_lock, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+        gc_fd = open_lock_file(self._gc_lock)
         try:
             fcntl.flock(gc_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -3,7 +3,8 @@
 tarfile only parses headers here; every filesystem operation is ours. Nothing is written
 through a symlink: in a layer every parent component must be a real directory inside
 ``dest`` (created when missing), and for ``extract_archive`` parents are resolved with
-:func:`resolve_in_root`, so a symlink in the tree is followed only as far as the root.
+:func:`resolve_in_root` with the *destination dir* as root (as BuildKit's ADD unpacks an
+archive chrooted into its destination), so a symlink is followed only as far as that dir.
 The final component of an entry is never followed: an existing entry is replaced, except
 that a directory entry merges into an existing directory.
 
@@ -122,6 +123,8 @@ class _Extractor:
         self.root = os.path.abspath(root)
         self.layer = layer
         self.base = base  # extract_archive: destination dir inside root
+        # extract_archive: every entry is confined to it (resolve_in_root(root, base))
+        self.dest = resolve_in_root(self.root, base) if not layer else self.root
         self.known_dirs: dict[str, str] = {}  # parent key -> verified host path
         self.created: set[str] = set()  # layer mode: names of non-dir entries (hardlinks)
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []
@@ -175,9 +178,12 @@ class _Extractor:
                         f"layer entry {name!r}: {path[len(self.root) + 1 :]!r} is not a directory"
                     )
         else:
-            path = resolve_in_root(self.root, self.base + "/" + key)
-            rel = os.path.relpath(path, self.root)
-            walk = self.root
+            # As BuildKit's ADD (the archive unpacked with the destination as its root):
+            # a symlink in the archive or in the tree is followed only as far as the
+            # destination, so ``up -> ..`` then ``up/etc/x`` writes DEST/etc/x.
+            path = resolve_in_root(self.dest, key)
+            rel = os.path.relpath(path, self.dest)
+            walk = self.dest
             for part in [] if rel == "." else rel.split("/"):
                 walk = walk + "/" + part
                 st = _lstat(walk)
@@ -397,7 +403,8 @@ def apply_layer(stream: BinaryIO, dest: str) -> str:
 def extract_archive(stream: BinaryIO, dest_root: str, dest_dir_in_root: str) -> None:
     """Extract a (possibly compressed) archive into ``dest_dir_in_root`` of the rootfs
     ``dest_root``, like ``ADD local.tar /dir``: files replaced, directories merged, paths
-    and symlinks resolved inside ``dest_root``; ``.wh.`` names get no special meaning."""
+    and symlinks resolved inside ``/dir`` as BuildKit does (``up -> ..`` then
+    ``up/etc/x`` gives ``/dir/etc/x``); ``.wh.`` names get no special meaning."""
     holder: list[BinaryIO] = []
     _guard(lambda: holder.append(open_decompressed(stream)))
     _Extractor(dest_root, layer=False, base=dest_dir_in_root).run(holder[0])

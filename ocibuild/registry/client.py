@@ -1,9 +1,11 @@
 """One registry host, spoken to through oras.
 
 What oras gives us: ``oras.provider.Registry`` (its ``requests`` session, with cookies
-off), its token auth backend (``TokenAuth.request_token``: the bearer-token flow, with
-Basic credentials or anonymously) and its ``WWW-Authenticate`` parser. What we add here:
-Basic-challenge registries (docker-registry with htpasswd answers ``Basic realm=...``,
+off) and its ``WWW-Authenticate`` parser. What we add here: the bearer-token flow, with
+Basic credentials sent to the token service only over https or to the registry's own
+host and port (never over plain http to another host: a hostile registry could name any
+realm), anonymously otherwise; bodies read with hard limits (a registry's sizes are not
+trusted); Basic-challenge registries (docker-registry with htpasswd answers ``Basic realm=...``,
 which oras' token backend would try to fetch as a token realm), one token per scope
 (pull on one repository, push on another), retries with exponential backoff on
 connection errors, 429 and 5xx, and errors that say what happened and what to do.
@@ -21,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import oras.auth.utils
 import oras.provider
@@ -37,6 +39,9 @@ DEFAULT_BACKOFF = 0.5
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 120.0
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Bodies ocibuild reads whole (errors, tokens, answers to PUT/HEAD) are small: a registry
+# that sends more is cut off, never buffered.
+MAX_SMALL_BODY = 1 << 20
 _ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 
 Body = bytes | Callable[[], Any] | None
@@ -63,8 +68,33 @@ def reason(exc: BaseException) -> str:
     return text if len(text) < 200 else text[:200] + "..."
 
 
+def read_small(resp: requests.Response, limit: int = MAX_SMALL_BODY) -> bytes:
+    """The body of ``resp`` (made with ``stream=True``), at most ``limit`` bytes read;
+    it is then ``resp.content``. A longer body raises RegistryError."""
+    if getattr(resp, "_content_consumed", False):
+        return resp.content or b""
+    try:
+        data = resp.raw.read(limit + 1, decode_content=True) or b""
+    except Exception as e:
+        resp.close()
+        raise RegistryError(f"reading an answer of {resp.url} failed: {e}") from e
+    if len(data) > limit:
+        resp.close()
+        raise RegistryError(
+            f"{resp.url} answered with more than {limit} bytes where a short reply was due",
+            hint="the registry (or the server at that address) misbehaves",
+        )
+    resp._content = bytes(data)
+    resp._content_consumed = True
+    return bytes(data)
+
+
 def error_message(resp: requests.Response) -> str:
     """The registry's own ``errors[].message`` (or the HTTP reason)."""
+    try:
+        read_small(resp, 64 << 10)
+    except RegistryError:
+        return f"HTTP {resp.status_code} {resp.reason or ''}".strip()
     try:
         doc = resp.json()
         errors = doc.get("errors") if isinstance(doc, dict) else None
@@ -112,9 +142,6 @@ class Client:
         adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=pool)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.auth = self.oras.auth
-        if credentials is not None:
-            self.auth.set_basic_auth(credentials.username, credentials.password)
         self._basic = False  # the registry asked for Basic auth
         self._tokens: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -167,19 +194,69 @@ class Client:
         challenge = oras.auth.utils.parse_auth_header(raw)
         if not challenge.scope and scope:
             challenge.scope = scope
+        realm = str(challenge.realm or "")
+        if not realm:
+            raise RegistryError(f"{self.host}: a Bearer challenge without a realm: {raw!r}")
+        if "://" not in realm:
+            realm = f"{self.scheme}://{realm}"
+        withheld = self.credentials is not None and not self.realm_trusted(realm)
         try:
-            token = self.auth.request_token(challenge)
+            token = self._request_token(realm, challenge.service, challenge.scope, withheld)
         except requests.exceptions.RequestException as e:
-            raise RegistryError(
-                f"{self.host}: cannot get a token from {challenge.realm}: {reason(e)}"
-            ) from e
+            raise RegistryError(f"{self.host}: cannot get a token from {realm}: {reason(e)}") from e
         if not token:
+            hint = self._login_hint()
+            if withheld:
+                hint = (
+                    f"your credentials for {self.host} were not sent to {realm}: a token "
+                    "service on another host gets them only over https"
+                )
             raise AuthError(
-                f"{self.host}: the token service refused access to {challenge.scope}",
-                hint=self._login_hint(),
+                f"{self.host}: the token service refused access to {challenge.scope}", hint=hint
             )
         with self._lock:
             self._tokens[scope] = str(token)
+
+    def realm_trusted(self, realm: str) -> bool:
+        """May the registry's credentials go to the token service at ``realm``? Over
+        https, yes; over plain http only to the registry's own host and port."""
+        url = urlsplit(realm)
+        if url.scheme == "https":
+            return True
+        if url.scheme != "http":
+            return False
+        own = urlsplit(f"{self.scheme}://{self.host}")
+        return (url.hostname, url.port or 80) == (own.hostname, own.port or 80)
+
+    def _request_token(
+        self, realm: str, service: str | None, scope: str | None, anonymous: bool
+    ) -> str | None:
+        """GET a token from ``realm`` (Basic credentials unless ``anonymous``); the
+        answer is read up to MAX_SMALL_BODY. None when the service refuses."""
+        params = {k: v for k, v in (("service", service), ("scope", scope)) if v}
+        headers = {"Accept": "application/json"}
+        if self.credentials is not None and not anonymous:
+            headers["Authorization"] = "Basic " + self.credentials.basic()
+        resp = self.session.get(
+            realm,
+            headers=headers,
+            params=params,
+            verify=self.verify,
+            stream=True,
+            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+        )
+        try:
+            if resp.status_code != 200:
+                return None
+            read_small(resp)
+            try:
+                doc = resp.json()
+            except ValueError:
+                return None
+        finally:
+            resp.close()
+        token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
+        return str(token) if isinstance(token, str) and token else None
 
     # -- requests ----------------------------------------------------------------------
     def _send(
@@ -193,23 +270,28 @@ class Client:
     ) -> requests.Response:
         all_headers = {**(headers or {}), **self._auth_header(scope)}
         data = body() if callable(body) else body
+        # Always streamed: a body is read here only up to MAX_SMALL_BODY. Redirects (a
+        # blob on a CDN) are followed; requests drops the Authorization header when one
+        # leads to another host, port or scheme.
         resp: requests.Response = self.session.request(
             method,
             url,
             headers=all_headers,
             data=data,
-            stream=stream,
+            stream=True,
             verify=self.verify,
             timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
             allow_redirects=True,
         )
+        if not stream and resp.status_code not in (401,) and resp.status_code < 300:
+            read_small(resp)
         return resp
 
     def _detect_scheme(self) -> None:
         if self._scheme_known:
             return
         try:
-            self.session.get(self.base, verify=False, timeout=CONNECT_TIMEOUT)
+            self.session.get(self.base, verify=False, timeout=CONNECT_TIMEOUT, stream=True).close()
         except requests.exceptions.SSLError:
             self.scheme = "http"
         except requests.exceptions.ConnectionError:

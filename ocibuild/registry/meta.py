@@ -22,7 +22,7 @@ from typing import Any
 
 from ocibuild.image.atomic import write_atomic
 from ocibuild.image.model import JSON, canonical_json
-from ocibuild.image.store import Store
+from ocibuild.image.store import Store, open_lock_file, private_dir
 
 _MAX_SOURCES = 8
 
@@ -30,17 +30,17 @@ _MAX_SOURCES = 8
 class RegistryMeta:
     def __init__(self, store: Store) -> None:
         self.dir = os.path.join(store.root, "registry")
-        os.makedirs(self.dir, exist_ok=True)
+        private_dir(self.dir)
         self.file = os.path.join(self.dir, "meta.json")
 
     @contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:
-        fd = os.open(os.path.join(self.dir, "lock"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
+        fd = open_lock_file(os.path.join(self.dir, "lock"))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             data = self._read()
             yield data
-            write_atomic(self.file, canonical_json(data))
+            write_atomic(self.file, canonical_json(data), mode=0o600)
         finally:
             os.close(fd)
 

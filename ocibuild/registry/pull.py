@@ -47,9 +47,13 @@ from ocibuild.registry.progress import NoProgress, Progress, human_size
 from ocibuild.registry.reference import Reference
 from ocibuild.registry.transfer import (
     MANIFEST_ACCEPT,
+    MAX_CONFIG,
+    MAX_MANIFEST,
     Cancelled,
     RegistryOptions,
+    check_free_space,
     connect,
+    descriptor_size,
     read_limited,
     run_jobs,
     verify_bytes,
@@ -117,7 +121,9 @@ def _get_json(
         headers={"Accept": MANIFEST_ACCEPT},
         stream=True,
     )
-    data = read_limited(resp, what)
+    data = read_limited(
+        resp, what, MAX_MANIFEST if size is None else size, declared=size is not None
+    )
     got = "sha256:" + hashlib.sha256(data).hexdigest()
     if digest is not None:
         verify_bytes(data, digest, size, what)
@@ -148,7 +154,7 @@ def resolve_manifest(
                 hint=f"platforms it has: {', '.join(have) or 'none'}; choose with --platform",
             )
         child = validate_digest(str(chosen.get("digest")))
-        size = int(chosen.get("size") or 0) or None
+        size = descriptor_size(chosen, f"{what} ({child})", MAX_MANIFEST)
         _, doc, media, digest = _get_json(client, ref.path, child, f"{what} ({child})", child, size)
     if media not in MANIFEST_TYPES:
         hint = "Docker schema 1 images are not supported" if "v1+" in media else None
@@ -171,22 +177,25 @@ class _Puller:
         self._lock = threading.Lock()
 
     def blob(self, desc: JSON, what: str) -> bytes:
+        """A small blob (a config) in memory: its descriptor's size, at most MAX_CONFIG."""
         digest = validate_digest(str(desc.get("digest")))
+        size = descriptor_size(desc, what, MAX_CONFIG)
         resp = self.client.request(
             "GET", f"{self.ref.path}/blobs/{digest}", scope=self.scope, what=what, stream=True
         )
-        data = read_limited(resp, what)
-        verify_bytes(data, digest, int(desc.get("size", -1)), what)
+        data = read_limited(resp, what, size, declared=True)
+        verify_bytes(data, digest, size, what)
         return data
 
     def download(self, desc: JSON, key: str, cancel: threading.Event) -> str:
         """A verified copy of the blob in the download cache; its path."""
         digest = validate_digest(str(desc.get("digest")))
-        size = int(desc.get("size", -1))
+        what = f"layer {digest}"
+        size = descriptor_size(desc, what)
         final = os.path.join(self.cache, hexpart(digest))
         if os.path.isfile(final):
             return final
-        what = f"layer {digest}"
+        check_free_space(self.cache, size, what)
         fd, tmp = tempfile.mkstemp(prefix=".part-", dir=self.cache)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -249,7 +258,7 @@ class _Puller:
                     )
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, 0o600)  # the store is private (image/store.py)
             os.rename(tmp, final)
         except BaseException:
             unlink_quiet(tmp)
@@ -264,7 +273,7 @@ class _Puller:
         media_type = str(desc.get("mediaType", ""))
         key = digest
         label = f"{digest[7:19]}"
-        size = int(desc.get("size", 0))
+        size = descriptor_size(desc, f"layer {digest}")
         if self.store.has_layer(diff_id):
             self.progress.begin(key, label, size)
             self.progress.end(key, "already in the store")
@@ -353,9 +362,18 @@ def _pull(
             f"{ref.familiar()}: the manifest lists {len(layers)} layers, "
             f"the config {len(diff_ids)} diff_ids"
         )
+    sizes = [descriptor_size(d, f"layer {d.get('digest')}") for d in layers]
+    missing = [
+        size
+        for d, size, diff_id in zip(layers, sizes, diff_ids, strict=True)
+        if not store.has_layer(diff_id)
+        and not os.path.isfile(os.path.join(cache, hexpart(str(d.get("digest")))))
+    ]
+    # checked before the first byte: an absurd size is refused, not half downloaded
+    check_free_space(cache, sum(missing), f"{ref.familiar()}: {len(missing)} layers to download")
     progress.note(
         f"pulling {ref.familiar()} ({manifest_digest[:19]}): {len(layers)} layers, "
-        f"{human_size(sum(int(d.get('size', 0)) for d in layers))}"
+        f"{human_size(sum(sizes))}"
     )
     tasks = [partial(puller.layer, d, i) for d, i in zip(layers, diff_ids, strict=True)]
     run_jobs(tasks, ropts.jobs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -23,7 +24,13 @@ from ocibuild.registry.errors import DigestMismatch, RegistryError
 from ocibuild.registry.reference import Reference
 
 T = TypeVar("T")
-MAX_JSON = 16 << 20
+# A registry's word on sizes is not trusted: a manifest or index (by tag, or by a
+# descriptor) is at most 4 MiB, as containerd allows; a config at most 32 MiB; a blob is
+# cut off as soon as it goes past its descriptor's size.
+MAX_MANIFEST = 4 << 20
+MAX_CONFIG = 32 << 20
+MAX_JSON = MAX_MANIFEST
+_MALFORMED = "the registry serves a malformed or hostile manifest; nothing was stored"
 MANIFEST_ACCEPT = ", ".join((MT_OCI_MANIFEST, MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_DOCKER_LIST))
 DEFAULT_JOBS = 4
 
@@ -77,8 +84,12 @@ def run_jobs(tasks: Sequence[Callable[[threading.Event], T]], jobs: int) -> list
     return [fut.result() for fut in futures]
 
 
-def read_limited(resp: requests.Response, what: str, limit: int = MAX_JSON) -> bytes:
-    """A small document's body (``resp`` made with ``stream=True``); too big is an error."""
+def read_limited(
+    resp: requests.Response, what: str, limit: int = MAX_JSON, *, declared: bool = False
+) -> bytes:
+    """A small document's body (``resp`` made with ``stream=True``), never more than
+    ``limit`` bytes buffered; more is an error (``declared``: the limit is the size its
+    descriptor gave)."""
     try:
         data = resp.raw.read(limit + 1, decode_content=True)
     except Exception as e:
@@ -86,8 +97,40 @@ def read_limited(resp: requests.Response, what: str, limit: int = MAX_JSON) -> b
     finally:
         resp.close()
     if len(data) > limit:
-        raise RegistryError(f"{what} is bigger than {limit} bytes", hint="is this an image?")
+        if declared:
+            raise DigestMismatch(
+                f"{what}: the registry sent more than the {limit} bytes its descriptor says",
+                hint="the registry serves corrupt or altered content; nothing was stored",
+            )
+        raise RegistryError(
+            f"{what} is bigger than {limit} bytes, the most a manifest may have",
+            hint="is this an image? " + _MALFORMED,
+        )
     return bytes(data)
+
+
+def descriptor_size(desc: Mapping[str, object], what: str, limit: int | None = None) -> int:
+    """The ``size`` of a descriptor: a non-negative integer, at most ``limit``."""
+    size = desc.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise RegistryError(f"{what}: its descriptor has no valid size ({size!r})", hint=_MALFORMED)
+    if limit is not None and size > limit:
+        raise RegistryError(
+            f"{what}: its descriptor says {size} bytes, more than the {limit} allowed",
+            hint=_MALFORMED,
+        )
+    return size
+
+
+def check_free_space(directory: str, need: int, what: str) -> None:
+    """Refuse a download of ``need`` bytes the store's filesystem has no room for."""
+    fs = os.statvfs(directory)
+    free = fs.f_bavail * fs.f_frsize
+    if need > free:
+        raise RegistryError(
+            f"{what} needs {need} bytes, only {free} are free on the store's filesystem",
+            hint="free some space (ocibuild prune) or check the image: nothing was downloaded",
+        )
 
 
 def verify_bytes(data: bytes, digest: str, size: int | None, what: str) -> None:

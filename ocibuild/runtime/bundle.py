@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from ocibuild.runtime import etcfiles
 
@@ -42,7 +42,7 @@ def write_etc_files(
     bundle_dir: str,
     *,
     hostname: str = etcfiles.DEFAULT_HOSTNAME,
-    network: Literal["host", "none"] = "host",
+    network: etcfiles.Network = "host",
     extra_hosts: Sequence[tuple[str, str]] = (),
     include_hostname: bool = False,
     host_resolv: str | None = None,

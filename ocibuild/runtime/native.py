@@ -2,10 +2,15 @@
 
 The bundle's ``config.json`` (the same spec runc and crun get) is translated into the
 helper's mount list: the spec's mounts in order, the default devices bound from the host,
-the /dev symlinks, masked and read-only paths. The helper clones into new mount, pid, ipc
-and uts namespaces (network too for ``--network=none``), makes the mounts, pivot_roots
-into the rootfs (chroot where pivot_root is refused), keeps only the spec's bounding
-capabilities, sets groups/gid/uid and execs. Reproduce a RUN by hand with
+the /dev symlinks, masked and read-only paths, all as paths *in the container*. The helper
+clones into new mount, pid, ipc and uts namespaces (a new or given network namespace as
+the spec says), joins a fresh session keyring, resolves every target inside the rootfs
+through a directory fd (openat2 RESOLVE_IN_ROOT) and mounts onto the resolved fd, checks
+each mount and protection took (a protection that cannot be applied is an error), makes
+the rootfs and every writable mount ``nodev``, pivot_roots (chroot where pivot_root is
+refused), clears inheritable and ambient capabilities and keeps only the spec's bounding
+set, installs the spec's seccomp filter, sets groups/gid/uid and execs with no fd but
+stdio open. Reproduce a RUN by hand with
 ``python -m ocibuild.runtime.native BUNDLE``.
 """
 
@@ -13,8 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_mod
+import functools
 import json
 import os
+import posixpath
 import signal
 import struct
 import sys
@@ -22,9 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ocibuild import _native
-from ocibuild.errors import RuntimeFailure
+from ocibuild.errors import OcibuildError, RuntimeFailure
 from ocibuild.runtime.bundle import CONFIG_NAME
-from ocibuild.storage.rootpath import resolve_in_root
 
 NAME = "native-chroot"
 
@@ -111,13 +117,58 @@ def mount_flags(options: Sequence[str]) -> tuple[int, str, bool, bool]:
     return flags, ",".join(data), bind, recursive
 
 
-def _host(rootfs: str, dest: str) -> str:
-    rel = resolve_in_root(rootfs, dest)
-    return os.path.join(rootfs, rel) if rel else rootfs
+def container_path(dest: str) -> str:
+    """``dest`` as an absolute, normalized path in the container (no ``..`` left)."""
+    return "/" + posixpath.normpath("/" + dest).lstrip("/")
+
+
+# Destinations that must be real directories of the image (runc refuses a symlinked
+# /proc: procfs would be mounted where the protections do not look).
+_REAL_DIRS = ("/proc", "/sys", "/dev")
+
+
+def _mount_kind(m: Mapping[str, Any], dest: str, bind: bool, recursive: bool) -> int:
+    if bind or m["type"] == "bind":
+        kind = _native.M_BIND | (_native.M_RECURSIVE if recursive else 0)
+    else:
+        kind = _native.M_MKDIR
+    if dest in _REAL_DIRS or m["type"] in ("proc", "sysfs"):
+        kind |= _native.M_REAL_DIR
+    return kind
+
+
+def _network(linux: Mapping[str, Any]) -> tuple[bool, str]:
+    """(new empty netns?, netns path to join) from the spec's namespaces.
+
+    No ``network`` entry: the host's network; one with a ``path``: join it; one without:
+    a new, empty network namespace.
+    """
+    for ns in linux.get("namespaces", []):
+        if ns.get("type") == "network":
+            path = str(ns.get("path") or "")
+            return not path, path
+    return False, ""
+
+
+def _seccomp_program(linux: Mapping[str, Any]) -> bytes:
+    """The spec's ``linux.seccomp`` as a BPF program (b"" without one)."""
+    profile = linux.get("seccomp")
+    if not profile:
+        return b""
+    return _compile_seccomp(json.dumps(profile, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _compile_seccomp(profile_json: str) -> bytes:
+    # Every RUN of a build carries the same profile: compile it once (~50 ms each).
+    from ocibuild.runtime.seccomp import compile_bpf
+
+    return compile_bpf(json.loads(profile_json))
 
 
 def sandbox_config(spec: Mapping[str, Any], stdout_fd: int) -> _native.SandboxConfig:
-    """The helper's configuration for a runtime spec (reads the rootfs to resolve paths)."""
+    """The helper's configuration for a runtime spec (pure: the helper resolves every path
+    inside the root itself, at mount time)."""
     rootfs = str(spec["root"]["path"])
     process = spec["process"]
     linux = spec.get("linux", {})
@@ -126,42 +177,40 @@ def sandbox_config(spec: Mapping[str, Any], stdout_fd: int) -> _native.SandboxCo
         if m["type"] == "cgroup":
             continue  # no cgroup handling without a runtime
         flags, data, bind, recursive = mount_flags(m.get("options", []))
-        target = _host(rootfs, m["destination"])
-        if bind or m["type"] == "bind":
-            kind = _native.M_BIND | (_native.M_RECURSIVE if recursive else 0)
-            kind |= _native.M_MKDIR if os.path.isdir(m["source"]) else _native.M_MKFILE
-        else:
-            kind = _native.M_MKDIR
-        mounts.append(_native.SandboxMount(target, m["source"], m["type"], data, flags, kind))
-    dev = _host(rootfs, "/dev")
+        dest = container_path(m["destination"])
+        kind = _mount_kind(m, dest, bind, recursive)
+        mounts.append(_native.SandboxMount(dest, m["source"], m["type"], data, flags, kind))
     for name in _DEVICES:
         if os.path.exists("/dev/" + name):
-            kind = _native.M_BIND | _native.M_MKFILE
-            mounts.append(_native.SandboxMount(f"{dev}/{name}", "/dev/" + name, kind=kind))
+            kind = _native.M_BIND | _native.M_MKFILE | _native.M_DEVICE
+            mounts.append(_native.SandboxMount(f"/dev/{name}", "/dev/" + name, kind=kind))
     for path in linux.get("maskedPaths", []):
-        kind = _native.M_MASK | _native.M_IF_EXISTS
-        mounts.append(_native.SandboxMount(rootfs + path, kind=kind))
+        mounts.append(_native.SandboxMount(container_path(path), kind=_native.M_MASK))
     for path in linux.get("readonlyPaths", []):
-        kind = _native.M_BIND | _native.M_RECURSIVE | _native.M_IF_EXISTS
-        mounts.append(_native.SandboxMount(rootfs + path, rootfs + path, flags=1, kind=kind))
+        mounts.append(_native.SandboxMount(container_path(path), kind=_native.M_RO_PATH))
     user = process.get("user", {})
     groups = [int(g) for g in user.get("additionalGids", [])]
     caps = process.get("capabilities", {}).get("bounding", [])
+    new_net, netns_path = _network(linux)
     return _native.SandboxConfig(
         rootfs=rootfs,
         argv=list(process["args"]),
         env=list(process.get("env", [])),
-        cwd=str(process.get("cwd", "/")),
+        cwd=container_path(str(process.get("cwd", "/"))),
         hostname=str(spec.get("hostname", "")),
         mounts=mounts,
-        symlinks=[(target, f"{dev}/{name}") for target, name in _DEV_LINKS],
+        symlinks=[(target, f"/dev/{name}") for target, name in _DEV_LINKS],
         uid=int(user.get("uid", 0)),
         gid=int(user.get("gid", 0)),
         groups=groups,
         set_groups=_setgroups_allowed(),
         caps=[CAP_NUMBERS[c] for c in caps if c in CAP_NUMBERS],
         stdout_fd=stdout_fd,
-        new_net=any(ns.get("type") == "network" for ns in linux.get("namespaces", [])),
+        new_net=new_net,
+        netns_path=netns_path,
+        readonly_root=bool(spec["root"].get("readonly", False)),
+        no_new_privs=bool(process.get("noNewPrivileges", False)),
+        seccomp_bpf=_seccomp_program(linux),
     )
 
 
@@ -217,29 +266,61 @@ class NativeRunner:
         return os.WEXITSTATUS(status)
 
 
+_MSG = struct.Struct("iii")
+
+
 def _read_failure(err_fd: int, cfg: _native.SandboxConfig) -> str:
     data = b""
-    while len(data) < 8:
-        chunk = os.read(err_fd, 8 - len(data))
+    while len(data) < _MSG.size:
+        chunk = os.read(err_fd, _MSG.size - len(data))
         if not chunk:
             break
         data += chunk
-    if len(data) < 8:
+    if len(data) < _MSG.size:
         return ""
-    stage, err = struct.unpack("ii", data)
+    stage, err, why = _MSG.unpack(data)
     if stage >= _native.STAGE_MOUNT_BASE:
         index = stage - _native.STAGE_MOUNT_BASE
-        what = f"mount #{index + 1}"
         if index < len(cfg.mounts):
-            what = "mount " + "/" + os.path.relpath(cfg.mounts[index].target, cfg.rootfs)
-    else:
-        what = _native.SANDBOX_STAGES.get(stage, f"step {stage}")
-        if stage == 12:
-            what = f"exec {cfg.argv[0]!r}"
+            return _mount_failure(cfg.mounts[index], err, why)
+        return f"mount #{index + 1}: {os.strerror(err)}"
+    what = _native.SANDBOX_STAGES.get(stage, f"step {stage}")
+    if stage == _native.STAGE_EXEC:
+        what = f"exec {cfg.argv[0]!r}"
+    if stage == _native.STAGE_CWD:
+        what = f"working directory {cfg.cwd}"
     text = f"{what}: {os.strerror(err)}"
-    if err == errno_mod.ENOENT and stage == 12:
+    if err == errno_mod.ENOENT and stage == _native.STAGE_EXEC:
         text += " (not found in the image's PATH)"
+    if err == errno_mod.ELOOP and stage == _native.STAGE_CWD:
+        text += " (it must lie inside the container; magic links like /proc/self/fd/N are refused)"
     return text
+
+
+def _mount_failure(m: _native.SandboxMount, err: int, why: int) -> str:
+    """What went wrong with one mount, masked or read-only path, for a user."""
+    if m.kind & _native.M_MASK:
+        what = f"masking {m.target}"
+    elif m.kind & _native.M_RO_PATH:
+        what = f"making {m.target} read-only"
+    else:
+        what = f"mount {m.fstype or 'bind'} on {m.target}"
+    if why == _native.WHY_NOT_REAL_DIR:
+        return (
+            f"{what}: {m.target} in the image is a symlink or not a directory; "
+            f"{m.fstype or 'it'} may only be mounted on a real directory of the image"
+        )
+    if why == _native.WHY_IN_PROCFS:
+        return f"{what}: the target lies inside /proc or /sys, where nothing may be mounted"
+    if why == _native.WHY_CHANGED:
+        return f"{what}: the path changed while mounting (a symlink swapped in?); refused"
+    if why == _native.WHY_NOT_APPLIED:
+        return f"{what}: the protection did not take effect; refusing to run unprotected"
+    if why == _native.WHY_SOURCE:
+        return f"{what}: cannot open the source {m.source}: {os.strerror(err)}"
+    if err == errno_mod.ENOSYS:
+        return f"{what}: {os.strerror(err)} (native-chroot needs openat2: Linux 5.6 or later)"
+    return f"{what}: {os.strerror(err)}"
 
 
 def main(argv: Sequence[str]) -> int:
@@ -254,7 +335,7 @@ def main(argv: Sequence[str]) -> int:
 
     try:
         return NativeRunner().run(argv[0], "manual", on_output=out)
-    except RuntimeFailure as exc:
+    except OcibuildError as exc:  # RuntimeFailure, or a seccomp profile libseccomp refused
         print(f"error: {exc.format()}", file=sys.stderr)
         return 1
 

@@ -7,37 +7,43 @@ removes the mount-point stubs left in the upper dir.
 The sandbox: ``runtime`` names an OCI runtime (runc, crun, a path), or is
 ``native-chroot`` for ocibuild's own sandbox (:mod:`ocibuild.runtime.native`). Inside the
 build's user namespace (rootless), the spec is the rootless variant and every id the
-process runs as must be mapped.
+process runs as must be mapped. Every sandbox gets Docker's default seccomp profile
+(:mod:`ocibuild.runtime.seccomp`) for the process's bounding capabilities.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shlex
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from ocibuild.errors import RuntimeFailure
 from ocibuild.log import Reporter
 from ocibuild.runtime import native
 from ocibuild.runtime.bundle import write_bundle, write_etc_files
+from ocibuild.runtime.etcfiles import Network
 from ocibuild.runtime.idmap import check_mapped, in_user_namespace, read_id_maps
-from ocibuild.runtime.runner import make_runner
+from ocibuild.runtime.runner import is_crun, make_runner
+from ocibuild.runtime.seccomp import spec_seccomp
 from ocibuild.runtime.spec import (
+    DEFAULT_CAPABILITIES,
     DEFAULT_PATH,
     container_mount_destinations,
     env_list_to_map,
     make_spec,
     rootless_variant,
+    with_nodev_rootfs_hook,
 )
 from ocibuild.runtime.stubs import (
     existing_parents,
     find_missing,
     remove_copied_up_parents,
     remove_stubs,
+    restore_dir_times,
 )
 from ocibuild.runtime.users import resolve_user
 from ocibuild.storage import fsops
@@ -67,8 +73,19 @@ class Process:
     env: Sequence[str]
     user: str
     workdir: str
-    network: str = "host"
+    network: Network = "host"  # host | none (empty namespace) | private (join ``netns``)
     mounts: Sequence[Mapping[str, Any]] = ()  # extra runtime-spec mounts (RUN --mount)
+    netns: str | None = None  # the build's network namespace (network="private")
+
+
+def _mount_binary() -> str:
+    path = shutil.which("mount", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if path is None:
+        raise RuntimeFailure(
+            "mount(8) is not installed: crun needs it to keep the rootfs nodev",
+            hint="apt-get install -y mount, or use --runtime runc",
+        )
+    return path
 
 
 def run_process(
@@ -80,11 +97,15 @@ def run_process(
     runtime: str,
     reporter: Reporter,
     on_output: Callable[[bytes], None],
+    stdin: int | None = None,
+    host: HostSettings | None = None,
 ) -> tuple[int, list[str]]:
     """Run ``process`` in the mounted ``rootfs``; return (exit status, runtime command).
 
     Mount-point stubs the runtime creates (/proc, /etc/hosts, ...) are removed from
-    ``upper`` afterwards unless the process itself put something there.
+    ``upper`` afterwards unless the process itself put something there. ``stdin``: a
+    descriptor the process reads (``ocibuild run``, OCI runtimes only); else /dev/null.
+    ``host``: ``--add-host``, ``--ulimit`` and ``--shm-size`` (see :func:`with_host`).
     """
     user = resolve_user(rootfs, process.user or "0")
     fsops.makedirs(rootfs, process.workdir)
@@ -93,7 +114,7 @@ def run_process(
     env.setdefault("HOME", user.home or "/")
     bundle = os.path.join(work, "bundle")
     os.mkdir(bundle, 0o700)
-    network: Literal["host", "none"] = "none" if process.network == "none" else "host"
+    network = process.network
     etc_files = write_etc_files(bundle, hostname=HOSTNAME, network=network, include_hostname=True)
     spec = make_spec(
         rootfs=rootfs,
@@ -106,14 +127,20 @@ def run_process(
         hostname=HOSTNAME,
         etc_files=etc_files,
         network=network,
+        netns_path=process.netns,
         extra_mounts=process.mounts,
+        seccomp=spec_seccomp(DEFAULT_CAPABILITIES),
     )
+    if host is not None:  # --add-host, --ulimit, --shm-size
+        spec = with_host(spec, host, bundle, network)
     if in_user_namespace():
         uids, gids = read_id_maps()
         check_mapped("uid", user.uid, uids)
         for gid in (user.gid, *user.additional_gids):
             check_mapped("gid", gid, gids)
         spec = rootless_variant(spec, gids.contains)
+    if is_crun(runtime):
+        spec = with_nodev_rootfs_hook(spec, _mount_binary())
     missing = find_missing(rootfs, container_mount_destinations(spec))
     parents = existing_parents(rootfs, missing)
     in_place = os.path.realpath(upper) == os.path.realpath(rootfs)
@@ -131,7 +158,14 @@ def run_process(
         del tail[:-_TAIL]
         on_output(data)
 
-    status = runner.run(bundle, container_id, on_output=output)
+    from ocibuild.runtime.runner import Runner  # (a separate line: merges stay simple)
+
+    if stdin is not None and isinstance(runner, Runner):
+        status = runner.run(bundle, container_id, on_output=output, stdin=stdin)
+    else:
+        if stdin is not None:
+            reporter.info(f"warning: standard input is not passed to {runner.describe()}")
+        status = runner.run(bundle, container_id, on_output=output)
     log_path = getattr(runner, "log_path", None)
     if status != 0 and callable(log_path) and not os.path.exists(log_path(bundle)):
         # An OCI runtime writes its --log file first thing; without one it never got to
@@ -145,9 +179,40 @@ def run_process(
     if not in_place:
         # With an upper dir, parents copied up only to hold a stub go too.
         remove_copied_up_parents(upper, parents)
-    for rel, st in times.items():
-        # Without one (vfs: the tree is its own "upper"), those dirs were there before:
-        # keep them, with the times they had (the stubs' creation moved them).
-        with contextlib.suppress(OSError):
-            os.utime(os.path.join(rootfs, rel), ns=(st.st_atime_ns, st.st_mtime_ns))
+    # Without one (vfs: the tree is its own "upper"), those dirs were there before: keep
+    # them, with the times they had (the stubs' creation moved them), through dir fds
+    # that follow no link the step put in their place.
+    restore_dir_times(rootfs, times)
     return status, command
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """What ``build --add-host/--ulimit/--shm-size`` change in every RUN's sandbox."""
+
+    add_hosts: Sequence[tuple[str, str]] = ()  # (ip, name) lines in /etc/hosts
+    ulimits: Sequence[tuple[str, int, int]] = ()  # (name, soft, hard)
+    shm_size: int | None = None  # bytes; the default /dev/shm is 64 MiB
+
+
+def with_host(
+    spec: dict[str, Any], host: HostSettings, bundle: str, network: Any
+) -> dict[str, Any]:
+    """``spec`` with the host settings applied: /etc/hosts rewritten with the extra lines
+    (the file the spec binds), ``process.rlimits`` added, /dev/shm's size set."""
+    if host.add_hosts:
+        write_etc_files(
+            bundle, hostname=HOSTNAME, network=network, include_hostname=True,
+            extra_hosts=list(host.add_hosts),
+        )  # fmt: skip
+    if host.ulimits:
+        spec["process"]["rlimits"] = [
+            {"type": f"RLIMIT_{name.upper()}", "soft": soft, "hard": hard}
+            for name, soft, hard in host.ulimits
+        ]
+    if host.shm_size:
+        for mount in spec.get("mounts") or []:
+            if mount.get("destination") == "/dev/shm":
+                options = [o for o in mount.get("options", []) if not o.startswith("size=")]
+                mount["options"] = [*options, f"size={host.shm_size // 1024}k"]
+    return spec

@@ -67,8 +67,16 @@ class Runner:
             container_id,
         ]
 
-    def run(self, bundle: str, container_id: str, *, on_output: Callable[[bytes], None]) -> int:
+    def run(
+        self,
+        bundle: str,
+        container_id: str,
+        *,
+        on_output: Callable[[bytes], None],
+        stdin: int | None = None,
+    ) -> int:
         """Run the bundle; returns the exit status (128+N when killed by signal N).
+        ``stdin``: a file descriptor the process reads (``ocibuild run``); else /dev/null.
 
         Raises RuntimeFailure when the runtime itself could not start the container.
         """
@@ -82,7 +90,7 @@ class Runner:
         try:
             proc = subprocess.Popen(
                 argv,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 close_fds=True,

@@ -1,10 +1,20 @@
 """OCI runtime-spec ``config.json`` for one build step (pure: no I/O).
 
 It reproduces what BuildKit gives a RUN step (containerd's default Unix spec as amended by
-``executor/oci``): pid/ipc/uts/mount namespaces (network only for ``--network=none``), the
-default mounts, Docker's default capability set, masked and read-only paths, new
-privileges allowed, no rlimits unless asked for. Not reproduced: the seccomp profile and
-AppArmor (ocibuild runs without them; listed as a conformance divergence).
+``executor/oci``): pid/ipc/uts/mount namespaces, the default mounts, Docker's default
+capability set, Docker's default seccomp profile (computed by :mod:`seccomp` and passed
+in), masked and read-only paths, new privileges allowed, no rlimits unless asked for.
+Not reproduced: AppArmor.
+
+Two hardenings over BuildKit, the same for every runtime (crun runs without a device
+cgroup here, see runner.py): every filesystem the step can write device nodes to is
+``nodev`` (/dev, every RUN --mount; the rootfs mount itself is made nodev by the storage
+driver), and the default devices are bind-mounted from the host instead of being created
+with mknod, so they keep working on the nodev /dev. A device node the step makes with
+CAP_MKNOD can never be opened.
+
+Network: ``host`` (no network namespace), ``none`` (a new, empty one) or ``private``
+(join the build's namespace at ``netns_path``, see :mod:`network`).
 """
 
 from __future__ import annotations
@@ -81,11 +91,20 @@ def _mount(dest: str, typ: str, source: str, options: Sequence[str] = ()) -> dic
     return m
 
 
+# The devices runc and crun create by default; bound from the host (see the docstring).
+DEFAULT_DEVICES: tuple[str, ...] = ("null", "zero", "full", "random", "urandom", "tty")
+DEVICE_BIND_OPTIONS: tuple[str, ...] = ("bind", "nosuid", "noexec")
+
+NETWORKS = ("host", "none", "private")
+
+
 def default_mounts() -> list[dict[str, Any]]:
-    """BuildKit's GetMounts (executor/oci/mounts.go), in order."""
+    """BuildKit's GetMounts (executor/oci/mounts.go), in order; /dev is ``nodev``."""
     return [
         _mount("/proc", "proc", "proc"),
-        _mount("/dev", "tmpfs", "tmpfs", ("nosuid", "strictatime", "mode=755", "size=65536k")),
+        _mount(
+            "/dev", "tmpfs", "tmpfs", ("nosuid", "nodev", "strictatime", "mode=755", "size=65536k")
+        ),
         _mount(
             "/dev/pts",
             "devpts",
@@ -98,6 +117,21 @@ def default_mounts() -> list[dict[str, Any]]:
         _mount("/dev/mqueue", "mqueue", "mqueue", ("nosuid", "noexec", "nodev")),
         _mount("/sys", "sysfs", "sysfs", ("nosuid", "noexec", "nodev", "ro")),
     ]
+
+
+def device_mounts() -> list[dict[str, Any]]:
+    """The default devices, bound from the host's /dev."""
+    return [_mount(f"/dev/{d}", "bind", f"/dev/{d}", DEVICE_BIND_OPTIONS) for d in DEFAULT_DEVICES]
+
+
+def nodev(mount: Mapping[str, Any]) -> dict[str, Any]:
+    """``mount`` with ``nodev`` added (a RUN --mount: no device node is usable in it)."""
+    out = dict(mount)
+    opts = [o for o in out.get("options", []) if o != "dev"]
+    if "nodev" not in opts:
+        opts.append("nodev")
+    out["options"] = opts
+    return out
 
 
 _RLIMIT_NAMES = {
@@ -132,22 +166,28 @@ def make_spec(
     additional_gids: Sequence[int],
     hostname: str,
     etc_files: Mapping[str, str],
-    network: Literal["host", "none"] = "host",
+    network: Literal["host", "none", "private"] = "host",
+    netns_path: str | None = None,
     readonly_rootfs: bool = False,
     rlimits: Sequence[tuple[str, int, int]] = (),
     extra_mounts: Sequence[Mapping[str, Any]] = (),
+    seccomp: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The runtime config for one RUN step.
 
     ``etc_files`` maps a container path ("/etc/hosts") to the host file bound there;
-    ``rlimits`` are ``(name, soft, hard)`` with name like "nofile" or "RLIMIT_NOFILE".
+    ``rlimits`` are ``(name, soft, hard)`` with name like "nofile" or "RLIMIT_NOFILE";
+    ``seccomp`` is the ``linux.seccomp`` object (:func:`seccomp.spec_seccomp`);
+    ``netns_path`` the network namespace to join with ``network="private"``.
     """
     if not args:
         raise OcibuildError("empty command: nothing to run")
     if not cwd.startswith("/"):
         raise OcibuildError(f"working directory {cwd!r} must be absolute")
-    if network not in ("host", "none"):
+    if network not in NETWORKS:
         raise OcibuildError(f"unsupported network mode {network!r}")
+    if (network == "private") != bool(netns_path):
+        raise OcibuildError("a private network needs a network namespace path (and only it)")
     user: dict[str, Any] = {"uid": _check_id("uid", uid), "gid": _check_id("gid", gid)}
     if additional_gids:
         user["additionalGids"] = [_check_id("gid", g) for g in additional_gids]
@@ -166,28 +206,55 @@ def make_spec(
         process["rlimits"] = [_rlimit(*r) for r in rlimits]
 
     mounts = default_mounts()
+    mounts.extend(device_mounts())
     for dest, src in etc_files.items():
         mounts.append(_mount(dest, "bind", src, ETC_FILE_OPTIONS))
-    mounts.extend(dict(m) for m in extra_mounts)  # RUN --mount, heredoc scripts
+    # RUN --mount, heredoc scripts; one on a default mount's destination (a tmpfs on
+    # /dev/shm) replaces it instead of stacking on it, as BuildKit's dedupMounts does
+    replaced = {str(m.get("destination")) for m in extra_mounts}
+    mounts = [m for m in mounts if m["destination"] not in replaced]
+    mounts.extend(nodev(m) for m in extra_mounts)
     mounts.append(_mount("/sys/fs/cgroup", "cgroup", "cgroup", ("ro", "nosuid", "noexec", "nodev")))
 
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    namespaces: list[dict[str, Any]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if network == "none":
         namespaces.append({"type": "network"})
+    elif network == "private":
+        namespaces.append({"type": "network", "path": netns_path})
 
+    linux: dict[str, Any] = {
+        "namespaces": namespaces,
+        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+        "maskedPaths": list(MASKED_PATHS),
+        "readonlyPaths": list(READONLY_PATHS),
+    }
+    if seccomp is not None:
+        linux["seccomp"] = copy.deepcopy(dict(seccomp))
     return {
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": {"path": rootfs, "readonly": readonly_rootfs},
         "hostname": hostname,
         "mounts": mounts,
-        "linux": {
-            "namespaces": namespaces,
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
-        },
+        "linux": linux,
     }
+
+
+def with_nodev_rootfs_hook(spec: Mapping[str, Any], mount_binary: str) -> dict[str, Any]:
+    """``spec`` plus a createContainer hook that makes the rootfs mount ``nodev`` again.
+
+    crun remounts the rootfs with ``MS_REMOUNT|MS_BIND`` and no other flag while it
+    prepares it, which clears the ``nodev`` the storage driver set (runc keeps it). The
+    hook runs in the container's mount namespace after that and before pivot_root.
+    """
+    out = copy.deepcopy(dict(spec))
+    root = str(out["root"]["path"])
+    # The hook reads the container state crun writes to its stdin first: a hook that
+    # exits without reading it makes crun fail with "writing to pipe: Broken pipe".
+    script = 'while read -r _; do :; done; exec "$0" -o remount,bind,nodev -- "$1"'
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", script, mount_binary, root]}
+    out.setdefault("hooks", {}).setdefault("createContainer", []).append(hook)
+    return out
 
 
 def container_mount_destinations(spec: Mapping[str, Any]) -> list[str]:
@@ -201,11 +268,16 @@ def rootless_variant(spec: Mapping[str, Any], gid_mapped: Callable[[int], bool])
     As ``runc spec --rootless`` does: /sys becomes a read-only rbind (sysfs needs a network
     namespace owned by our user namespace), no cgroup mount, no device cgroup rules, and
     ``gid=`` options dropped when that gid is not mapped. No user namespace entry: the
-    process is already in one, with the mappings the build entered.
+    process is already in one, with the mappings the build entered. No device binds:
+    in a user namespace runc and crun bind the default devices from the host themselves
+    (runc would open our /dev/tty bind to "create" it, and fail with ENXIO).
     """
     out = copy.deepcopy(dict(spec))
     mounts = []
+    devices = {f"/dev/{d}" for d in DEFAULT_DEVICES}
     for m in out.get("mounts", []):
+        if m["destination"] in devices and m["type"] == "bind" and m["source"] in devices:
+            continue
         if m["destination"] == "/sys":
             m = _mount("/sys", "bind", "/sys", ("rbind", "nosuid", "noexec", "nodev", "ro"))
         elif m["destination"] == "/sys/fs/cgroup":

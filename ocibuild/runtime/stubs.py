@@ -11,9 +11,10 @@ timestamps. A stub the step filled (a file written into a created /etc) stays.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ocibuild.layers.whiteout import WHITEOUT_PREFIX
 from ocibuild.storage.rootpath import resolve_in_root
@@ -38,39 +39,116 @@ def find_missing(rootfs: str, destinations: Iterable[str]) -> list[str]:
     return sorted(missing)
 
 
-def _is_empty_stub(path: str) -> bool:
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_dir_nofollow(top: str, rel: str) -> int | None:
+    """An fd on ``top/rel`` opened one component at a time, none of them followed.
+
+    ``top`` is ocibuild's own dir (an upper dir, a rootfs); what lies below it was written
+    by a RUN step and is not trusted: a component that is a symlink, or anything but a
+    directory, gives None, and nothing below it is touched. The caller closes the fd.
+    """
+    fd = os.open(top, _DIR_FLAGS)
+    for part in [p for p in rel.split("/") if p not in ("", ".")]:
+        try:
+            if part == "..":
+                raise OSError(errno.EINVAL, "'..' in a stub path", rel)
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+        except OSError:
+            os.close(fd)
+            return None
+        os.close(fd)
+        fd = child
+    return fd
+
+
+def _split(rel: str) -> tuple[str, str]:
+    parent, _, name = rel.rstrip("/").rpartition("/")
+    return parent, name
+
+
+def _only_markers(dir_fd: int, name: str) -> list[str] | None:
+    """The names in the dir ``name`` (of ``dir_fd``) if it holds only opaque markers."""
     try:
-        st = os.lstat(path)
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        names = os.listdir(fd)
+    finally:
+        os.close(fd)
+    # fuse-overlayfs marks every dir it creates opaque (files, 0/0 devices)
+    return None if [n for n in names if not n.startswith(WHITEOUT_PREFIX)] else names
+
+
+def _remove_stub(dir_fd: int, name: str) -> bool:
+    """Remove ``name`` in ``dir_fd`` if it is an empty file or a dir of markers only."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
         return False
     if stat.S_ISDIR(st.st_mode):
+        markers = _only_markers(dir_fd, name)
+        if markers is None:
+            return False
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
         try:
-            # fuse-overlayfs marks every dir it creates opaque (files, 0/0 devices)
-            return not [n for n in os.listdir(path) if not n.startswith(WHITEOUT_PREFIX)]
+            for marker in markers:
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    os.unlink(marker, dir_fd=fd)
+        finally:
+            os.close(fd)
+        try:
+            os.rmdir(name, dir_fd=dir_fd)
         except OSError:
             return False
-    return stat.S_ISREG(st.st_mode) and st.st_size == 0
+        return True
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        os.unlink(name, dir_fd=dir_fd)
+        return True
+    return False
 
 
 def remove_stubs(upper_dir: str, missing: Sequence[str]) -> list[str]:
-    """Delete the still-empty stubs among ``missing`` from ``upper_dir``; returns them."""
+    """Delete the still-empty stubs among ``missing`` from ``upper_dir``; returns them.
+
+    The step may have replaced a stub's parent by a symlink (to a host path, say): every
+    component is opened without following links, a parent that is no longer a real
+    directory means that stub is left alone, and the removal is relative to the parent's
+    fd, so nothing outside ``upper_dir`` is deleted or touched.
+    """
     removed: list[str] = []
     for rel in sorted(missing, key=lambda p: (-p.count("/"), p)):
-        path = os.path.join(upper_dir, rel)
-        if not _is_empty_stub(path):
+        parent, name = _split(rel)
+        if not name or name in (".", ".."):
             continue
-        parent = os.path.dirname(path)
-        pst = os.stat(parent)
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            for name in os.listdir(path):  # only opaque markers are left
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(path, name))
-            os.rmdir(path)
-        else:
-            os.unlink(path)
-        os.utime(parent, ns=(pst.st_atime_ns, pst.st_mtime_ns))
-        removed.append(rel)
+        pfd = open_dir_nofollow(upper_dir, parent)
+        if pfd is None:
+            continue
+        try:
+            pst = os.fstat(pfd)
+            if _remove_stub(pfd, name):
+                os.utime(pfd, ns=(pst.st_atime_ns, pst.st_mtime_ns))
+                removed.append(rel)
+        finally:
+            os.close(pfd)
     return removed
+
+
+def restore_dir_times(root: str, times: Mapping[str, os.stat_result]) -> None:
+    """Give the dirs ``rel`` in ``root`` back the times in ``times``, following no link
+    the step may have put in their place (a link or a non-dir is skipped)."""
+    for rel, st in times.items():
+        fd = open_dir_nofollow(root, rel)
+        if fd is None:
+            continue
+        try:
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def existing_parents(rootfs: str, missing: Sequence[str]) -> dict[str, tuple[int, int, int]]:
@@ -89,16 +167,34 @@ def existing_parents(rootfs: str, missing: Sequence[str]) -> dict[str, tuple[int
 
 def remove_copied_up_parents(upper_dir: str, parents: dict[str, tuple[int, int, int]]) -> None:
     """Drop dirs from ``upper_dir`` that were copied up only to hold a stub: still empty,
-    not opaque, same mode and owner as before the run (deepest first)."""
+    not opaque, same mode and owner as before the run (deepest first). Walked with
+    directory fds and no link followed, like ``remove_stubs``."""
     for rel in sorted(parents, key=lambda p: (-p.count("/"), p)):
-        path = os.path.join(upper_dir, rel)
-        try:
-            st = os.lstat(path)
-            if not stat.S_ISDIR(st.st_mode) or os.listdir(path):
-                continue
-            if any("opaque" in name for name in os.listxattr(path, follow_symlinks=False)):
-                continue
-        except OSError:
+        parent, name = _split(rel)
+        if not name or name in (".", ".."):
             continue
-        if (st.st_mode, st.st_uid, st.st_gid) == parents[rel]:
-            os.rmdir(path)
+        pfd = open_dir_nofollow(upper_dir, parent)
+        if pfd is None:
+            continue
+        try:
+            _remove_if_untouched(pfd, name, parents[rel])
+        finally:
+            os.close(pfd)
+
+
+def _remove_if_untouched(pfd: int, name: str, before: tuple[int, int, int]) -> None:
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+    except OSError:
+        return  # gone, a link or not a dir
+    try:
+        st = os.fstat(fd)
+        if os.listdir(fd) or any("opaque" in n for n in os.listxattr(fd)):
+            return
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    if (st.st_mode, st.st_uid, st.st_gid) == before:
+        with contextlib.suppress(OSError):
+            os.rmdir(name, dir_fd=pfd)

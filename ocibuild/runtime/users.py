@@ -6,7 +6,9 @@ Semantics follow BuildKit (executor/oci/user.go + runc's libcontainer/user GetEx
 - ``name`` / ``uid``: the passwd entry gives uid, gid and home; a numeric uid with no entry
   runs with gid 0 and home "/"; an unknown name is an error;
 - with no group given, the user's memberships in /etc/group become supplementary gids;
-- an explicit group (name or gid) replaces the primary gid and adds no supplementary one.
+- an explicit group (name or gid) replaces the primary gid and adds no supplementary one;
+- the primary gid is always the first supplementary gid (BuildKit's ensureAdditionalGids,
+  from containerd), so ``id`` in a RUN shows ``groups=GID,...``.
 
 The files are opened *inside* the rootfs (openat2 RESOLVE_IN_ROOT), so an image whose
 /etc/passwd is a symlink to an absolute path never makes us read the host's file.
@@ -14,6 +16,7 @@ The files are opened *inside* the rootfs (openat2 RESOLVE_IN_ROOT), so an image 
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from dataclasses import dataclass
@@ -107,6 +110,13 @@ def _fast_id(text: str) -> int | None:
 
 def resolve_user(rootfs: str, user: str) -> ResolvedUser:
     """Resolve ``USER`` (``name``, ``uid``, ``name:group``, ``uid:gid``, ...) in ``rootfs``."""
+    found = _resolve(rootfs, user)
+    if found.gid in found.additional_gids:
+        return found
+    return dataclasses.replace(found, additional_gids=(found.gid, *found.additional_gids))
+
+
+def _resolve(rootfs: str, user: str) -> ResolvedUser:
     if user == "":
         return ResolvedUser(0, 0, (), "/", "root")
     user_part, sep, group_part = user.partition(":")
@@ -151,3 +161,15 @@ def resolve_user(rootfs: str, user: str) -> ResolvedUser:
     else:
         raise OcibuildError(f"unable to find group {group_part}: no matching entries in group file")
     return ResolvedUser(uid, gid, (), home, name)
+
+
+def resolve_owner(rootfs: str, spec: str) -> tuple[int, int]:
+    """The owner BuildKit gives files a file operation creates for ``spec`` (COPY
+    ``--chown``, WORKDIR under a USER): its ``readUser``, not the RUN rules. With no
+    group, a name takes its passwd uid and primary gid, but a numeric uid is also the gid
+    (``1001`` -> 1001:1001 even when passwd gives uid 1001 another group)."""
+    user, sep, _ = spec.partition(":")
+    if not sep and _parse_id(user, "uid") is not None:
+        spec = f"{user}:{user}"
+    resolved = resolve_user(rootfs, spec)
+    return resolved.uid, resolved.gid

@@ -32,6 +32,37 @@ from ocibuild.runtime.idmap import in_user_namespace
 
 DRIVERS = ("overlay", "fuse-overlayfs", "vfs")
 
+# mount(2) flags (sys/mount.h) and the statvfs flags that report them.
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND = 0x20, 0x400, 0x800, 0x1000
+MS_RELATIME = 0x200000
+_KEPT_FLAGS = (
+    (os.ST_RDONLY, MS_RDONLY),
+    (os.ST_NOSUID, MS_NOSUID),
+    (os.ST_NOEXEC, MS_NOEXEC),
+    (os.ST_NOATIME, MS_NOATIME),
+    (os.ST_NODIRATIME, MS_NODIRATIME),
+    (os.ST_RELATIME, MS_RELATIME),
+)
+
+
+def remount_nodev(target: str) -> None:
+    """Make the mount on ``target`` ``nodev``, keeping its other per-mount flags.
+
+    Every rootfs a RUN step gets is nodev: a device node the step creates with
+    CAP_MKNOD (kept as Docker keeps it) can never be opened, whether or not the runtime
+    enforces a device cgroup (crun here does not). Flags the kernel locked (in a user
+    namespace) are kept, since the remount must repeat them.
+    """
+    from ocibuild import _native
+
+    current = os.statvfs(target).f_flag
+    flags = MS_REMOUNT | MS_BIND | MS_NODEV
+    for st_flag, ms_flag in _KEPT_FLAGS:
+        if current & st_flag:
+            flags |= ms_flag
+    _native.mount_fs("", target, "", flags)
+
 
 class Rootfs(Protocol):
     """What :func:`prepare` returns; a context manager that mounts/unmounts."""

@@ -37,21 +37,27 @@ def host_path(root: str, path: str, *, follow: bool = True) -> str:
 
 
 def makedirs(root: str, path: str, *, mode: int = 0o755, uid: int = 0, gid: int = 0) -> str:
-    """``mkdir -p`` inside ``root``; created dirs get ``mode`` and ``uid:gid``."""
-    current = "/"
-    for part in [p for p in posixpath.normpath("/" + path).split("/") if p]:
-        current = posixpath.join(current, part)
-        host = host_path(root, current)
+    """``mkdir -p`` inside ``root``; created dirs get ``mode`` and ``uid:gid``.
+
+    The path is resolved in the root first, so a symlink on the way is followed and a
+    dangling one has its target created (BuildKit: ``WORKDIR /link/sub`` with ``/link``
+    pointing nowhere makes the link's target and ``sub`` below it)."""
+    rel = resolve_in_root(root, path)
+    current = root
+    shown = ""
+    for part in [p for p in rel.split("/") if p]:
+        current = os.path.join(current, part)
+        shown += "/" + part
         try:
-            st = os.lstat(host)
+            st = os.lstat(current)
         except FileNotFoundError:
-            os.mkdir(host, mode)
-            os.chown(host, uid, gid, follow_symlinks=False)
-            os.chmod(host, mode)
+            os.mkdir(current, mode)
+            os.chown(current, uid, gid, follow_symlinks=False)
+            os.chmod(current, mode)
             continue
         if not stat.S_ISDIR(st.st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory", current)
-    return host_path(root, path)
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", shown)
+    return current
 
 
 def remove_any(path: str) -> None:

@@ -3,7 +3,8 @@
 Used when the kernel refuses overlayfs (old kernels in a user namespace, upper dirs on
 filesystems overlayfs rejects) or when asked for with ``--storage-driver fuse-overlayfs``.
 The daemon runs in the foreground as our child (it dies with us: parent-death signal) in
-the build's private mount namespace. It marks deletions and opaque dirs its own ways
+the build's private mount namespace, and the mount is made ``nodev``. It marks deletions
+and opaque dirs its own ways
 (``.wh.`` files, ``user.fuseoverlayfs.opaque``, ``.wh..wh..opq``); :meth:`changes`
 rewrites them into the store's lower-dir form once the step is done.
 """
@@ -25,6 +26,7 @@ from ocibuild import _native
 from ocibuild.errors import OcibuildError
 from ocibuild.storage import driver
 from ocibuild.storage.overlay import ensure_mount_namespace
+from ocibuild.storage.samedirent import prune_unchanged
 
 BINARY = "fuse-overlayfs"
 _MOUNT_TIMEOUT = 10.0
@@ -93,6 +95,13 @@ class FuseOverlayMount:
                 )
             time.sleep(0.005)
         log.close()
+        try:
+            driver.remount_nodev(self.target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                _native.umount(self.target, detach=True)
+            self._stop()
+            raise
         driver.register(self)
 
     def _stop(self) -> None:
@@ -120,6 +129,8 @@ class FuseOverlayMount:
     def changes(self) -> str:
         if not self.done:
             driver.canonicalize(self.upper, self.lowers)
+            # fuse-overlayfs copies a file up when a hardlink partner is removed
+            prune_unchanged(self.upper, self.lowers)
             self.done = True
         return self.upper
 

@@ -3,7 +3,8 @@
 The lower dirs are read-only layers, the upper dir receives exactly the step's changes
 (deletions as 0/0 character devices), and the merged dir is the container's rootfs.
 Mounts are made in the build process's private mount namespace (see
-:func:`ensure_mount_namespace`), so they never show up on the host and die with it.
+:func:`ensure_mount_namespace`), so they never show up on the host and die with it. The
+merged dir is mounted ``nodev`` (:func:`driver.remount_nodev`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from ocibuild import _native
+from ocibuild.storage.driver import remount_nodev
+from ocibuild.storage.samedirent import prune_unchanged
 
 
 def ensure_mount_namespace() -> None:
@@ -58,6 +61,11 @@ class OverlayMount:
             ensure_mount_namespace()
         _native.mount_overlay(self.lowers, self.upper, self.work, self.target, self.extra_opts)
         self.mounted = True
+        try:
+            remount_nodev(self.target)
+        except BaseException:
+            self.unmount()
+            raise
 
     def changes(self) -> str:
         """The upper dir: kernel overlay writes the store's lower-dir form already."""
@@ -75,6 +83,7 @@ class OverlayMount:
                 return
             _native.umount(self.target, detach=True)
         self.mounted = False
+        prune_unchanged(self.upper, self.lowers)  # as BuildKit's differ (storage.samedirent)
 
     def __enter__(self) -> OverlayMount:
         self.mount()

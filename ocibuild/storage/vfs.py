@@ -9,6 +9,9 @@ rewritten with the same size and mtime still has a new ctime. The changes are wr
 ``WORK/diff`` in overlay upper-dir form: changed entries (files hardlinked from the tree,
 not copied), their parent dirs, whiteouts for deletions, opaque dirs where a directory was
 replaced.
+
+The copy is bind-mounted on itself ``nodev`` in the build's private mount namespace while
+the step runs (as the overlay drivers' mounts are): no device node in it can be opened.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ocibuild import _native
 from ocibuild.errors import LayerError
 from ocibuild.layers import whiteout as wh
 from ocibuild.storage import driver
+from ocibuild.storage.samedirent import prune_unchanged
 
 FICLONE = 0x40049409
 _Sig = tuple[object, ...]
@@ -265,6 +269,7 @@ class VfsRootfs:
     before: dict[str, _Sig] = field(default_factory=dict)
     diff: str = ""
     active: bool = False
+    bound: bool = False
 
     def describe(self) -> str:
         return f"vfs: copy {len(self.lowers)} layer(s) into {self.target}, snapshot it"
@@ -281,14 +286,37 @@ class VfsRootfs:
             self.before = snapshot(self.target)
         except OSError as e:
             raise LayerError(f"vfs: cannot copy the layers into {self.target}: {e}") from e
+        self._bind_nodev()
         self.active = True
         driver.register(self)
+
+    def _bind_nodev(self) -> None:
+        """Bind the tree on itself and make that mount nodev."""
+        _native.enter_mount_namespace()
+        _native.bind_mount(self.target, self.target, recursive=False)
+        self.bound = True
+        try:
+            driver.remount_nodev(self.target)
+        except BaseException:
+            self._unbind()
+            raise
+
+    def _unbind(self) -> None:
+        if not self.bound:
+            return
+        try:
+            _native.umount(self.target)
+        except OSError:
+            with contextlib.suppress(OSError):
+                _native.umount(self.target, detach=True)
+        self.bound = False
 
     def changes(self) -> str:
         if not self.diff:
             self.diff = os.path.join(self.work, "diff")
             try:
                 write_diff(self.target, self.before, self.diff)
+                prune_unchanged(self.diff, self.lowers)  # e.g. only the link count moved
             except OSError as e:
                 raise LayerError(f"vfs: cannot compute the step's changes: {e}") from e
         return self.diff
@@ -307,6 +335,7 @@ class VfsRootfs:
             return
         self.active = False
         try:
+            self._unbind()
             if exc_type is None:
                 self.upper = self.changes()
         finally:

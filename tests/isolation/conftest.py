@@ -2,7 +2,8 @@
 
 The rootless tests run ocibuild as an unprivileged user the fixtures create (``ocbiso``,
 with /etc/subuid and /etc/subgid ranges; ``ocbiso1`` without any). /dev/fuse is opened
-up (``chmod 666``) for the session, as the machine notes explain, and restored after.
+up (``chmod 666``) for the session, as the machine notes explain, and restored after;
+so is /dev/net/tun (slirp4netns, the RUN steps' network).
 The venv's interpreter may live where that user cannot read it (/root/.pyenv); then the
 system python3 of the same version runs the package with PYTHONPATH set.
 """
@@ -141,6 +142,23 @@ def open_fuse() -> Iterator[None]:
         os.chmod("/dev/fuse", mode)
 
 
+@pytest.fixture(scope="session")
+def open_tun() -> Iterator[None]:
+    """/dev/net/tun for slirp4netns run by an unprivileged build (the RUN steps' own
+    network): 0600 on this machine, 0666 on most distributions; restored after."""
+    require_root()
+    try:
+        mode = os.stat("/dev/net/tun").st_mode & 0o7777
+    except FileNotFoundError:
+        yield
+        return
+    os.chmod("/dev/net/tun", 0o666)
+    try:
+        yield
+    finally:
+        os.chmod("/dev/net/tun", mode)
+
+
 class Builder:
     """The ocibuild CLI as root or as a test user, against one store."""
 
@@ -231,7 +249,7 @@ def root_builder(shared_dir: Path) -> Builder:
 
 
 @pytest.fixture(scope="session")
-def rootless_builder(shared_dir: Path, open_fuse: None) -> Builder:
+def rootless_builder(shared_dir: Path, open_fuse: None, open_tun: None) -> Builder:
     entry = ensure_user(USER, subids=True)
     data = shared_dir / "rootless-data"
     data.mkdir()
@@ -240,7 +258,7 @@ def rootless_builder(shared_dir: Path, open_fuse: None) -> Builder:
 
 
 @pytest.fixture(scope="session")
-def single_id_builder(shared_dir: Path) -> Builder:
+def single_id_builder(shared_dir: Path, open_tun: None) -> Builder:
     entry = ensure_user(USER_NO_SUBIDS, subids=False)
     data = shared_dir / "single-data"
     data.mkdir()

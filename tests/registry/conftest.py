@@ -15,12 +15,8 @@ import io
 import json
 import os
 import socket
-import subprocess
 import tarfile
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,87 +26,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_tool
-
-USER = "tester"
-PASSWORD = "s3cret-pw"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Registry:
-    """docker-registry serving 127.0.0.1:PORT from ``data``."""
-
-    def __init__(self, work: Path, *, htpasswd: bool) -> None:
-        self.binary = require_tool("docker-registry")
-        self.work = work
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self.auth = htpasswd
-        self.proc: subprocess.Popen[bytes] | None = None
-        auth = ""
-        if htpasswd:
-            tool = require_tool("htpasswd")
-            hfile = work / "htpasswd"
-            subprocess.run(
-                [tool, "-B", "-b", "-c", str(hfile), USER, PASSWORD],
-                check=True,
-                capture_output=True,
-            )
-            auth = f"auth:\n  htpasswd:\n    realm: ocibuild-test\n    path: {hfile}\n"
-        self.config = work / "config.yml"
-        self.config.write_text(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {work / 'data'}\n"
-            "  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n{auth}"
-        )
-
-    def start(self) -> None:
-        log = open(self.work / "registry.log", "ab")  # noqa: SIM115 - kept by the process
-        self.proc = subprocess.Popen(
-            [self.binary, "serve", str(self.config)], stdout=log, stderr=log
-        )
-        log.close()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
-                return
-            except urllib.error.HTTPError:
-                return  # 401: up, wants auth
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(
-            f"docker-registry did not start: {(self.work / 'registry.log').read_text()}"
-        )
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-    @property
-    def creds(self) -> str:
-        return f"{USER}:{PASSWORD}"
-
-    def tool_auth(self) -> list[str]:
-        """skopeo/buildah flags for this registry (plain HTTP, credentials if needed)."""
-        return ["--tls-verify=false"] + ([f"--creds={self.creds}"] if self.auth else [])
+from tests.registry.server import Registry
 
 
 def _start(
     tmp_path_factory: pytest.TempPathFactory, name: str, htpasswd: bool
 ) -> Iterator[Registry]:
+    require_tool("docker-registry")
+    require_tool("htpasswd")
     reg = Registry(tmp_path_factory.mktemp(name), htpasswd=htpasswd)
     reg.start()
     try:
@@ -139,6 +62,7 @@ def any_registry(request: pytest.FixtureRequest) -> Registry:
 @pytest.fixture
 def fresh_registry(tmp_path: Path) -> Iterator[Registry]:
     """A registry of its own (to be stopped mid-test)."""
+    require_tool("docker-registry")
     work = tmp_path / "reg"
     work.mkdir()
     reg = Registry(work, htpasswd=False)

@@ -15,14 +15,8 @@ from ocibuild.registry import RegistryOptions, Unreachable, parse_reference
 from ocibuild.registry.progress import NoProgress
 from ocibuild.registry.push import push
 from tests.conftest import Ocibuild, require_tool
-from tests.registry.conftest import (
-    PASSWORD,
-    USER,
-    FaultRegistry,
-    Registry,
-    blob_files,
-    env_for,
-)
+from tests.registry.conftest import FaultRegistry, blob_files, env_for
+from tests.registry.server import PASSWORD, USER, Registry
 
 
 def _clean(res_stderr: str) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Ocibuild, require_tool
-from tests.registry.conftest import PASSWORD, USER, Registry, env_for
+from tests.registry.conftest import env_for
+from tests.registry.server import PASSWORD, USER, Registry
 
 BUSYBOX = "/bin/busybox"
 

@@ -14,7 +14,7 @@ import pytest
 from ocibuild.image.layout import export_oci_layout
 from ocibuild.image.store import Store
 from tests.conftest import Ocibuild, require_tool
-from tests.registry.conftest import Registry
+from tests.registry.server import Registry
 
 
 def last(text: str) -> str:

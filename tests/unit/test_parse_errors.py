@@ -114,8 +114,8 @@ CASES: list[tuple[str, str, int, str | None]] = [
     ),
     ("FROM a\nONBUILD FOO x\n", "unknown instruction: FOO", 2, "ONBUILD"),
     ("FROM a\nONBUILD COPY x\n", "COPY " + TWO_ARGS, 2, "ONBUILD"),
-    ("FROM a\nRUN\n", "RUN requires at least one argument", 2, "RUN"),
-    ("FROM a\nRUN []\n", "RUN requires at least one argument", 2, "RUN"),
+    # a bare RUN builds (BuildKit v0.11.6: /bin/sh -c ""); RUN [] does not
+    ("FROM a\nRUN []\n", "RUN [] has no command (arguments are required)", 2, "RUN"),
     ("FROM a\nRUN --foo=bar x\n", "unknown flag: foo", 2, "RUN"),
     ("FROM a\nRUN --mout=type=cache x\n", "unknown flag: mout", 2, "RUN"),
     (

@@ -43,6 +43,15 @@ def test_fallback_to_public_dns_when_none_remain() -> None:
     ]
 
 
+def test_private_network_uses_the_slirp_forwarder_only_when_needed() -> None:
+    host = "search lan\nnameserver 127.0.0.53\nnameserver 10.1.1.1\n"
+    assert etcfiles.resolv_conf_content(host, "private") == "search lan\nnameserver 10.1.1.1\n"
+    loopback_only = "search lan\nnameserver 127.0.0.53\nnameserver ::1\n"
+    out = etcfiles.resolv_conf_content(loopback_only, "private")
+    assert out == "search lan\nnameserver 10.0.2.3\n"
+    assert etcfiles.resolv_conf_content("", "private") == "nameserver 10.0.2.3\n"
+
+
 def test_write_etc_files(tmp_path: Path) -> None:
     files = bundle.write_etc_files(str(tmp_path), hostname="h", host_resolv="nameserver 1.1.1.1\n")
     assert set(files) == {"/etc/hosts", "/etc/resolv.conf"}

@@ -7,7 +7,11 @@ from typing import Any
 import pytest
 
 from ocibuild.errors import OcibuildError
-from ocibuild.runtime.spec import container_mount_destinations, make_spec
+from ocibuild.runtime.spec import (
+    container_mount_destinations,
+    make_spec,
+    with_nodev_rootfs_hook,
+)
 
 DOCKER_CAPS = {
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -63,16 +67,31 @@ def test_namespaces_by_network_mode() -> None:
     assert host == ["pid", "ipc", "uts", "mount"]
     none = [n["type"] for n in spec(network="none")["linux"]["namespaces"]]
     assert none == ["pid", "ipc", "uts", "mount", "network"]
+    private = spec(network="private", netns_path="/s/netns")["linux"]["namespaces"]
+    assert private[-1] == {"type": "network", "path": "/s/netns"}
+    with pytest.raises(OcibuildError, match="network namespace path"):
+        spec(network="private")
+    with pytest.raises(OcibuildError, match="network namespace path"):
+        spec(network="host", netns_path="/s/netns")
 
 
 def test_mounts_like_buildkit() -> None:
     s = spec()
+    devices = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]
     assert container_mount_destinations(s) == [
-        "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys",
+        "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", *devices,
         "/etc/resolv.conf", "/etc/hosts", "/sys/fs/cgroup",
     ]  # fmt: skip
     assert mount(s, "/proc") == {"destination": "/proc", "type": "proc", "source": "proc"}
-    assert mount(s, "/dev")["options"] == ["nosuid", "strictatime", "mode=755", "size=65536k"]
+    # Hardened: /dev is nodev, the default devices are bound from the host's /dev.
+    assert mount(s, "/dev")["options"] == [
+        "nosuid", "nodev", "strictatime", "mode=755", "size=65536k",
+    ]  # fmt: skip
+    for dev in devices:
+        assert mount(s, dev) == {
+            "destination": dev, "type": "bind", "source": dev,
+            "options": ["bind", "nosuid", "noexec"],
+        }  # fmt: skip
     assert mount(s, "/dev/pts")["options"] == [
         "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5",
     ]  # fmt: skip
@@ -92,6 +111,28 @@ def test_mounts_like_buildkit() -> None:
         "source": "/b/etc/hosts",
         "options": ["nosuid", "noexec", "nodev", "rbind", "ro"],
     }
+
+
+def test_extra_mounts_are_nodev() -> None:
+    cache = {"destination": "/c", "type": "bind", "source": "/x", "options": ["rbind", "rw"]}
+    tmp = {"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["dev"]}
+    s = spec(extra_mounts=[cache, tmp, {"destination": "/n", "type": "bind", "source": "/y"}])
+    assert mount(s, "/c")["options"] == ["rbind", "rw", "nodev"]
+    assert mount(s, "/t")["options"] == ["nodev"]
+    assert mount(s, "/n")["options"] == ["nodev"]
+    assert cache["options"] == ["rbind", "rw"]  # the caller's mapping is not changed
+
+
+def test_seccomp_and_crun_hook() -> None:
+    assert "seccomp" not in spec()["linux"]
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"]}]}
+    s = spec(seccomp=profile)
+    assert s["linux"]["seccomp"] == profile and s["linux"]["seccomp"] is not profile
+    hooked = with_nodev_rootfs_hook(s, "/usr/bin/mount")
+    (hook,) = hooked["hooks"]["createContainer"]
+    assert hook["path"] == "/bin/sh" and hook["args"][-2:] == ["/usr/bin/mount", "/r/merged"]
+    assert "remount,bind,nodev" in hook["args"][2] and "read" in hook["args"][2]
+    assert "hooks" not in s
 
 
 def test_masked_and_readonly_paths() -> None:

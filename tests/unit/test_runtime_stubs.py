@@ -48,3 +48,24 @@ def test_remove_stubs_keeps_filled_ones(tmp_path: Path) -> None:
 
 def test_remove_stubs_ignores_absent_and_whiteouts(tmp_path: Path) -> None:
     assert remove_stubs(str(tmp_path), ["proc", "dev/pts"]) == []
+
+
+def test_remove_stubs_never_follows_a_swapped_parent(tmp_path: Path) -> None:
+    from ocibuild.runtime.stubs import remove_copied_up_parents, restore_dir_times
+
+    host = tmp_path / "host"
+    (host / "target").mkdir(parents=True)
+    (host / "file").write_bytes(b"")
+    (host / "kept").mkdir()
+    os.utime(host, ns=(5, 5))
+    upper = tmp_path / "upper"
+    (upper / "a" / "c" / "target").mkdir(parents=True)
+    (upper / "a" / "b").symlink_to(host)
+    (upper / "x").symlink_to(host)
+    removed = remove_stubs(str(upper), ["a", "a/b", "a/b/target", "a/b/file", "x/kept"])
+    assert removed == []
+    remove_copied_up_parents(str(upper), {"a/b/kept": (0o40755, 0, 0), "x": (0o40755, 0, 0)})
+    restore_dir_times(str(upper), {"a/b": os.stat(tmp_path)})
+    assert sorted(os.listdir(host)) == ["file", "kept", "target"]
+    assert os.stat(host).st_mtime_ns == 5
+    assert (upper / "a" / "b").is_symlink() and (upper / "a" / "c" / "target").is_dir()

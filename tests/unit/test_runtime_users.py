@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ocibuild.errors import OcibuildError
-from ocibuild.runtime.users import ResolvedUser, resolve_user
+from ocibuild.runtime.users import ResolvedUser, resolve_owner, resolve_user
 
 PASSWD = """\
 root:x:0:0:root:/root:/bin/sh
@@ -32,22 +32,24 @@ def root(tmp_path: Path) -> str:
     return str(tmp_path)
 
 
+# The primary gid always leads the supplementary gids: BuildKit v0.11.6 (observed: `id`
+# in a RUN prints groups=GID,...; executor/oci/user.go ensureAdditionalGids).
 @pytest.mark.parametrize(
     ("user", "expected"),
     [
-        ("", ResolvedUser(0, 0, (), "/", "root")),
-        ("root", ResolvedUser(0, 0, (), "/root", "root")),
-        ("app", ResolvedUser(1000, 1000, (50, 10), "/home/app", "app")),
-        ("1000", ResolvedUser(1000, 1000, (50, 10), "/home/app", "app")),
-        ("app:staff", ResolvedUser(1000, 50, (), "/home/app", "app")),
-        ("app:50", ResolvedUser(1000, 50, (), "/home/app", "app")),
-        ("app:77", ResolvedUser(1000, 77, (), "/home/app", "app")),
-        ("1000:staff", ResolvedUser(1000, 50, (), "/home/app", "app")),
-        ("1000:1000", ResolvedUser(1000, 1000, (), "/", "1000")),
-        ("root:root", ResolvedUser(0, 0, (), "/", "root")),
-        ("4242", ResolvedUser(4242, 0, (), "/", "")),
-        ("4242:staff", ResolvedUser(4242, 50, (), "/", "")),
-        ("nohome", ResolvedUser(1001, 1001, (), "/", "nohome")),
+        ("", ResolvedUser(0, 0, (0,), "/", "root")),
+        ("root", ResolvedUser(0, 0, (0,), "/root", "root")),
+        ("app", ResolvedUser(1000, 1000, (1000, 50, 10), "/home/app", "app")),
+        ("1000", ResolvedUser(1000, 1000, (1000, 50, 10), "/home/app", "app")),
+        ("app:staff", ResolvedUser(1000, 50, (50,), "/home/app", "app")),
+        ("app:50", ResolvedUser(1000, 50, (50,), "/home/app", "app")),
+        ("app:77", ResolvedUser(1000, 77, (77,), "/home/app", "app")),
+        ("1000:staff", ResolvedUser(1000, 50, (50,), "/home/app", "app")),
+        ("1000:1000", ResolvedUser(1000, 1000, (1000,), "/", "1000")),
+        ("root:root", ResolvedUser(0, 0, (0,), "/", "root")),
+        ("4242", ResolvedUser(4242, 0, (0,), "/", "")),
+        ("4242:staff", ResolvedUser(4242, 50, (50,), "/", "")),
+        ("nohome", ResolvedUser(1001, 1001, (1001,), "/", "nohome")),
     ],
 )
 def test_forms(root: str, user: str, expected: ResolvedUser) -> None:
@@ -72,7 +74,7 @@ def test_ids_out_of_range(root: str, user: str) -> None:
 
 
 def test_missing_files(tmp_path: Path) -> None:
-    assert resolve_user(str(tmp_path), "1234") == ResolvedUser(1234, 0, (), "/", "")
+    assert resolve_user(str(tmp_path), "1234") == ResolvedUser(1234, 0, (0,), "/", "")
     with pytest.raises(OcibuildError, match="unable to find user app"):
         resolve_user(str(tmp_path), "app")
 
@@ -88,4 +90,19 @@ def test_symlinked_passwd_resolves_inside_root(tmp_path: Path) -> None:
     (root / "etc" / "passwd").unlink()
     (root / "etc" / "passwd").symlink_to("../../../../../../host-passwd")
     (root / "host-passwd").write_text("img:x:5:6::/img:/bin/sh\n")
-    assert resolve_user(str(root), "img") == ResolvedUser(5, 6, (), "/img", "img")
+    assert resolve_user(str(root), "img") == ResolvedUser(5, 6, (6,), "/img", "img")
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("app", (1000, 1000)),
+        ("1000", (1000, 1000)),
+        ("root", (0, 0)),
+        ("4242", (4242, 4242)),  # a numeric uid is also the gid (BuildKit's readUser)
+        ("app:staff", (1000, 50)),
+        ("4242:77", (4242, 77)),
+    ],
+)
+def test_resolve_owner_file_op_rules(root: str, spec: str, expected: tuple[int, int]) -> None:
+    assert resolve_owner(root, spec) == expected
