@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci slirp4netns \
 	oci-image-tool libffi-dev gcc docker-registry apache2-utils buildah debootstrap \
-	charliecloud time libc6-dev zstd
+	charliecloud time libc6-dev zstd keyutils
 STAMP := $(VENV)/.installed
 # what `make demo` needs: a runtime, the busybox the example copies, the RUN steps' network
 # (slirp4netns), the native helper's compiler and headers, and Python's venv
@@ -19,7 +19,7 @@ SECCOMP_DEB := golang-github-docker-docker-dev
 SECCOMP_MEMBER := ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
 
 .PHONY: setup system venv demo test lint unit integration clean bench conformance \
-	conformance-live conformance-regen
+	conformance-live conformance-regen hardening
 
 setup: system venv
 
@@ -71,7 +71,7 @@ unit: venv
 
 # Everything that needs root, runtimes, mounts, registries (what `test` adds to unit).
 integration: setup
-	$(BIN)/pytest -q -ra -m integration
+	$(BIN)/pytest -q -ra -m 'integration and not slow_hardening'
 
 clean:
 	rm -rf $(VENV) build *.egg-info ocibuild/_ocibuild_native*.so
@@ -93,3 +93,9 @@ conformance-live: setup
 # Rewrite conformance/goldens/ from the running BuildKit (bases pushed to 127.0.0.1:5000).
 conformance-regen: setup
 	$(BIN)/python -m conformance.regen -j 3
+
+# Sandbox escapes: the slow cells of tests/hardening/test_escapes.py (the rest run in
+# `make test`), then the whole attack x mode table (root; ~6 min; hardening/README.md).
+hardening: setup
+	$(BIN)/pytest -q -ra -m slow_hardening tests/hardening/test_escapes.py
+	$(BIN)/python -m hardening.escapes
