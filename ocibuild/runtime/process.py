@@ -39,6 +39,7 @@ from ocibuild.runtime.spec import (
     with_nodev_rootfs_hook,
 )
 from ocibuild.runtime.stubs import (
+    check_kernel_dirs,
     existing_parents,
     find_missing,
     remove_copied_up_parents,
@@ -107,6 +108,7 @@ def run_process(
     descriptor the process reads (``ocibuild run``, OCI runtimes only); else /dev/null.
     ``host``: ``--add-host``, ``--ulimit`` and ``--shm-size`` (see :func:`with_host`).
     """
+    check_kernel_dirs(rootfs)
     user = resolve_user(rootfs, process.user or "0")
     fsops.makedirs(rootfs, process.workdir)
     env = env_list_to_map(list(process.env))

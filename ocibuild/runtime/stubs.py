@@ -16,6 +16,7 @@ import os
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 
+from ocibuild.errors import OcibuildError
 from ocibuild.fs.rootpath import resolve_in_root
 from ocibuild.fs.whiteout import WHITEOUT_PREFIX
 
@@ -37,6 +38,32 @@ def find_missing(rootfs: str, destinations: Iterable[str]) -> list[str]:
                 missing.update("/".join(parts[:j]) for j in range(i, len(parts) + 1))
                 break
     return sorted(missing)
+
+
+# Where every sandbox mounts a filesystem of its own: these must be real directories.
+KERNEL_DIRS = ("proc", "sys", "dev")
+
+
+def check_kernel_dirs(rootfs: str) -> None:
+    """Refuse an image whose /proc, /sys or /dev is a symlink or not a directory.
+
+    runc 1.1 mounts /dev through a path resolved inside the root but then makes /dev/fd,
+    /dev/ptmx... by joining host paths, so a /dev symlink to a host path makes it write
+    there; crun and the native sandbox refuse such an image themselves. Refusing it here
+    holds for every sandbox. A missing one is fine (the runtime creates a stub)."""
+    for name in KERNEL_DIRS:
+        try:
+            st = os.lstat(os.path.join(rootfs, name))
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+            raise OcibuildError(
+                f"/{name} in the image is {what}; a RUN step mounts {name} there, which "
+                "needs a real directory of the image",
+                hint=f"make /{name} a directory in an earlier step (RUN rm /{name} && "
+                f"mkdir /{name}), or copy the tree without /{name}",
+            )
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
