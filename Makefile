@@ -76,7 +76,8 @@ integration: setup
 clean:
 	rm -rf $(VENV) build *.egg-info ocibuild/_ocibuild_native*.so
 
-# Times ocibuild, buildah and ch-image on the same workloads (root; a few minutes).
+# Times ocibuild, buildah, ch-image and BuildKit (when its daemon answers or BK_GIT is
+# set: bench/bench.py starts it then; else the column is skipped) on the same workloads.
 bench: setup
 	$(BIN)/python bench/bench.py
 

@@ -9,10 +9,22 @@ Peak RSS is the largest resident set of the builder process or any of its descen
 (``wait4`` rusage). Prints a Markdown table; ``--json FILE`` also saves the raw numbers.
 
 Builders:
-* ocibuild: ``ocibuild build --root STORE`` (runc, kernel overlay), with ``--trace``;
+* ocibuild: ``ocibuild build --root STORE`` (its default runtime: crun when installed,
+  else runc; kernel overlay), with ``--trace``;
 * buildah 1.28: ``buildah bud --layers --isolation chroot --storage-driver overlay``;
 * ch-image (charliecloud 0.31): ``ch-image --storage DIR build`` (its build cache on);
-  bases come from ``ch-image import`` of the same root trees.
+  bases come from ``ch-image import`` of the same root trees;
+* BuildKit (the reference, v0.11.6, runc worker, overlayfs snapshotter) through
+  ``buildctl``, when its daemon answers on ``BK_ADDR`` (started by
+  ``/work/shared/tools/buildkit-up.sh`` when ``BK_GIT`` is set): cold = ``--no-cache`` with
+  the image exported as an uncompressed OCI tar (``--output type=oci,...,
+  compression=uncompressed``: BuildKit materialises layers only on export); cached = the
+  same build again without export. Its bases are pushed (untimed) by ocibuild to a
+  docker-registry on 127.0.0.1:5000 (reused when one answers there) and pulled into
+  BuildKit's cache by an untimed build. Peak RSS is not measured for it (a daemon).
+
+After the table: the cost of one RUN step under runc and under crun (trivial-20 built
+again with ``--no-cache`` under each, means from ``--trace``).
 """
 
 from __future__ import annotations
@@ -20,11 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,6 +332,163 @@ class ChImage(Builder):
         )
 
 
+BK_ADDR = os.environ.get("BK_ADDR", "unix:///tmp/buildkit-ref/bk.sock")
+BUILDCTL = os.environ.get("BUILDCTL", "/tmp/buildkit-ref/bk-bin/buildctl")
+BK_UP = "/work/shared/tools/buildkit-up.sh"
+BK_REGISTRY = "127.0.0.1:5000"  # buildkitd.toml (buildkit-up.sh) marks it plain http
+
+
+def _buildkit_answers() -> bool:
+    if not os.access(BUILDCTL, os.X_OK):
+        return False
+    probe = [BUILDCTL, "--addr", BK_ADDR, "debug", "workers"]
+    return subprocess.run(probe, env=ENV, capture_output=True, timeout=30).returncode == 0
+
+
+def buildkit_status() -> str | None:
+    """None when BuildKit answers (started here if ``BK_GIT`` is set), else why not."""
+    if _buildkit_answers():
+        return None
+    if not os.environ.get("BK_GIT"):
+        return "BuildKit is not answering and BK_GIT is not set"
+    if not os.path.exists(BK_UP):
+        return f"BuildKit is not answering and {BK_UP} is missing"
+    subprocess.run(["bash", BK_UP], env=ENV, check=False, stdout=subprocess.DEVNULL)
+    return None if _buildkit_answers() else f"{BK_UP} did not bring BuildKit up"
+
+
+def _registry_answers(host: str) -> bool:
+    try:
+        urllib.request.urlopen(f"http://{host}/v2/", timeout=2).close()
+        return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+class BuildKit(Builder):
+    """buildctl against the running buildkitd (see the module doc)."""
+
+    name = "buildkit"
+    _registry: subprocess.Popen[bytes] | None = None
+    _pushed: set[str] = set()  # noqa: RUF012 - per run: bases already in the registry
+
+    def available(self) -> bool:
+        why = buildkit_status()
+        if why:
+            print(f"buildkit column skipped: {why}", file=sys.stderr, flush=True)
+        return why is None
+
+    def clean(self) -> None:  # BuildKit's cache is the daemon's: cold runs use --no-cache
+        shutil.rmtree(self.work / "out", ignore_errors=True)
+        self.work.mkdir(parents=True, exist_ok=True)
+
+    def _ensure_registry(self) -> None:
+        if _registry_answers(BK_REGISTRY):
+            return
+        data = self.work / "registry"
+        data.mkdir(parents=True, exist_ok=True)
+        config = data / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {data / 'data'}\n"
+            f"http:\n  addr: {BK_REGISTRY}\n"
+        )
+        log = open(data / "registry.log", "ab")  # noqa: SIM115 - kept by the process
+        BuildKit._registry = subprocess.Popen(
+            ["docker-registry", "serve", str(config)], stdout=log, stderr=log
+        )
+        log.close()
+        for _ in range(100):
+            if _registry_answers(BK_REGISTRY):
+                return
+            time.sleep(0.1)
+        raise SetupFailed(f"no registry on {BK_REGISTRY} (see {data / 'registry.log'})")
+
+    @classmethod
+    def stop_registry(cls) -> None:
+        if cls._registry is not None:
+            cls._registry.terminate()
+            cls._registry.wait()
+            cls._registry = None
+
+    def base_ref(self, tag: str) -> str:
+        return f"{BK_REGISTRY}/ocibuild-bench/{tag}:latest"
+
+    def setup_base(self, tree: Path, base_ctx: Path, tag: str) -> None:
+        self._ensure_registry()
+        ref = self.base_ref(tag)
+        if ref not in BuildKit._pushed:
+            store = self.work / "ocibuild-store"
+            log = self.work / "setup.log"
+            run_quiet([*OCIBUILD, "build", "--root", str(store), "-t", tag, str(base_ctx)], log)
+            run_quiet([*OCIBUILD, "push", "-q", "--root", str(store), tag, ref], log)
+            BuildKit._pushed.add(ref)
+        pull = self.work / "pull-base"
+        pull.mkdir(parents=True, exist_ok=True)
+        (pull / "Dockerfile").write_text(f"FROM {ref}\n")
+        run_quiet(self._argv(pull, pull), self.work / "setup.log")  # into BuildKit's cache
+
+    def _argv(self, ctx: Path, dockerfile_dir: Path) -> list[str]:
+        return [
+            *(BUILDCTL, "--addr", BK_ADDR, "build", "--frontend", "dockerfile.v0"),
+            *("--local", f"context={ctx}", "--local", f"dockerfile={dockerfile_dir}"),
+        ]
+
+    def build(self, ctx: Path, tag: str, log: Path) -> Run:
+        dockerfile = self.work / "df" / ctx.name
+        dockerfile.mkdir(parents=True, exist_ok=True)
+        text = (ctx / "Dockerfile").read_text()
+        text = re.sub(
+            r"^FROM (bench-[a-z]+)", lambda m: f"FROM {self.base_ref(m[1])}", text, flags=re.M
+        )
+        (dockerfile / "Dockerfile").write_text(text)
+        out = self.work / "out"
+        argv = self._argv(ctx, dockerfile)
+        if not out.exists():  # the first build of a workload: cold, exported
+            out.mkdir(parents=True)
+            dest = out / f"{tag}.tar"
+            argv += ["--no-cache", "--output", f"type=oci,dest={dest},compression=uncompressed"]
+        run = measure(argv, log=log)
+        run.rss_mb = float("nan")  # the work is in the daemon
+        return run
+
+
+def run_step_costs(
+    store: Path, ctx: Path, logs: Path, rounds: int = 3
+) -> dict[str, dict[str, float]]:
+    """Median over ``rounds`` (runtimes interleaved) of the mean seconds of one ``RUN echo``
+    step, whole step and inside the runtime, from ``--trace`` of trivial-20 rebuilt with
+    ``--no-cache`` under each runtime."""
+    runtimes = [r for r in ("runc", "crun") if shutil.which(r, path=ENV["PATH"])]
+    samples: dict[str, list[tuple[float, float, float]]] = {r: [] for r in runtimes}
+    for n in range(rounds):
+        for runtime in runtimes:
+            trace = logs / f"ocibuild-trivial-20-{runtime}-{n}.trace.json"
+            trace.unlink(missing_ok=True)
+            argv = [*OCIBUILD, "build", "--root", str(store), "--runtime", runtime, "--no-cache"]
+            run = measure(
+                [*argv, "--trace", str(trace), "-t", "steps", str(ctx)],
+                log=logs / f"ocibuild-trivial-20-{runtime}.log",
+            )
+            if not run.ok:
+                continue
+            records = [json.loads(x) for x in trace.read_text().splitlines()]
+            steps = [r for r in records if str(r.get("instruction", "")).startswith("RUN")]
+            if steps:
+                step = sum(float(r["seconds"]) for r in steps) / len(steps)
+                inside = sum(float(r["runtime_seconds"]) for r in steps) / len(steps)
+                samples[runtime].append((run.seconds, step * 1000, inside * 1000))
+    out: dict[str, dict[str, float]] = {}
+    for runtime, got in samples.items():
+        if got:
+            mid = sorted(got, key=lambda t: t[1])[len(got) // 2]
+            keys = ("build_seconds", "step_ms", "runtime_ms")
+            out[runtime] = dict(zip(keys, mid, strict=True)) | {"rounds": len(got)}
+    return out
+
+
 # -- the run --------------------------------------------------------------------------------
 @dataclass
 class Row:
@@ -334,7 +506,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default="/var/tmp/ocibuild-bench")
     ap.add_argument("--only", help="comma-separated workload names")
-    ap.add_argument("--builders", default="ocibuild,buildah,ch-image")
+    ap.add_argument("--builders", default="ocibuild,buildah,ch-image,buildkit")
     ap.add_argument("--skip-debian", action="store_true")
     ap.add_argument("--json", help="also write the raw numbers here")
     args = ap.parse_args()
@@ -354,7 +526,12 @@ def main() -> int:
     loads = [w for w in WORKLOADS if (wanted is None or w.name in wanted)]
     if args.skip_debian:
         loads = [w for w in loads if w.base != "debian"]
-    classes = {"ocibuild": Ocibuild, "buildah": Buildah, "ch-image": ChImage}
+    classes: dict[str, type[Builder]] = {
+        "ocibuild": Ocibuild,
+        "buildah": Buildah,
+        "ch-image": ChImage,
+        "buildkit": BuildKit,
+    }
     builders = [classes[n](work) for n in args.builders.split(",")]
     builders = [b for b in builders if b.available()]
     trees = {"busybox": busybox_tree(work)}
@@ -393,7 +570,10 @@ def main() -> int:
             )
             if b.name == "ocibuild" and load.name == "big-run":
                 extra["big-run"] = big_layer_check(b, logs / f"{b.name}-{load.name}-cold.log")
+            if b.name == "ocibuild" and load.name == "trivial-20":
+                extra["run-steps"] = run_step_costs(b.store, ctx, logs)
         rows.append(row)
+    BuildKit.stop_registry()
     print(table(rows, [b.name for b in builders], extra))
     if args.json:
         Path(args.json).write_text(
@@ -446,9 +626,27 @@ def table(rows: list[Row], names: list[str], extra: dict[str, Any]) -> str:
                 theirs = row.results.get(n, {}).get(phase)
                 ok = mine and theirs and theirs.seconds > 0
                 cells.append(f"{mine.seconds / theirs.seconds:.2f}" if ok else "-")  # type: ignore[union-attr]
-            cells.append(" / ".join(f"{r.rss_mb:.0f}" if r else "-" for r in runs))
+            cells.append(
+                " / ".join(f"{r.rss_mb:.0f}" if r and r.rss_mb == r.rss_mb else "-" for r in runs)
+            )
             lines.append("| " + " | ".join(cells) + " |")
     out = "\n".join(lines)
+    if "buildkit" in names:
+        out += (
+            "\n\nbuildkit: cold = `--no-cache` + export as an uncompressed OCI tar"
+            " (`--output type=oci,compression=uncompressed`); cached = no export; its RSS is"
+            " the daemon's, not measured."
+        )
+    steps = extra.get("run-steps")
+    if steps:
+        out += "\n\nOne RUN step (trivial-20 with --no-cache; median of interleaved rounds):"
+        out += "\n\n| runtime | trivial-20 --no-cache s | ms per RUN step | ms in the runtime |"
+        out += "\n|---|---|---|---|"
+        for runtime, c in steps.items():
+            out += (
+                f"\n| {runtime} | {c['build_seconds']:.2f} | {c['step_ms']:.1f}"
+                f" | {c['runtime_ms']:.1f} |"
+            )
     big = extra.get("big-run")
     if big:
         out += (

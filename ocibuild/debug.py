@@ -73,7 +73,11 @@ def debug_spec(
     """The kept spec with the rootfs, the bundle's paths, the kept mount sources and the
     process arguments replaced."""
     spec = json.loads(json.dumps(spec))
+    old_root = str(spec.get("root", {}).get("path", ""))
     spec["root"] = {**spec.get("root", {}), "path": rootfs}
+    for hooks in (spec.get("hooks") or {}).values():  # crun's nodev hook names the rootfs
+        for hook in hooks:
+            hook["args"] = [rootfs if a == old_root else a for a in hook.get("args") or []]
     old_bundle = str(meta.get("bundle", "")).rstrip("/") + "/"
     moved = {src: os.path.join(kept, rel) for src, rel in (meta.get("mounts") or {}).items()}
     for mount in spec.get("mounts") or []:
@@ -135,7 +139,9 @@ def run_debug(store: Store, kept: str, meta: dict[str, Any], command: Sequence[s
             sys.stdout.flush()
             sys.stderr.flush()
             try:
-                rc = subprocess.call(argv, close_fds=True)
+                # crun on a hybrid-cgroup host needs the runner's private mount namespace
+                preexec = getattr(runner, "preexec", None)
+                rc = subprocess.call(argv, close_fds=True, preexec_fn=preexec)
             except FileNotFoundError:
                 raise OcibuildError(
                     f"OCI runtime {argv[0]!r} not found", hint="the build used it; install it"

@@ -20,7 +20,7 @@ def kv(text: str) -> tuple[str, str]:
 
 def common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", help="store directory (default: $OCIBUILD_ROOT or /var/lib/ocibuild)")
-    p.add_argument("--runtime", help="OCI runtime: runc (default), crun or a path")
+    p.add_argument("--runtime", help="OCI runtime: crun (default when installed), runc or a path")
     p.add_argument("--debug", action="store_true", help="print mounts and runtime commands")
     p.add_argument(
         "--isolation",

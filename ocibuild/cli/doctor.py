@@ -9,21 +9,28 @@ from typing import Any
 
 from ocibuild import doctor
 from ocibuild.fs.idmap import in_user_namespace
-from ocibuild.options import ISOLATIONS, STORAGE_DRIVERS
+from ocibuild.options import ISOLATIONS, STORAGE_DRIVERS, default_runtime
 
 
 def register(sub: Any) -> None:
     d = sub.add_parser("doctor", help="check what builds need on this machine")
     d.add_argument("--isolation", choices=ISOLATIONS, help="the mode to check (default: auto)")
     d.add_argument("--storage-driver", choices=STORAGE_DRIVERS, help="default: overlay")
-    d.add_argument("--runtime", help="runc (default), crun or a path")
+    d.add_argument("--runtime", help="crun or runc or a path (default: crun if installed)")
     d.add_argument("--user", help="check rootless building for this user (default: you)")
     d.set_defaults(func=cmd_doctor)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     isolation = args.isolation or os.environ.get("OCIBUILD_ISOLATION") or "auto"
-    runtime = args.runtime or os.environ.get("OCIBUILD_RUNTIME") or "runc"
+    runtime = args.runtime or os.environ.get("OCIBUILD_RUNTIME") or default_runtime()
+    picked = (
+        "--runtime"
+        if args.runtime
+        else "OCIBUILD_RUNTIME"
+        if os.environ.get("OCIBUILD_RUNTIME")
+        else "default: crun when on PATH, else runc"
+    )
     storage = args.storage_driver or os.environ.get("OCIBUILD_STORAGE_DRIVER") or "overlay"
     if args.user:
         entry = pwd.getpwnam(args.user)
@@ -43,7 +50,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     mode = "rootless" if rootless else "root"
     print(
         f"checking: {mode} build as {login}, isolation {isolation}, storage {storage}, "
-        f"runtime {'none (native-chroot)' if needs.runtime is None else runtime}"
+        f"runtime {'none (native-chroot)' if needs.runtime is None else f'{runtime} ({picked})'}"
     )
     failed = False
     for f in doctor.run_checks(needs):

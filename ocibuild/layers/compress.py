@@ -18,6 +18,16 @@ Decisions:
   independent blocks without dictionary 84.78 MB (+0.44%), same speed. We keep the
   dictionary (pigz's default): the blocks stay independent to compress, which is all the
   parallelism needs. (zstd -3: 72.5 MB in 0.42 s, 0.29 s on 2 threads.)
+* ISA-L (``isal``) for gzip both ways when it is installed, zlib otherwise
+  (``gzip_backend``; ``OCIBUILD_GZIP=zlib`` forces the fallback). The blocks above are
+  deflated by ``isal_zlib`` at the ISA-L level matching the zlib level (``isal_level``:
+  1 -> 1), and gunzip goes through ``isal.igzip``. Measured here on the same kind of tar
+  (167 MB, /usr/lib/python3 + /usr/share/doc, loaded 2-core machine): compress 92 MB/s
+  (zlib level 1, ratio 0.508) -> 452 MB/s (ISA-L level 1, ratio 0.512) on one thread;
+  gunzip 404 -> 972 MB/s. The output is one gzip member, deterministic for a given input,
+  level and backend (ISA-L and zlib make different, equally valid, deflate streams: a
+  layer compressed with one keeps its digest in ``RegistryMeta`` and a push whose new
+  digest differs simply uploads the new blob).
 * zstd level 3 through ``zstandard`` with worker threads. zstd's multi-threaded output does
   not depend on the number of workers (>= 1), so it is deterministic for a given input and
   level.
@@ -34,11 +44,22 @@ import struct
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from types import ModuleType
 from typing import IO, BinaryIO, Literal, Protocol, cast
 
 import zstandard
 
 from ocibuild.errors import LayerError
+
+_igzip: ModuleType | None
+_isal_zlib: ModuleType | None
+try:  # ISA-L: 4-5 times zlib's deflate speed, 2 times its inflate (see module doc)
+    from isal import igzip, isal_zlib
+
+    _igzip, _isal_zlib = igzip, isal_zlib
+except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
+    _igzip = _isal_zlib = None
+
 
 Compression = Literal["gzip", "zstd", "none"]
 
@@ -56,6 +77,27 @@ ZSTD_LEVEL = 3
 GZIP_BLOCK = 1 << 20
 _WINDOW = 32 << 10
 _READ = 1 << 20
+
+
+GzipBackend = Literal["isal", "zlib"]
+
+
+def gzip_backend() -> GzipBackend:
+    """``isal`` when ISA-L is importable and ``OCIBUILD_GZIP`` is not ``zlib``, else ``zlib``."""
+    if _isal_zlib is None or os.environ.get("OCIBUILD_GZIP", "").lower() == "zlib":
+        return "zlib"
+    return "isal"
+
+
+def isal_level(level: int) -> int:
+    """The ISA-L level (0-3) nearest a zlib level (0-9): 0->0, 1->1, 2-6->2, 7-9->3."""
+    if level <= 1:
+        return max(level, 0)
+    return 2 if level <= 6 else 3
+
+
+def _deflater(backend: GzipBackend) -> ModuleType:
+    return _isal_zlib if backend == "isal" and _isal_zlib is not None else zlib
 
 
 def default_threads() -> int:
@@ -80,23 +122,34 @@ class _ZstdCompressor:
         return self._obj.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
 
 
-def _deflate_block(data: bytes, zdict: bytes, level: int, last: bool) -> bytes:
+def _deflate_block(mod: ModuleType, data: bytes, zdict: bytes, level: int, last: bool) -> bytes:
+    """One raw deflate block of ``data`` (``mod`` is zlib or isal_zlib, same interface)."""
     if zdict:
-        comp = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
+        comp = mod.compressobj(level, mod.DEFLATED, -15, 9, mod.Z_DEFAULT_STRATEGY, zdict)
     else:
-        comp = zlib.compressobj(level, zlib.DEFLATED, -15, 9)
-    return comp.compress(data) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+        comp = mod.compressobj(level, mod.DEFLATED, -15, 9)
+    out = comp.compress(data) + comp.flush(mod.Z_FINISH if last else mod.Z_SYNC_FLUSH)
+    return cast(bytes, out)
 
 
 class ParallelGzip:
     """A gzip compressor deflating blocks on ``threads`` worker threads (see module doc)."""
 
     def __init__(
-        self, level: int, threads: int, *, block: int = GZIP_BLOCK, dictionary: bool = True
+        self,
+        level: int,
+        threads: int,
+        *,
+        block: int = GZIP_BLOCK,
+        dictionary: bool = True,
+        backend: GzipBackend | None = None,
     ) -> None:
         self.level = level
         self.block = block
         self.dictionary = dictionary
+        self.backend: GzipBackend = backend or gzip_backend()
+        self._mod = _deflater(self.backend)
+        self._mod_level = isal_level(level) if self._mod is not zlib else level
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gzip")
         self._pending: deque[Future[bytes]] = deque()
         self._max_pending = threads * 2
@@ -110,7 +163,9 @@ class ParallelGzip:
     def _submit(self, chunk: bytes, last: bool) -> None:
         zdict = self._tail if self.dictionary else b""
         self._tail = chunk[-_WINDOW:]
-        self._pending.append(self._pool.submit(_deflate_block, chunk, zdict, self.level, last))
+        self._pending.append(
+            self._pool.submit(_deflate_block, self._mod, chunk, zdict, self._mod_level, last)
+        )
 
     def _collect(self, out: bytearray, *, wait_all: bool) -> None:
         while self._pending and (
@@ -119,7 +174,7 @@ class ParallelGzip:
             out += self._pending.popleft().result()
 
     def compress(self, data: bytes | bytearray | memoryview, /) -> bytes:
-        self._crc = zlib.crc32(data, self._crc)
+        self._crc = self._mod.crc32(data, self._crc)
         self._size += len(data)
         out = bytearray()
         if self._header is not None:
@@ -267,6 +322,12 @@ class _Prefixed:
             return data
         return self._rest.read(n)
 
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        """``read`` into ``buf`` (ISA-L's gzip reader reads its input this way)."""
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
     def readable(self) -> bool:
         return True
 
@@ -281,6 +342,39 @@ def _read_head(stream: BinaryIO, n: int) -> bytes:
     return head
 
 
+class _IsalReader:
+    """An ``isal.igzip`` reader whose ISA-L errors surface as ``zlib.error`` (what callers,
+    e.g. ``layers.apply``, catch for a corrupt stream)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        assert _igzip is not None
+        self._f = _igzip.GzipFile(fileobj=raw, mode="rb")
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            data: bytes = self._f.read(n)
+            return data
+        except (gzip.BadGzipFile, EOFError):
+            raise
+        except Exception as e:
+            if _isal_zlib is not None and isinstance(e, _isal_zlib.error):
+                raise zlib.error(str(e)) from e
+            raise
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def gunzip_reader(raw: BinaryIO, backend: GzipBackend | None = None) -> BinaryIO:
+    """A streaming gunzip of ``raw`` (all members), through ISA-L when available."""
+    if (backend or gzip_backend()) == "isal" and _igzip is not None:
+        return cast(BinaryIO, _IsalReader(raw))
+    return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+
+
 def open_decompressed(stream: BinaryIO) -> BinaryIO:
     """A streaming reader of ``stream``'s content, decompressed according to its magic."""
     head = _read_head(stream, 6)
@@ -289,7 +383,7 @@ def open_decompressed(stream: BinaryIO) -> BinaryIO:
     if kind is None:
         return raw
     if kind == "gzip":
-        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+        return gunzip_reader(raw)
     if kind == "bzip2":
         return cast(BinaryIO, bz2.BZ2File(raw, mode="rb"))
     if kind == "xz":

@@ -1,6 +1,6 @@
 """Filesystem operations inside a rootfs that never leave it.
 
-Every path is resolved with the rootfs as ``/`` (``storage.rootpath``): symlinks in the
+Every path is resolved with the rootfs as ``/`` (``fs.rootpath``): symlinks in the
 image are followed the way the container would follow them, never out to the host.
 The final component is never followed when something is created there.
 """

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+from ocibuild.options import default_runtime
 from tests.conftest import Ocibuild
 from tests.observe.conftest import build_id
 
@@ -31,7 +32,7 @@ def test_keep_failed_then_debug_reads_what_the_step_wrote(
     bid = failed.stderr.split("`ocibuild debug ", 1)[1].split("`", 1)[0]
     kept = Path(ocb.root) / "builds" / bid / "failed" / "step-5"
     meta = json.loads((kept / "failure.json").read_text())
-    assert meta["command"][0] == "runc" and "run" in meta["command"]
+    assert meta["command"][0] == default_runtime() and "run" in meta["command"]
     assert (kept / "upper" / "tmp" / "out.txt").read_text() == "hello from the failed step\n"
     assert (kept / "bundle" / "config.json").is_file() and (kept / "lowers" / "0").is_dir()
 
