@@ -13,6 +13,7 @@ KNOWN: dict[str, str] = {
     # 7 a destination dir COPY creates is 0755 root:root
     "copy_chmod_variants": "7",
     # 8 FROM scratch: WorkingDir "/" (and RUN leaves /dev, /proc, /sys dirs)
+    "run_leaves_no_mount_points": "8",
     # found by this suite
     "chown_unknown_user_is_root": "new: an unknown --chown user is uid 0 in BuildKit, not an error",
     "copy_chown_unknown_group": "new: an unknown --chown group is gid 0 in BuildKit",

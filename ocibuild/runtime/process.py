@@ -39,7 +39,6 @@ from ocibuild.runtime.spec import (
     with_nodev_rootfs_hook,
 )
 from ocibuild.runtime.stubs import (
-    KERNEL_DIRS,
     check_kernel_dirs,
     existing_parents,
     find_missing,
@@ -178,9 +177,7 @@ def run_process(
             "container; it said:\n" + tail.decode("utf-8", "replace").rstrip("\n"),
             hint="runtime command: " + shlex.join(command),
         )
-    # /proc, /sys and /dev stay as the (empty) directories they now are, as in BuildKit:
-    # its layers of a RUN over an image without them hold them
-    remove_stubs(upper, [m for m in missing if m not in KERNEL_DIRS])
+    remove_stubs(upper, missing)
     if not in_place:
         # With an upper dir, parents copied up only to hold a stub go too.
         remove_copied_up_parents(upper, parents)
