@@ -22,7 +22,8 @@ from ocibuild.errors import DockerfileError, OcibuildError
 from ocibuild.image.store import Store, normalize_tag
 from ocibuild.log import Reporter, SilentReporter
 from ocibuild.options import Options
-from ocibuild.plan import PLATFORM_ARGS, Plan, make_plan, mount_from_refs
+from ocibuild.plan import Plan, make_plan, mount_from_refs
+from ocibuild.platforms import check_runnable, host_platform, parse_platform
 from ocibuild.registry.base import push_name
 from ocibuild.registry.reference import ReferenceError, parse_reference
 from ocibuild.storage.overlay import ensure_mount_namespace
@@ -341,8 +342,9 @@ def build(
 
     ``dockerfile`` defaults to ``CONTEXT/Dockerfile`` (or ``CONTEXT/Containerfile``);
     ``dockerfile_text`` skips reading. ``labels`` are set on the image last (like
-    ``--label``, they win over LABEL instructions). ``platform``: only this machine's
-    (linux/amd64) for now. ``build_contexts``: {name: image reference or
+    ``--label``, they win over LABEL instructions). ``platform``: the target platform
+    (OS/ARCH[/VARIANT]; this machine's by default; another runs through its binfmt_misc
+    emulator). ``build_contexts``: {name: image reference or
     ``oci-layout://DIR``} that ``FROM name`` and ``COPY --from=name`` use (see
     :func:`parse_build_contexts`). Every build, failed or not (a parse error too), is recorded
     in ``ROOT/builds/ID/build.json`` (and ``options.report``).
@@ -361,17 +363,13 @@ def build(
         text, name = read_dockerfile(path, context)
     else:
         text, name = dockerfile_text, os.path.basename(path)
-    host_platform = PLATFORM_ARGS["TARGETPLATFORM"]
-    if platform is not None and platform not in (host_platform, f"{host_platform}/v1"):
-        raise OcibuildError(
-            f"platform {platform}: only {host_platform} can be built for now",
-            hint="multi-platform builds are not supported yet",
-        )
+    target_platform = parse_platform(platform) if platform else host_platform()
+    check_runnable(target_platform)  # no emulator: refused before the first step
     store = Store(options.root)
     log = BuildLog(store, dockerfile=path, context=context, options=options)  # ROOT/builds/ID
     log.build_args = dict(build_args or {})
     log.target = target
-    log.platform = host_platform
+    log.platform = str(target_platform)
     try:  # mistakes found before the first step are recorded too
         contexts = {
             key: import_directory(store, ref.removeprefix(LOCAL_CONTEXT))
@@ -381,7 +379,7 @@ def build(
         }
         df: Dockerfile = apply_build_contexts(parse(text, name), contexts)
         check_target(df, target)
-        plan = make_plan(df, build_args or {}, target)
+        plan = make_plan(df, build_args or {}, target, target_platform)
         tree = load_context(context, path if dockerfile_text is None else None)
         check_stage_refs(plan, store)
         ensure_mount_namespace()

@@ -43,8 +43,9 @@ def add_flags(b: argparse.ArgumentParser) -> None:
         "--platform",
         action="append",
         default=[],
-        metavar="OS/ARCH",
-        help=f"the target platform: {host_platform()} (this machine) only, for now",
+        metavar="OS/ARCH[/VARIANT]",
+        help=f"the target platform (default {host_platform()}, this machine's); another "
+        "needs its emulator registered in binfmt_misc (see `ocibuild doctor --platform`)",
     )
     b.add_argument(
         "--progress",
@@ -121,19 +122,20 @@ def rewrite_argv(argv: Sequence[str]) -> list[str]:
 
 
 def check_platform(platforms: Sequence[str]) -> str:
-    """The one platform to build for; anything but this machine's is refused."""
-    wanted = [p.strip() for item in platforms for p in item.split(",") if p.strip()]
-    host = host_platform()
-    for item in wanted:
-        norm = item.lower()
-        if norm in (host, f"{host}/v1") or (host == "linux/amd64" and norm == "linux/x86_64"):
-            continue
+    """The one platform to build for (normalised: linux/aarch64 is linux/arm64); one whose
+    programs cannot run here (no emulator registered) is refused before anything runs."""
+    from ocibuild.platforms import check_runnable, parse_platforms
+
+    wanted = parse_platforms(list(platforms))
+    if len(wanted) > 1:
         raise OcibuildError(
-            f"--platform {item}: only {host} (this machine's platform) can be built",
-            hint="multi-platform and cross-platform builds are not supported yet; "
-            f"leave --platform out or give {host}",
+            "--platform " + ",".join(str(p) for p in wanted) + ": one platform at a time",
+            hint="multi-platform builds (one image index) are not supported yet; "
+            "build each platform on its own",
         )
-    return host
+    for target in wanted:
+        check_runnable(target)
+    return str(wanted[0]) if wanted else host_platform()
 
 
 def check_writable_dir(path: str, what: str, hint: str) -> None:

@@ -12,7 +12,8 @@ stored diffID, else StoreError "layer ... is corrupt". Memory stays flat: everyt
 through :class:`DigestingSink` into a temp file that is renamed to its digest.
 
 Import verifies every blob's digest while reading it and accepts OCI and Docker schema 2
-media types; nested indexes resolve to linux/amd64.
+media types; an index (index.json's own entries, or a nested one) resolves to the wanted
+platform (this machine's by default).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from ocibuild.image.model import (
     diff_ids_of,
     make_index,
     make_manifest,
-    platform_matches,
 )
 from ocibuild.image.store import Store
 from ocibuild.layers.compress import (
@@ -51,6 +51,7 @@ from ocibuild.layers.compress import (
     open_decompressed,
 )
 from ocibuild.layers.tarwriter import write_tree
+from ocibuild.platforms import Platform, host_platform, matches
 
 _CHUNK = 1 << 20
 _MAX_JSON = 16 << 20
@@ -229,7 +230,7 @@ def _read_json_blob(layout_dir: str, desc: JSON) -> tuple[bytes, JSON]:
     return data, doc
 
 
-def _select(layout_dir: str, entries: list[JSON], tag: str | None) -> JSON:
+def _select(layout_dir: str, entries: list[JSON], tag: str | None, platform: Platform) -> JSON:
     refs = [str((e.get("annotations") or {}).get(REF_NAME, "")) for e in entries]
     if tag is not None:
         found = [e for e, r in zip(entries, refs, strict=True) if r == tag]
@@ -239,7 +240,9 @@ def _select(layout_dir: str, entries: list[JSON], tag: str | None) -> JSON:
                 f"no image tagged {tag!r} in OCI layout {layout_dir}",
                 hint=f"ref names in the layout: {known}",
             )
-        return found[0]
+        return _by_platform(layout_dir, found, platform) if len(found) > 1 else found[0]
+    if len(entries) > 1 and all(e.get("platform") for e in entries):
+        return _by_platform(layout_dir, entries, platform)  # index.json as a platform index
     if len(entries) != 1:
         raise StoreError(
             f"OCI layout {layout_dir} holds {len(entries)} images",
@@ -249,24 +252,37 @@ def _select(layout_dir: str, entries: list[JSON], tag: str | None) -> JSON:
     return entries[0]
 
 
-def _resolve_manifest(layout_dir: str, desc: JSON, depth: int = 0) -> JSON:
+def _by_platform(layout_dir: str, entries: list[JSON], platform: Platform) -> JSON:
+    for entry in entries:
+        if matches(entry.get("platform") or {}, platform):
+            return entry
+    have = sorted({str((e.get("platform") or {}).get("architecture", "?")) for e in entries})
+    raise ImageNotFound(
+        f"OCI layout {layout_dir} has no {platform} image",
+        hint=f"architectures it has: {', '.join(have) or 'none'}; choose with --platform",
+    )
+
+
+def _resolve_manifest(layout_dir: str, desc: JSON, platform: Platform, depth: int = 0) -> JSON:
     if depth > 4:
         raise StoreError(f"OCI layout {layout_dir}: indexes nested too deeply")
     _, doc = _read_json_blob(layout_dir, desc)
     media_type = desc.get("mediaType") or doc.get("mediaType")
     if media_type in INDEX_TYPES or (media_type is None and "manifests" in doc):
         entries = [m for m in doc.get("manifests", []) if isinstance(m, dict)]
-        for entry in entries:
-            if platform_matches(entry):
-                return _resolve_manifest(layout_dir, entry, depth + 1)
-        raise ImageNotFound(f"OCI layout {layout_dir} has no linux/amd64 image")
+        entry = _by_platform(layout_dir, entries, platform)
+        return _resolve_manifest(layout_dir, entry, platform, depth + 1)
     if media_type in MANIFEST_TYPES or (media_type is None and "config" in doc):
         return doc
     raise StoreError(f"OCI layout {layout_dir}: unsupported media type {media_type!r}")
 
 
-def import_oci_layout(store: Store, layout_dir: str, tag: str | None) -> str:
-    """Import one image of an OCI layout into ``store``; returns its config digest."""
+def import_oci_layout(
+    store: Store, layout_dir: str, tag: str | None, platform: Platform | None = None
+) -> str:
+    """Import one image of an OCI layout into ``store``; returns its config digest.
+    ``platform`` picks the image from an index (this machine's by default)."""
+    platform = platform or host_platform()
     try:
         with open(os.path.join(layout_dir, "index.json"), "rb") as f:
             index = json.load(f)
@@ -276,7 +292,7 @@ def import_oci_layout(store: Store, layout_dir: str, tag: str | None) -> str:
             f"{layout_dir} is not a readable OCI layout: {e}",
             hint="expected a directory with oci-layout, index.json and blobs/",
         ) from e
-    manifest = _resolve_manifest(layout_dir, _select(layout_dir, entries, tag))
+    manifest = _resolve_manifest(layout_dir, _select(layout_dir, entries, tag, platform), platform)
     config_desc = manifest.get("config") or {}
     config_bytes, config = _read_json_blob(layout_dir, config_desc)
     layer_descs = [d for d in manifest.get("layers") or [] if isinstance(d, dict)]

@@ -4,6 +4,9 @@
   normalises it; a digest reference pulled before) is used; otherwise it is pulled;
 * ``always``: pulled (only layers the store lacks are downloaded);
 * ``never``: the store only.
+
+With a ``platform``, a local image counts only when its config is for that platform (an
+image of another architecture under the same name is pulled over, as Docker does).
 """
 
 from __future__ import annotations
@@ -11,23 +14,27 @@ from __future__ import annotations
 from ocibuild.errors import ImageNotFound, OcibuildError
 from ocibuild.image.store import Store
 from ocibuild.log import Reporter
+from ocibuild.platforms import matches, parse_platform
 from ocibuild.registry.reference import parse_reference
 
 # pull/push (oras, requests) are imported inside the functions: a FROM that the local
 # store satisfies never pays for loading them.
 
 
-def _local(store: Store, name: str) -> str | None:
+def _local(store: Store, name: str, platform: str | None = None) -> str | None:
+    found: str | None
     try:
-        return store.resolve(name)
+        found = store.resolve(name)
     except OcibuildError:
-        pass
-    from ocibuild.registry.pull import find_local
+        from ocibuild.registry.pull import find_local
 
-    try:
-        return find_local(store, parse_reference(name))
-    except OcibuildError:
-        return None
+        try:
+            found = find_local(store, parse_reference(name))
+        except OcibuildError:
+            return None
+    if found is None or platform is None:
+        return found
+    return found if matches(store.get_config(found), parse_platform(platform)) else None
 
 
 def resolve_base(
@@ -43,12 +50,13 @@ def resolve_base(
     if name.startswith("sha256:"):
         return store.resolve(name)
     if policy != "always":
-        found = _local(store, name)
+        found = _local(store, name, platform)
         if found is not None:
             return found
         if policy == "never":
+            what = f" for {platform}" if platform else ""
             raise ImageNotFound(
-                f"{name} is not in the local store and --pull=never forbids pulling it",
+                f"{name}{what} is not in the local store and --pull=never forbids pulling it",
                 hint=f"pull it first (ocibuild pull {name}) or use --pull=missing",
             )
     from ocibuild.registry.progress import ReporterProgress
