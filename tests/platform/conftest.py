@@ -15,10 +15,10 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,5 +172,30 @@ def multi_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return layout
 
 
-def layout_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+@pytest.fixture(scope="session")
+def multi_registry(multi_layout: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The two-platform base pushed (as one index, by skopeo) to a registry of its own;
+    yields the reference."""
+    from tests.registry.server import Registry
+
+    skopeo = require_tool("skopeo")
+    require_tool("docker-registry")
+    reg = Registry(tmp_path_factory.mktemp("multireg"), htpasswd=False)
+    reg.start()
+    try:
+        ref = f"{reg.host}/platform/busybox:multi"
+        subprocess.run(
+            [
+                skopeo,
+                "copy",
+                "--all",
+                "--dest-tls-verify=false",
+                f"oci:{multi_layout}:latest",
+                f"docker://{ref}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield ref
+    finally:
+        reg.stop()
