@@ -167,7 +167,12 @@ def runnable_problem(target: Platform, binfmt_dir: str = BINFMT_DIR) -> tuple[st
         host.architecture, ()
     ):
         return None
-    qemu = QEMU_NAMES.get(target.architecture, target.architecture)
+    if target.architecture not in QEMU_NAMES:
+        return (
+            f"platform {target}: unknown architecture {target.architecture!r}",
+            "use one of: " + ", ".join(f"linux/{arch}" for arch in QEMU_NAMES),
+        )
+    qemu = QEMU_NAMES[target.architecture]
     install = (
         "install Debian's qemu-user-static and binfmt-support (apt-get install "
         "qemu-user-static binfmt-support), which register the emulators with the "
