@@ -34,6 +34,7 @@ from ocibuild.image.model import (
     LAYER_TYPES,
     MANIFEST_TYPES,
     MT_OCI_CONFIG,
+    MT_OCI_INDEX,
     MT_OCI_MANIFEST,
     REF_NAME,
     canonical_json,
@@ -70,9 +71,50 @@ def export_oci_layout(
     """Write the image ``config_digest`` as an OCI layout in ``dest_dir``; returns the
     manifest digest. An existing layout is extended: index entries with the same ref
     names are replaced, others kept."""
+    kind = _check_compression(compression)
+    manifest_digest, size = _write_image(store, config_digest, dest_dir, kind)
+    write_atomic(os.path.join(dest_dir, "oci-layout"), _LAYOUT_VERSION)
+    _update_index(dest_dir, manifest_digest, size, ref_names)
+    return manifest_digest
+
+
+def export_oci_index(
+    store: Store,
+    images: list[tuple[str, JSON]],
+    dest_dir: str,
+    *,
+    ref_names: list[str],
+    compression: Compression | str = "gzip",
+) -> str:
+    """Write several images (config digest, platform descriptor) and one OCI image index
+    over them (a multi-platform image) as an OCI layout in ``dest_dir``; index.json names
+    that index (with ``ref_names``), as BuildKit's multi-platform OCI export does. Returns
+    the index's digest."""
+    kind = _check_compression(compression)
+    entries = []
+    for config_digest, platform in images:
+        digest, size = _write_image(store, config_digest, dest_dir, kind)
+        entries.append(descriptor(MT_OCI_MANIFEST, digest, size, platform=platform))
+    index_bytes = canonical_json(make_index(entries))
+    index_digest = "sha256:" + hashlib.sha256(index_bytes).hexdigest()
+    _write_blob(os.path.join(dest_dir, "blobs", "sha256"), index_digest, index_bytes)
+    write_atomic(os.path.join(dest_dir, "oci-layout"), _LAYOUT_VERSION)
+    _update_index(dest_dir, index_digest, len(index_bytes), ref_names, MT_OCI_INDEX)
+    return index_digest
+
+
+def _check_compression(compression: str) -> Compression:
     if compression not in ("gzip", "zstd", "none"):
         raise StoreError(f"unknown compression {compression!r}", hint="use gzip, zstd or none")
-    kind: Compression = compression
+    kind: Compression = compression  # type: ignore[assignment]
+    return kind
+
+
+def _write_image(
+    store: Store, config_digest: str, dest_dir: str, kind: Compression
+) -> tuple[str, int]:
+    """The config, layers and manifest of one image into ``dest_dir``'s blobs; returns the
+    manifest's (digest, size)."""
     blobs = os.path.join(dest_dir, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
     config_bytes = store.read_blob(config_digest)
@@ -85,9 +127,7 @@ def export_oci_layout(
     manifest_bytes = canonical_json(manifest)
     manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
     _write_blob(blobs, manifest_digest, manifest_bytes)
-    write_atomic(os.path.join(dest_dir, "oci-layout"), _LAYOUT_VERSION)
-    _update_index(dest_dir, manifest_digest, len(manifest_bytes), ref_names)
-    return manifest_digest
+    return manifest_digest, len(manifest_bytes)
 
 
 def export_layer_blob(store: Store, diff_id: str, blobs: str, compression: Compression) -> JSON:
@@ -185,7 +225,13 @@ def _write_blob(blobs: str, digest: str, data: bytes) -> None:
         write_atomic(os.path.join(blobs, hexpart(digest)), data)
 
 
-def _update_index(dest_dir: str, digest: str, size: int, ref_names: list[str]) -> None:
+def _update_index(
+    dest_dir: str,
+    digest: str,
+    size: int,
+    ref_names: list[str],
+    media_type: str = MT_OCI_MANIFEST,
+) -> None:
     path = os.path.join(dest_dir, "index.json")
     kept: list[JSON] = []
     if os.path.exists(path):
@@ -203,8 +249,8 @@ def _update_index(dest_dir: str, digest: str, size: int, ref_names: list[str]) -
         and not (not ref_names and m.get("digest") == digest and not m.get("annotations"))
     ]
     new = [
-        descriptor(MT_OCI_MANIFEST, digest, size, annotations={REF_NAME: ref}) for ref in ref_names
-    ] or [descriptor(MT_OCI_MANIFEST, digest, size)]
+        descriptor(media_type, digest, size, annotations={REF_NAME: ref}) for ref in ref_names
+    ] or [descriptor(media_type, digest, size)]
     write_atomic(path, canonical_json(make_index(kept + new)))
 
 

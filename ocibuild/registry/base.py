@@ -11,7 +11,10 @@ image of another architecture under the same name is pulled over, as Docker does
 
 from __future__ import annotations
 
+import hashlib
+
 from ocibuild.errors import ImageNotFound, OcibuildError
+from ocibuild.image.model import JSON, canonical_json
 from ocibuild.image.store import Store
 from ocibuild.log import Reporter
 from ocibuild.platforms import matches, parse_platform
@@ -100,3 +103,57 @@ def push_name(
         progress=progress,
     )
     return result.manifest_digest
+
+
+def push_index(
+    store: Store,
+    images: list[tuple[str, JSON]],
+    name: str,
+    *,
+    compression: str = "gzip",
+    tls_verify: bool | None = None,
+    reporter: Reporter | None = None,
+) -> str:
+    """Push several images (config digest, platform descriptor) and one OCI image index
+    over them as ``name`` (a multi-platform image); returns the index's digest. Each image
+    goes up first (under the tag, which the index then takes over)."""
+    from ocibuild.image.model import MT_OCI_INDEX, MT_OCI_MANIFEST, descriptor, make_index
+    from ocibuild.registry.errors import RegistryError
+    from ocibuild.registry.progress import ReporterProgress
+    from ocibuild.registry.push import push
+    from ocibuild.registry.transfer import RegistryOptions, connect
+
+    ref = parse_reference(name)
+    ref = ref if ref.tag else ref.with_tag("latest")
+    ropts = RegistryOptions(tls_verify=tls_verify)
+    progress = ReporterProgress(reporter) if reporter is not None else None
+    entries = []
+    for image_id, platform in images:
+        result = push(store, image_id, ref, compression=compression, ropts=ropts, progress=progress)
+        entries.append(
+            descriptor(
+                MT_OCI_MANIFEST, result.manifest_digest, result.manifest_size, platform=platform
+            )
+        )
+    index_bytes = canonical_json(make_index(entries))
+    digest = "sha256:" + hashlib.sha256(index_bytes).hexdigest()
+    client = connect(ref, ropts)
+    resp = client.request(
+        "PUT",
+        f"{ref.path}/manifests/{ref.tag}",
+        scope=f"repository:{ref.path}:pull,push",
+        what=f"image index {ref.familiar()}",
+        headers={"Content-Type": MT_OCI_INDEX},
+        body=index_bytes,
+        expect=(201,),
+    )
+    resp.close()
+    answered = resp.headers.get("Docker-Content-Digest")
+    if answered and answered != digest:
+        raise RegistryError(
+            f"the registry stored the index of {ref.familiar()} as {answered}, "
+            f"ocibuild sent {digest}"
+        )
+    if reporter is not None:
+        reporter.info(f"pushed {ref.familiar()}@{digest} (index of {len(entries)} platforms)")
+    return digest
