@@ -5,6 +5,7 @@ says arm64, and TARGET*/BUILD* are BuildKit's (values observed on BuildKit v0.11
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 
@@ -47,6 +48,13 @@ def test_arm64_from_an_oci_layout_index(
     # and arm64 again: every step from the cache, the same image
     again = ocb.build(context, "--platform", "linux/aarch64", "-t", "cross:arm64b")
     assert ocb.config("cross:arm64b")["architecture"] == "arm64"
+    docs = json.loads(ocb("images", "--format", "json").stdout)
+    plats = {n: d["platform"] for d in docs for n in d["names"]}
+    assert (plats["cross:arm64"], plats["cross:amd64"]) == ("linux/arm64", "linux/amd64")
+    row = next(
+        line for line in ocb("images").stdout.splitlines() if line.startswith("cross:arm64 ")
+    )
+    assert row.split()[-1] == "linux/arm64"
     assert "MISS" not in again.stderr
 
 
