@@ -10,6 +10,7 @@ import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ocibuild import isolation
 from ocibuild.builder.context import SourceTree
@@ -404,6 +405,8 @@ def build(
                 observer=log.observer,
             )
             config = state.image.to_image_config(created)
+            if platform:  # BuildKit: an explicit target platform names the image's
+                _set_platform(config, target_platform.descriptor())
             if labels:
                 inner = config.setdefault("config", {})
                 inner["Labels"] = {**(inner.get("Labels") or {}), **labels}
@@ -422,6 +425,19 @@ def build(
             raise
     log.finish(records=records, image_id=image_id, tags=normalized)
     return BuildResult(image_id, config, normalized, records, build_id=log.id)
+
+
+def _set_platform(config: dict[str, Any], platform: Mapping[str, str]) -> None:
+    """The config's architecture, os and variant as ``platform`` says (key order kept)."""
+    config.pop("variant", None)
+    for key in ("architecture", "os"):
+        config[key] = platform[key]
+    if platform.get("variant"):
+        items = list(config.items())
+        at = next(i for i, (k, _) in enumerate(items) if k == "os") + 1
+        items.insert(at, ("variant", platform["variant"]))
+        config.clear()
+        config.update(items)
 
 
 def write_output(

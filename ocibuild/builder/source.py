@@ -46,12 +46,13 @@ def base_image(ctx: StepContext, stage: Stage) -> ImageState:
     platform = stage_platform(ctx, stage)
     if stage.base_stage is not None:
         return ctx.stage_images[stage.base_stage].copy()
-    if stage.base == "scratch":
+    if stage.base == "scratch":  # BuildKit: the target platform's, whatever FROM --platform
+        target = parse_platform(ctx.plan.platform_args["TARGETPLATFORM"])
         image = scratch_image()
         image.os, image.architecture, image.variant = (
-            platform.os,
-            platform.architecture,
-            platform.variant,
+            target.os,
+            target.architecture,
+            target.variant,
         )
         return image
     try:

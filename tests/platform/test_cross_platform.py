@@ -120,3 +120,18 @@ def test_scratch_stage_takes_the_target_platform(ocb: Ocibuild, context: Path) -
     ocb.build(context, "--platform", "linux/arm/v7", "-t", "cross:armv7")
     config = ocb.config("cross:armv7")
     assert (config["architecture"], config.get("variant")) == ("arm", "v7")
+
+
+def test_image_platform_follows_buildkit(ocb: Ocibuild, multi_registry: str, context: Path) -> None:
+    # BuildKit v0.11.6 (observed): with an explicit --platform the image is labelled with
+    # it even when the last stage runs on $BUILDPLATFORM; a scratch stage is the target
+    # platform's whatever its FROM --platform says
+    (context / "Dockerfile").write_text(
+        f"FROM --platform=$BUILDPLATFORM {multi_registry}\nRUN uname -m > /m\n"
+    )
+    ocb.build(context, "--platform", "linux/arm64", "-t", "cross:final")
+    assert ocb.config("cross:final")["architecture"] == "arm64"
+    assert ocb.run("cross:final", "cat", "/m").stdout == "x86_64\n"
+    (context / "Dockerfile").write_text("FROM --platform=linux/arm64 scratch\nCOPY Dockerfile /\n")
+    ocb.build(context, "-t", "cross:scratch")
+    assert ocb.config("cross:scratch")["architecture"] == "amd64"
