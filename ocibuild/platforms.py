@@ -151,6 +151,14 @@ def find_emulator(arch: str, binfmt_dir: str = BINFMT_DIR) -> Emulator | None:
     return None
 
 
+def _in_user_namespace() -> bool:
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
 def _binfmt_mounted(binfmt_dir: str) -> bool:
     return os.path.exists(os.path.join(binfmt_dir, "register"))
 
@@ -178,6 +186,12 @@ def runnable_problem(target: Platform, binfmt_dir: str = BINFMT_DIR) -> tuple[st
         "qemu-user-static binfmt-support), which register the emulators with the "
         "fix-binary flag"
     )
+    if not _binfmt_mounted(binfmt_dir) and binfmt_dir == BINFMT_DIR and _in_user_namespace():
+        # the rootless re-execution (ocibuild.isolation) has a /proc of its own without the
+        # registry (mounting one here would make an empty registry for this namespace): the
+        # check made before entering it (cli build) stands; the kernel still uses the
+        # initial namespace's emulators here
+        return None
     if not _binfmt_mounted(binfmt_dir):
         return (
             f"platform {target} needs the emulator qemu-{qemu}, but binfmt_misc is not "
