@@ -114,8 +114,11 @@ def make_plan(
 ) -> Plan:
     """``platform``: the target platform (TARGETPLATFORM...); this machine's by default."""
     predefined = platform_args(platform)
-    global_args, rest = global_arg_values(df, build_args, predefined)
-    from_env = {**predefined, **{k: v for k, v in global_args.items() if v is not None}}
+    # BuildKit: a --build-arg of a predefined name overrides it in global scope (global ARG
+    # defaults, FROM); the target platform itself stays
+    overridden = {k: build_args.get(k, v) for k, v in predefined.items()}
+    global_args, rest = global_arg_values(df, build_args, overridden)
+    from_env = {**overridden, **{k: v for k, v in global_args.items() if v is not None}}
     stages: list[Stage] = []
     current: From | None = None
     body: list[Instruction] = []

@@ -126,3 +126,12 @@ def test_emulator_checks(tmp_path: Path) -> None:
     assert runnable_problem(target, str(good)) is None
     problem = runnable_problem(Platform("windows", "amd64"), str(good))
     assert problem is not None and "only linux images" in problem[0]
+
+
+def test_a_build_arg_overrides_a_predefined_arg_in_global_scope() -> None:
+    # BuildKit v0.11.6 (observed, --build-arg TARGETARCH=foo): `ARG G=$TARGETARCH` -> foo;
+    # the target platform itself is unchanged
+    df = parse("ARG G=$TARGETARCH\nFROM scratch\n")
+    plan = make_plan(df, {"TARGETARCH": "foo"}, platform=Platform("linux", "arm64"))
+    assert plan.global_args["G"] == "foo"
+    assert plan.platform_args["TARGETARCH"] == "arm64"
