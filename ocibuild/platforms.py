@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import platform as _platform
+import re
 from dataclasses import dataclass
 
 from ocibuild.errors import OcibuildError
 
 BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
+_WORD = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 _ARCH_ALIASES = {
     "x86_64": "amd64",
@@ -81,7 +83,7 @@ def parse_platform(text: str) -> Platform:
     parts = raw.lower().split("/")
     if len(parts) == 1 and parts[0]:
         parts = ["linux", parts[0]]
-    if len(parts) not in (2, 3) or not all(parts):
+    if len(parts) not in (2, 3) or not all(_WORD.fullmatch(p) for p in parts):
         raise OcibuildError(
             f"invalid platform {text!r}", hint="write OS/ARCH[/VARIANT], e.g. linux/arm64"
         )

@@ -40,7 +40,9 @@ def test_platform_names_are_normalised(text: str, want: Platform) -> None:
     assert parse_platform(text) == want
 
 
-@pytest.mark.parametrize("text", ["", "linux/", "/amd64", "a/b/c/d"])
+@pytest.mark.parametrize(
+    "text", ["", "linux/", "/amd64", "a/b/c/d", "linux/..", "linux/a b", "linux/arm64/../x"]
+)
 def test_a_bad_platform_is_a_clear_error(text: str) -> None:
     with pytest.raises(OcibuildError, match="invalid platform") as info:
         parse_platform(text)
