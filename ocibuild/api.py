@@ -15,6 +15,7 @@ from typing import Any
 from ocibuild import isolation
 from ocibuild.builder.context import SourceTree
 from ocibuild.builder.executor import BuildResult, StepRecord, execute
+from ocibuild.builder.source import check_stage_platforms
 from ocibuild.buildlog import BuildLog
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Instruction, Run
@@ -383,6 +384,7 @@ def build(
         plan = make_plan(df, build_args or {}, target, target_platform)
         tree = load_context(context, path if dockerfile_text is None else None)
         check_stage_refs(plan, store)
+        check_stage_platforms(plan)  # FROM --platform: runnable here (before any step)
         ensure_mount_namespace()
         options = isolation.resolve(options, reporter, store.tmp)
     except BaseException as exc:

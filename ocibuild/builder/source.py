@@ -7,7 +7,7 @@ import os
 from ocibuild.builder.state import ImageState, StageState, scratch_image
 from ocibuild.builder.step import StepContext, fail
 from ocibuild.errors import BuildError, OcibuildError
-from ocibuild.plan import Stage, platform_value
+from ocibuild.plan import Plan, Stage, platform_value
 from ocibuild.platforms import Platform, parse_platform, runnable_problem
 
 OCI_LAYOUT = "oci-layout://"
@@ -22,15 +22,21 @@ def split_layout_ref(ref: str) -> tuple[str, str | None]:
     return rest, None
 
 
-def stage_platform(ctx: StepContext, stage: Stage) -> Platform:
-    """The platform a stage is built for: FROM --platform (expanded with the global and
-    predefined ARGs: ``--platform=$BUILDPLATFORM``), else the build's target platform. One
-    whose programs cannot run here (no emulator) is refused before anything is pulled."""
+def check_stage_platforms(plan: Plan) -> None:
+    """Before the first step: every stage to build whose FROM --platform names a platform
+    that cannot run here (no emulator) and that has a RUN is refused, with its position."""
+    for index in plan.order:
+        stage = plan.stages[index]
+        if stage.from_.flag("platform") is not None:
+            _stage_platform(plan, stage)
+
+
+def _stage_platform(plan: Plan, stage: Stage) -> Platform:
     instr = stage.from_
     flag = instr.flag("platform")
     if flag is None:
-        return parse_platform(ctx.plan.platform_args["TARGETPLATFORM"])
-    value = platform_value(instr, flag.value or "", ctx.plan.global_args, ctx.plan.platform_args)
+        return parse_platform(plan.platform_args["TARGETPLATFORM"])
+    value = platform_value(instr, flag.value or "", plan.global_args, plan.platform_args)
     try:
         platform = parse_platform(value)
     except OcibuildError as exc:
@@ -39,6 +45,13 @@ def stage_platform(ctx: StepContext, stage: Stage) -> Platform:
     if problem is not None and any(i.keyword == "RUN" for i in stage.instructions):
         raise fail(instr, problem[0], hint=problem[1])
     return platform
+
+
+def stage_platform(ctx: StepContext, stage: Stage) -> Platform:
+    """The platform a stage is built for: FROM --platform (expanded with the global and
+    predefined ARGs: ``--platform=$BUILDPLATFORM``), else the build's target platform. One
+    whose programs cannot run here (no emulator) is refused before anything is pulled."""
+    return _stage_platform(ctx.plan, stage)
 
 
 def base_image(ctx: StepContext, stage: Stage) -> ImageState:

@@ -135,3 +135,18 @@ def test_image_platform_follows_buildkit(ocb: Ocibuild, multi_registry: str, con
     (context / "Dockerfile").write_text("FROM --platform=linux/arm64 scratch\nCOPY Dockerfile /\n")
     ocb.build(context, "-t", "cross:scratch")
     assert ocb.config("cross:scratch")["architecture"] == "amd64"
+
+
+def test_from_platform_that_cannot_run_fails_before_the_first_step(
+    ocb: Ocibuild, context: Path
+) -> None:
+    (context / "Dockerfile").write_text(
+        "FROM scratch\nCOPY Dockerfile /\nFROM --platform=linux/sparc scratch\nRUN true\n"
+    )
+    r = ocb.build(context, check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith(
+        "error: Dockerfile:3: FROM: platform linux/sparc: unknown architecture 'sparc'\n"
+        "  | FROM --platform=linux/sparc scratch\nhint: use one of: linux/amd64, linux/arm64"
+    )
+    assert "[1/" not in r.stderr
