@@ -10,10 +10,12 @@ import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ocibuild import isolation
 from ocibuild.builder.context import SourceTree
 from ocibuild.builder.executor import BuildResult, StepRecord, execute
+from ocibuild.builder.source import check_stage_platforms
 from ocibuild.buildlog import BuildLog
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Instruction, Run
@@ -22,7 +24,8 @@ from ocibuild.errors import DockerfileError, OcibuildError
 from ocibuild.image.store import Store, normalize_tag
 from ocibuild.log import Reporter, SilentReporter
 from ocibuild.options import Options
-from ocibuild.plan import PLATFORM_ARGS, Plan, make_plan, mount_from_refs
+from ocibuild.plan import Plan, make_plan, mount_from_refs
+from ocibuild.platforms import check_runnable, host_platform, parse_platform
 from ocibuild.registry.base import push_name
 from ocibuild.registry.reference import ReferenceError, parse_reference
 from ocibuild.storage.overlay import ensure_mount_namespace
@@ -341,8 +344,9 @@ def build(
 
     ``dockerfile`` defaults to ``CONTEXT/Dockerfile`` (or ``CONTEXT/Containerfile``);
     ``dockerfile_text`` skips reading. ``labels`` are set on the image last (like
-    ``--label``, they win over LABEL instructions). ``platform``: only this machine's
-    (linux/amd64) for now. ``build_contexts``: {name: image reference or
+    ``--label``, they win over LABEL instructions). ``platform``: the target platform
+    (OS/ARCH[/VARIANT]; this machine's by default; another runs through its binfmt_misc
+    emulator). ``build_contexts``: {name: image reference or
     ``oci-layout://DIR``} that ``FROM name`` and ``COPY --from=name`` use (see
     :func:`parse_build_contexts`). Every build, failed or not (a parse error too), is recorded
     in ``ROOT/builds/ID/build.json`` (and ``options.report``).
@@ -361,17 +365,13 @@ def build(
         text, name = read_dockerfile(path, context)
     else:
         text, name = dockerfile_text, os.path.basename(path)
-    host_platform = PLATFORM_ARGS["TARGETPLATFORM"]
-    if platform is not None and platform not in (host_platform, f"{host_platform}/v1"):
-        raise OcibuildError(
-            f"platform {platform}: only {host_platform} can be built for now",
-            hint="multi-platform builds are not supported yet",
-        )
+    target_platform = parse_platform(platform) if platform else host_platform()
+    check_runnable(target_platform)  # no emulator: refused before the first step
     store = Store(options.root)
     log = BuildLog(store, dockerfile=path, context=context, options=options)  # ROOT/builds/ID
     log.build_args = dict(build_args or {})
     log.target = target
-    log.platform = host_platform
+    log.platform = str(target_platform)
     try:  # mistakes found before the first step are recorded too
         contexts = {
             key: import_directory(store, ref.removeprefix(LOCAL_CONTEXT))
@@ -381,9 +381,10 @@ def build(
         }
         df: Dockerfile = apply_build_contexts(parse(text, name), contexts)
         check_target(df, target)
-        plan = make_plan(df, build_args or {}, target)
+        plan = make_plan(df, build_args or {}, target, target_platform)
         tree = load_context(context, path if dockerfile_text is None else None)
         check_stage_refs(plan, store)
+        check_stage_platforms(plan)  # FROM --platform: runnable here (before any step)
         ensure_mount_namespace()
         options = isolation.resolve(options, reporter, store.tmp)
     except BaseException as exc:
@@ -406,6 +407,8 @@ def build(
                 observer=log.observer,
             )
             config = state.image.to_image_config(created)
+            if platform:  # BuildKit: an explicit target platform names the image's
+                _set_platform(config, target_platform.descriptor())
             if labels:
                 inner = config.setdefault("config", {})
                 inner["Labels"] = {**(inner.get("Labels") or {}), **labels}
@@ -424,6 +427,19 @@ def build(
             raise
     log.finish(records=records, image_id=image_id, tags=normalized)
     return BuildResult(image_id, config, normalized, records, build_id=log.id)
+
+
+def _set_platform(config: dict[str, Any], platform: Mapping[str, str]) -> None:
+    """The config's architecture, os and variant as ``platform`` says (key order kept)."""
+    config.pop("variant", None)
+    for key in ("architecture", "os"):
+        config[key] = platform[key]
+    if platform.get("variant"):
+        items = list(config.items())
+        at = next(i for i, (k, _) in enumerate(items) if k == "os") + 1
+        items.insert(at, ("variant", platform["variant"]))
+        config.clear()
+        config.update(items)
 
 
 def write_output(

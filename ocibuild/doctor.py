@@ -254,3 +254,29 @@ def login_of(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
+
+
+def check_platform(text: str) -> Finding:
+    """Whether programs of platform ``text`` run here: natively, or through a QEMU
+    emulator registered in binfmt_misc with the fix-binary flag (what RUN needs)."""
+    from ocibuild.errors import OcibuildError
+    from ocibuild.platforms import QEMU_NAMES, find_emulator, parse_platform, runnable_problem
+
+    try:
+        target = parse_platform(text)
+    except OcibuildError as exc:
+        return Finding(f"platform {text}", False, exc.message, exc.hint or "", True)
+    name = f"platform {target}"
+    problem = runnable_problem(target)
+    if problem is not None:
+        return Finding(name, False, problem[0], problem[1], True)
+    emulator = find_emulator(target.architecture)
+    qemu = QEMU_NAMES.get(target.architecture, target.architecture)
+    if emulator is None or runnable_problem(target, "/nonexistent") is None:
+        return Finding(name, True, "runs natively on this machine")
+    return Finding(
+        name,
+        True,
+        f"runs through the emulator qemu-{qemu} ({emulator.interpreter}, registered in "
+        "binfmt_misc with the fix-binary flag)",
+    )

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ocibuild.dockerfile.expand import expand_word, go_quote
 from ocibuild.dockerfile.instructions import Arg, Copy, Dockerfile, From, Instruction, Run
 from ocibuild.errors import DockerfileError, ExpansionError
+from ocibuild.platforms import Platform, host_platform
 
-PLATFORM_ARGS: Mapping[str, str] = {
-    "TARGETPLATFORM": "linux/amd64",
-    "TARGETOS": "linux",
-    "TARGETARCH": "amd64",
-    "TARGETVARIANT": "",
-    "BUILDPLATFORM": "linux/amd64",
-    "BUILDOS": "linux",
-    "BUILDARCH": "amd64",
-    "BUILDVARIANT": "",
-}
+
+def platform_args(target: Platform | None = None) -> dict[str, str]:
+    """BuildKit's predefined platform ARGs: TARGET* for the platform being built (this
+    machine's by default), BUILD* for this machine. Global scope: usable in FROM and in
+    global ARG defaults without a declaration; a stage sees one after ``ARG NAME``."""
+    host = host_platform()
+    return {**(target or host).args("TARGET"), **host.args("BUILD")}
+
+
+# this machine's platform as the target (a plan built without --platform)
+PLATFORM_ARGS: Mapping[str, str] = platform_args()
 
 # Usable in RUN without being declared, and kept out of the history (as BuildKit does).
 PROXY_ARGS = frozenset(
@@ -51,6 +53,7 @@ class Plan:
     target: int
     escape: str
     warnings: tuple[str, ...] = ()  # for the build's output (e.g. duplicate stage names)
+    platform_args: Mapping[str, str] = field(default_factory=lambda: dict(PLATFORM_ARGS))
 
     def stage_ref(self, ref: str, before: int) -> int | None:
         """The index of the stage ``ref`` names (name or number), if it is an earlier one."""
@@ -80,7 +83,9 @@ def _expand(instr: Instruction, word: str, env: Mapping[str, str], escape: str) 
 
 
 def global_arg_values(
-    df: Dockerfile, build_args: Mapping[str, str]
+    df: Dockerfile,
+    build_args: Mapping[str, str],
+    predefined: Mapping[str, str] = PLATFORM_ARGS,
 ) -> tuple[dict[str, str | None], tuple[Instruction, ...]]:
     """Values of the ARGs declared before the first FROM, and the instructions after them."""
     values: dict[str, str | None] = {}
@@ -93,7 +98,7 @@ def global_arg_values(
             if name in build_args:
                 values[name] = build_args[name]
             elif default is not None:
-                env = {**PLATFORM_ARGS, **{k: v for k, v in values.items() if v is not None}}
+                env = {**predefined, **{k: v for k, v in values.items() if v is not None}}
                 values[name] = _expand(arg, default, env, df.escape)
             else:
                 values[name] = None
@@ -101,9 +106,19 @@ def global_arg_values(
     return values, instrs[index:]
 
 
-def make_plan(df: Dockerfile, build_args: Mapping[str, str], target: str | None = None) -> Plan:
-    global_args, rest = global_arg_values(df, build_args)
-    from_env = {**PLATFORM_ARGS, **{k: v for k, v in global_args.items() if v is not None}}
+def make_plan(
+    df: Dockerfile,
+    build_args: Mapping[str, str],
+    target: str | None = None,
+    platform: Platform | None = None,
+) -> Plan:
+    """``platform``: the target platform (TARGETPLATFORM...); this machine's by default."""
+    predefined = platform_args(platform)
+    # BuildKit: a --build-arg of a predefined name overrides it in global scope (global ARG
+    # defaults, FROM); the target platform itself stays
+    overridden = {k: build_args.get(k, v) for k, v in predefined.items()}
+    global_args, rest = global_arg_values(df, build_args, overridden)
+    from_env = {**overridden, **{k: v for k, v in global_args.items() if v is not None}}
     stages: list[Stage] = []
     current: From | None = None
     body: list[Instruction] = []
@@ -166,7 +181,7 @@ def make_plan(df: Dockerfile, build_args: Mapping[str, str], target: str | None 
             )
         target_index = found
     order = _needed(stages, target_index)
-    return Plan(tuple(stages), global_args, order, target_index, df.escape, warnings)
+    return Plan(tuple(stages), global_args, order, target_index, df.escape, warnings, predefined)
 
 
 def _check_names(stages: list[Stage]) -> tuple[str, ...]:
@@ -274,7 +289,12 @@ def _needed(stages: list[Stage], target: int) -> tuple[int, ...]:
     return tuple(sorted(needed))
 
 
-def platform_value(instr: Instruction, word: str, global_args: Mapping[str, str | None]) -> str:
+def platform_value(
+    instr: Instruction,
+    word: str,
+    global_args: Mapping[str, str | None],
+    predefined: Mapping[str, str] = PLATFORM_ARGS,
+) -> str:
     """FROM --platform expanded like the image word: global ARGs and platform ARGs."""
-    env = {**PLATFORM_ARGS, **{k: v for k, v in global_args.items() if v is not None}}
+    env = {**predefined, **{k: v for k, v in global_args.items() if v is not None}}
     return _expand(instr, word, env, "\\")

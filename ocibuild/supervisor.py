@@ -28,6 +28,20 @@ CLONE_NEWPID = 0x20000000
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
+BINFMT_MISC = "/proc/sys/fs/binfmt_misc"
+
+
+def _host_binfmt_misc() -> bool:
+    """True when binfmt_misc is mounted and we are in the initial user namespace (there a
+    new mount shows the same registry; in another one it would make an empty one)."""
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            initial = f.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        return False
+    return initial and os.path.exists(os.path.join(BINFMT_MISC, "register"))
+
+
 def _child(fn: Callable[[], int], parent_alive: int) -> None:
     code = 1
     try:
@@ -35,10 +49,16 @@ def _child(fn: Callable[[], int], parent_alive: int) -> None:
         if select.select([parent_alive], [], [], 0)[0]:  # EOF: the parent died already
             os._exit(128 + signal.SIGKILL)
         # Our own /proc: runtimes look themselves up there by their pid in this namespace.
+        binfmt = _host_binfmt_misc()
         _native.enter_mount_namespace()
         _native.mount_fs(
             "proc", "/proc", "proc", _native.MS_NOSUID | _native.MS_NODEV | _native.MS_NOEXEC
         )
+        if binfmt:  # the emulators' registry, seen again (ocibuild.platforms reads it)
+            with contextlib.suppress(OSError):
+                _native.mount_fs(
+                    "binfmt_misc", BINFMT_MISC, "binfmt_misc", _native.MS_NOSUID | _native.MS_NODEV
+                )
         code = fn()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1

@@ -9,6 +9,7 @@ A step's key is the sha256 of a canonical JSON document holding:
 * the instruction itself: every parsed field (flags, command, heredocs, sources...) but
   its position, so moving a line or adding a comment keeps the key;
 * SOURCE_DATE_EPOCH (it changes mtimes in layers and history);
+* the target platform, when it is not this machine's (TARGETARCH... differ);
 * for ARG: the --build-arg and global values of the names it declares;
 * for COPY/ADD: a digest of the sources after .dockerignore (see ``hashing``), or for
   ``--from`` the source stage's state (its layers are content addressed) or the image ID;
@@ -129,6 +130,8 @@ def image_digest(image: ImageState) -> str:
         "os": image.os,
         "architecture": image.architecture,
     }
+    if image.variant:
+        doc["variant"] = image.variant
     return "sha256:" + hashlib.sha256(canonical_json(doc)).hexdigest()
 
 
@@ -253,6 +256,12 @@ class StepCache:
             "instruction": instruction,
             "epoch": ctx.options.source_date_epoch,
         }
+        target = ctx.plan.platform_args.get("TARGETPLATFORM")
+        if target != ctx.plan.platform_args.get("BUILDPLATFORM"):
+            # a cross-platform build: TARGET* ARGs (replayed by an ARG hit) and the base
+            # differ, so no step may hit a native build's entry (keys of native builds
+            # stay as they were)
+            material["platform"] = target
         counters = HashCounters()
         try:
             if isinstance(instr, Arg):

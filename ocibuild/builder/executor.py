@@ -37,7 +37,7 @@ from ocibuild.errors import Interrupted
 from ocibuild.image.store import Store
 from ocibuild.log import Reporter
 from ocibuild.options import Options
-from ocibuild.plan import PLATFORM_ARGS, PROXY_ARGS, Plan, Stage
+from ocibuild.plan import PROXY_ARGS, Plan, Stage
 from ocibuild.runtime.network import BuildNetwork
 from ocibuild.trace import StepTimings, Tracer, step_record
 
@@ -82,7 +82,7 @@ def arg_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
         elif glob is not None:
             value = glob
         else:
-            value = PLATFORM_ARGS.get(name)
+            value = ctx.plan.platform_args.get(name)
         if value is not None:
             ctx.stage.args[name] = value
         parts.append(name if expanded is None else f"{name}={expanded}")

@@ -24,6 +24,7 @@ class ImageState:
     architecture: str = "amd64"
     os: str = "linux"
     author: str = ""
+    variant: str = ""  # the platform's (arm/v7), "" for none
 
     @classmethod
     def from_image_config(cls, image: dict[str, Any]) -> ImageState:
@@ -34,6 +35,7 @@ class ImageState:
             architecture=image.get("architecture", "amd64"),
             os=image.get("os", "linux"),
             author=image.get("author", ""),
+            variant=str(image.get("variant") or ""),
         )
         return state
 
@@ -45,6 +47,7 @@ class ImageState:
             self.architecture,
             self.os,
             self.author,
+            self.variant,
         )
 
     # -- Env ---------------------------------------------------------------
@@ -98,6 +101,7 @@ class ImageState:
         image.update(
             architecture=self.architecture,
             os=self.os,
+            **({"variant": self.variant} if self.variant else {}),
             config=cfg,
             rootfs={"type": "layers", "diff_ids": list(self.diff_ids)},
             history=self.history,

@@ -6,9 +6,11 @@ import argparse
 import dataclasses
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ocibuild import api
+from ocibuild.builder.executor import BuildResult
 from ocibuild.cli import build_compat, observe
 from ocibuild.cli.common import common_flags, kv, options_from, require_root
 from ocibuild.cli.registry import add_tls_flag
@@ -92,7 +94,7 @@ def register(sub: Any) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     api.check_tags(args.tag)  # a bad name is refused before anything runs
-    platform = build_compat.check_platform(args.platform) if args.platform else None
+    platforms = build_compat.check_platforms(args.platform) if args.platform else []
     labels = dict(kv(text) for text in args.label)
     build_contexts = api.parse_build_contexts(args.build_context)
     output = api.Output.parse(args.output) if args.output else None
@@ -104,6 +106,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 hint="add --output type=oci,dest=DIR or type=oci-archive,dest=FILE",
             )
         output = dataclasses.replace(output, annotations=annotations)
+    build_compat.check_multi_output(output, platforms)
     build_compat.check_setup(args, options_from(args).root, output)
     require_root(args)
     quiet = args.quiet or args.progress == "quiet"
@@ -142,21 +145,31 @@ def cmd_build(args: argparse.Namespace) -> int:
                 "standard input held a Dockerfile, not a context archive: -f is not used",
                 hint="leave -f out, or pipe a tar archive of the context",
             )
-        result = api.build(
-            context.directory,
-            dockerfile=dockerfile if context.dockerfile_text is None else None,
-            dockerfile_text=context.dockerfile_text,
-            tags=args.tag,
-            build_args=dict(args.build_arg),
-            target=args.target,
-            output=output,
-            push=args.push,
-            options=options,
-            reporter=reporter,
-            labels=labels,
-            platform=platform,
-            build_contexts=build_contexts,
-        )
+        multi = len(platforms) > 1
+
+        def build_one(platform: str | None, tags: Sequence[str]) -> BuildResult:
+            return api.build(
+                context.directory,
+                dockerfile=dockerfile if context.dockerfile_text is None else None,
+                dockerfile_text=context.dockerfile_text,
+                tags=tags,
+                build_args=dict(args.build_arg),
+                target=args.target,
+                output=None if multi else output,
+                push=False if multi else args.push,
+                options=options,
+                reporter=reporter,
+                labels=labels,
+                platform=platform,
+                build_contexts=build_contexts,
+            )
+
+        if multi:  # one build per platform, one image index over them
+            result = build_compat.build_platforms(
+                build_one, platforms, args.tag, output, args.push, options, reporter
+            )
+        else:
+            result = build_one(platforms[0] if platforms else None, args.tag)
     build_compat.write_results(args, result.image_id, result.tags, output)
     layers = sum(1 for s in result.steps if s.diff_id and s.cache != "hit")
     cached = sum(1 for s in result.steps if s.cache == "hit")

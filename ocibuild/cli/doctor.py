@@ -18,6 +18,13 @@ def register(sub: Any) -> None:
     d.add_argument("--storage-driver", choices=STORAGE_DRIVERS, help="default: overlay")
     d.add_argument("--runtime", help="crun or runc or a path (default: crun if installed)")
     d.add_argument("--user", help="check rootless building for this user (default: you)")
+    d.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="OS/ARCH[/VARIANT]",
+        help="check that builds for this platform can run RUN here (natively or emulated)",
+    )
     d.set_defaults(func=cmd_doctor)
 
 
@@ -53,7 +60,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         f"runtime {'none (native-chroot)' if needs.runtime is None else f'{runtime} ({picked})'}"
     )
     failed = False
-    for f in doctor.run_checks(needs):
+    platforms = [p.strip() for item in args.platform for p in item.split(",") if p.strip()]
+    for f in doctor.run_checks(needs) + [doctor.check_platform(p) for p in platforms]:
         print(f"  [{f.status:>4}] {f.name}: {f.detail}")
         if f.fix:
             print(f"         fix: {f.fix}")

@@ -89,20 +89,37 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_parse)
 
 
+def _platform(store: Store, image_id: str) -> str:
+    """os/architecture[/variant] from the image's config ("" when it names none)."""
+    try:
+        config = store.get_config(image_id)
+    except OcibuildError:
+        return ""
+    parts = [config.get("os"), config.get("architecture"), config.get("variant")]
+    return "/".join(str(p) for p in parts if p)
+
+
 def cmd_images(args: argparse.Namespace) -> int:
     store = Store(options_from(args).root)
     if args.format == "json":
         docs = [
-            {"names": tags, "id": image_id, "created": created, "size": size}
+            {
+                "names": tags,
+                "id": image_id,
+                "created": created,
+                "size": size,
+                "platform": _platform(store, image_id),
+            }
             for tags, image_id, created, size in store.list_images()
         ]
         print(json.dumps(docs, indent=2))
         return 0
-    rows = [("NAME", "IMAGE ID", "CREATED", "SIZE")]
+    rows = [("NAME", "IMAGE ID", "CREATED", "SIZE", "PLATFORM")]
     for tags, image_id, created, size in store.list_images():
+        plat = _platform(store, image_id)
         for tag in tags or ["<none>"]:
-            rows.append((tag, image_id[7:19], created, human_size(size)))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+            rows.append((tag, image_id[7:19], created, human_size(size), plat))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return 0

@@ -12,7 +12,8 @@ stored diffID, else StoreError "layer ... is corrupt". Memory stays flat: everyt
 through :class:`DigestingSink` into a temp file that is renamed to its digest.
 
 Import verifies every blob's digest while reading it and accepts OCI and Docker schema 2
-media types; nested indexes resolve to linux/amd64.
+media types; an index (index.json's own entries, or a nested one) resolves to the wanted
+platform (this machine's by default).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ocibuild.image.model import (
     LAYER_TYPES,
     MANIFEST_TYPES,
     MT_OCI_CONFIG,
+    MT_OCI_INDEX,
     MT_OCI_MANIFEST,
     REF_NAME,
     canonical_json,
@@ -40,7 +42,6 @@ from ocibuild.image.model import (
     diff_ids_of,
     make_index,
     make_manifest,
-    platform_matches,
 )
 from ocibuild.image.store import Store
 from ocibuild.layers.compress import (
@@ -51,6 +52,7 @@ from ocibuild.layers.compress import (
     open_decompressed,
 )
 from ocibuild.layers.tarwriter import write_tree
+from ocibuild.platforms import Platform, host_platform, matches
 
 _CHUNK = 1 << 20
 _MAX_JSON = 16 << 20
@@ -69,9 +71,50 @@ def export_oci_layout(
     """Write the image ``config_digest`` as an OCI layout in ``dest_dir``; returns the
     manifest digest. An existing layout is extended: index entries with the same ref
     names are replaced, others kept."""
+    kind = _check_compression(compression)
+    manifest_digest, size = _write_image(store, config_digest, dest_dir, kind)
+    write_atomic(os.path.join(dest_dir, "oci-layout"), _LAYOUT_VERSION)
+    _update_index(dest_dir, manifest_digest, size, ref_names)
+    return manifest_digest
+
+
+def export_oci_index(
+    store: Store,
+    images: list[tuple[str, JSON]],
+    dest_dir: str,
+    *,
+    ref_names: list[str],
+    compression: Compression | str = "gzip",
+) -> str:
+    """Write several images (config digest, platform descriptor) and one OCI image index
+    over them (a multi-platform image) as an OCI layout in ``dest_dir``; index.json names
+    that index (with ``ref_names``), as BuildKit's multi-platform OCI export does. Returns
+    the index's digest."""
+    kind = _check_compression(compression)
+    entries = []
+    for config_digest, platform in images:
+        digest, size = _write_image(store, config_digest, dest_dir, kind)
+        entries.append(descriptor(MT_OCI_MANIFEST, digest, size, platform=platform))
+    index_bytes = canonical_json(make_index(entries))
+    index_digest = "sha256:" + hashlib.sha256(index_bytes).hexdigest()
+    _write_blob(os.path.join(dest_dir, "blobs", "sha256"), index_digest, index_bytes)
+    write_atomic(os.path.join(dest_dir, "oci-layout"), _LAYOUT_VERSION)
+    _update_index(dest_dir, index_digest, len(index_bytes), ref_names, MT_OCI_INDEX)
+    return index_digest
+
+
+def _check_compression(compression: str) -> Compression:
     if compression not in ("gzip", "zstd", "none"):
         raise StoreError(f"unknown compression {compression!r}", hint="use gzip, zstd or none")
-    kind: Compression = compression
+    kind: Compression = compression  # type: ignore[assignment]
+    return kind
+
+
+def _write_image(
+    store: Store, config_digest: str, dest_dir: str, kind: Compression
+) -> tuple[str, int]:
+    """The config, layers and manifest of one image into ``dest_dir``'s blobs; returns the
+    manifest's (digest, size)."""
     blobs = os.path.join(dest_dir, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
     config_bytes = store.read_blob(config_digest)
@@ -84,9 +127,7 @@ def export_oci_layout(
     manifest_bytes = canonical_json(manifest)
     manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
     _write_blob(blobs, manifest_digest, manifest_bytes)
-    write_atomic(os.path.join(dest_dir, "oci-layout"), _LAYOUT_VERSION)
-    _update_index(dest_dir, manifest_digest, len(manifest_bytes), ref_names)
-    return manifest_digest
+    return manifest_digest, len(manifest_bytes)
 
 
 def export_layer_blob(store: Store, diff_id: str, blobs: str, compression: Compression) -> JSON:
@@ -184,7 +225,13 @@ def _write_blob(blobs: str, digest: str, data: bytes) -> None:
         write_atomic(os.path.join(blobs, hexpart(digest)), data)
 
 
-def _update_index(dest_dir: str, digest: str, size: int, ref_names: list[str]) -> None:
+def _update_index(
+    dest_dir: str,
+    digest: str,
+    size: int,
+    ref_names: list[str],
+    media_type: str = MT_OCI_MANIFEST,
+) -> None:
     path = os.path.join(dest_dir, "index.json")
     kept: list[JSON] = []
     if os.path.exists(path):
@@ -202,8 +249,8 @@ def _update_index(dest_dir: str, digest: str, size: int, ref_names: list[str]) -
         and not (not ref_names and m.get("digest") == digest and not m.get("annotations"))
     ]
     new = [
-        descriptor(MT_OCI_MANIFEST, digest, size, annotations={REF_NAME: ref}) for ref in ref_names
-    ] or [descriptor(MT_OCI_MANIFEST, digest, size)]
+        descriptor(media_type, digest, size, annotations={REF_NAME: ref}) for ref in ref_names
+    ] or [descriptor(media_type, digest, size)]
     write_atomic(path, canonical_json(make_index(kept + new)))
 
 
@@ -229,7 +276,7 @@ def _read_json_blob(layout_dir: str, desc: JSON) -> tuple[bytes, JSON]:
     return data, doc
 
 
-def _select(layout_dir: str, entries: list[JSON], tag: str | None) -> JSON:
+def _select(layout_dir: str, entries: list[JSON], tag: str | None, platform: Platform) -> JSON:
     refs = [str((e.get("annotations") or {}).get(REF_NAME, "")) for e in entries]
     if tag is not None:
         found = [e for e, r in zip(entries, refs, strict=True) if r == tag]
@@ -239,7 +286,9 @@ def _select(layout_dir: str, entries: list[JSON], tag: str | None) -> JSON:
                 f"no image tagged {tag!r} in OCI layout {layout_dir}",
                 hint=f"ref names in the layout: {known}",
             )
-        return found[0]
+        return _by_platform(layout_dir, found, platform) if len(found) > 1 else found[0]
+    if len(entries) > 1 and all(e.get("platform") for e in entries):
+        return _by_platform(layout_dir, entries, platform)  # index.json as a platform index
     if len(entries) != 1:
         raise StoreError(
             f"OCI layout {layout_dir} holds {len(entries)} images",
@@ -249,24 +298,37 @@ def _select(layout_dir: str, entries: list[JSON], tag: str | None) -> JSON:
     return entries[0]
 
 
-def _resolve_manifest(layout_dir: str, desc: JSON, depth: int = 0) -> JSON:
+def _by_platform(layout_dir: str, entries: list[JSON], platform: Platform) -> JSON:
+    for entry in entries:
+        if matches(entry.get("platform") or {}, platform):
+            return entry
+    have = sorted({str((e.get("platform") or {}).get("architecture", "?")) for e in entries})
+    raise ImageNotFound(
+        f"OCI layout {layout_dir} has no {platform} image",
+        hint=f"architectures it has: {', '.join(have) or 'none'}; choose with --platform",
+    )
+
+
+def _resolve_manifest(layout_dir: str, desc: JSON, platform: Platform, depth: int = 0) -> JSON:
     if depth > 4:
         raise StoreError(f"OCI layout {layout_dir}: indexes nested too deeply")
     _, doc = _read_json_blob(layout_dir, desc)
     media_type = desc.get("mediaType") or doc.get("mediaType")
     if media_type in INDEX_TYPES or (media_type is None and "manifests" in doc):
         entries = [m for m in doc.get("manifests", []) if isinstance(m, dict)]
-        for entry in entries:
-            if platform_matches(entry):
-                return _resolve_manifest(layout_dir, entry, depth + 1)
-        raise ImageNotFound(f"OCI layout {layout_dir} has no linux/amd64 image")
+        entry = _by_platform(layout_dir, entries, platform)
+        return _resolve_manifest(layout_dir, entry, platform, depth + 1)
     if media_type in MANIFEST_TYPES or (media_type is None and "config" in doc):
         return doc
     raise StoreError(f"OCI layout {layout_dir}: unsupported media type {media_type!r}")
 
 
-def import_oci_layout(store: Store, layout_dir: str, tag: str | None) -> str:
-    """Import one image of an OCI layout into ``store``; returns its config digest."""
+def import_oci_layout(
+    store: Store, layout_dir: str, tag: str | None, platform: Platform | None = None
+) -> str:
+    """Import one image of an OCI layout into ``store``; returns its config digest.
+    ``platform`` picks the image from an index (this machine's by default)."""
+    platform = platform or host_platform()
     try:
         with open(os.path.join(layout_dir, "index.json"), "rb") as f:
             index = json.load(f)
@@ -276,7 +338,7 @@ def import_oci_layout(store: Store, layout_dir: str, tag: str | None) -> str:
             f"{layout_dir} is not a readable OCI layout: {e}",
             hint="expected a directory with oci-layout, index.json and blobs/",
         ) from e
-    manifest = _resolve_manifest(layout_dir, _select(layout_dir, entries, tag))
+    manifest = _resolve_manifest(layout_dir, _select(layout_dir, entries, tag, platform), platform)
     config_desc = manifest.get("config") or {}
     config_bytes, config = _read_json_blob(layout_dir, config_desc)
     layer_descs = [d for d in manifest.get("layers") or [] if isinstance(d, dict)]

@@ -4,30 +4,40 @@
   normalises it; a digest reference pulled before) is used; otherwise it is pulled;
 * ``always``: pulled (only layers the store lacks are downloaded);
 * ``never``: the store only.
+
+With a ``platform``, a local image counts only when its config is for that platform (an
+image of another architecture under the same name is pulled over, as Docker does).
 """
 
 from __future__ import annotations
 
+import hashlib
+
 from ocibuild.errors import ImageNotFound, OcibuildError
+from ocibuild.image.model import JSON, canonical_json
 from ocibuild.image.store import Store
 from ocibuild.log import Reporter
+from ocibuild.platforms import matches, parse_platform
 from ocibuild.registry.reference import parse_reference
 
 # pull/push (oras, requests) are imported inside the functions: a FROM that the local
 # store satisfies never pays for loading them.
 
 
-def _local(store: Store, name: str) -> str | None:
+def _local(store: Store, name: str, platform: str | None = None) -> str | None:
+    found: str | None
     try:
-        return store.resolve(name)
+        found = store.resolve(name)
     except OcibuildError:
-        pass
-    from ocibuild.registry.pull import find_local
+        from ocibuild.registry.pull import find_local
 
-    try:
-        return find_local(store, parse_reference(name))
-    except OcibuildError:
-        return None
+        try:
+            found = find_local(store, parse_reference(name))
+        except OcibuildError:
+            return None
+    if found is None or platform is None:
+        return found
+    return found if matches(store.get_config(found), parse_platform(platform)) else None
 
 
 def resolve_base(
@@ -43,12 +53,13 @@ def resolve_base(
     if name.startswith("sha256:"):
         return store.resolve(name)
     if policy != "always":
-        found = _local(store, name)
+        found = _local(store, name, platform)
         if found is not None:
             return found
         if policy == "never":
+            what = f" for {platform}" if platform else ""
             raise ImageNotFound(
-                f"{name} is not in the local store and --pull=never forbids pulling it",
+                f"{name}{what} is not in the local store and --pull=never forbids pulling it",
                 hint=f"pull it first (ocibuild pull {name}) or use --pull=missing",
             )
     from ocibuild.registry.progress import ReporterProgress
@@ -92,3 +103,57 @@ def push_name(
         progress=progress,
     )
     return result.manifest_digest
+
+
+def push_index(
+    store: Store,
+    images: list[tuple[str, JSON]],
+    name: str,
+    *,
+    compression: str = "gzip",
+    tls_verify: bool | None = None,
+    reporter: Reporter | None = None,
+) -> str:
+    """Push several images (config digest, platform descriptor) and one OCI image index
+    over them as ``name`` (a multi-platform image); returns the index's digest. Each image
+    goes up first (under the tag, which the index then takes over)."""
+    from ocibuild.image.model import MT_OCI_INDEX, MT_OCI_MANIFEST, descriptor, make_index
+    from ocibuild.registry.errors import RegistryError
+    from ocibuild.registry.progress import ReporterProgress
+    from ocibuild.registry.push import push
+    from ocibuild.registry.transfer import RegistryOptions, connect
+
+    ref = parse_reference(name)
+    ref = ref if ref.tag else ref.with_tag("latest")
+    ropts = RegistryOptions(tls_verify=tls_verify)
+    progress = ReporterProgress(reporter) if reporter is not None else None
+    entries = []
+    for image_id, platform in images:
+        result = push(store, image_id, ref, compression=compression, ropts=ropts, progress=progress)
+        entries.append(
+            descriptor(
+                MT_OCI_MANIFEST, result.manifest_digest, result.manifest_size, platform=platform
+            )
+        )
+    index_bytes = canonical_json(make_index(entries))
+    digest = "sha256:" + hashlib.sha256(index_bytes).hexdigest()
+    client = connect(ref, ropts)
+    resp = client.request(
+        "PUT",
+        f"{ref.path}/manifests/{ref.tag}",
+        scope=f"repository:{ref.path}:pull,push",
+        what=f"image index {ref.familiar()}",
+        headers={"Content-Type": MT_OCI_INDEX},
+        body=index_bytes,
+        expect=(201,),
+    )
+    resp.close()
+    answered = resp.headers.get("Docker-Content-Digest")
+    if answered and answered != digest:
+        raise RegistryError(
+            f"the registry stored the index of {ref.familiar()} as {answered}, "
+            f"ocibuild sent {digest}"
+        )
+    if reporter is not None:
+        reporter.info(f"pushed {ref.familiar()}@{digest} (index of {len(entries)} platforms)")
+    return digest
