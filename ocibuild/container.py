@@ -58,7 +58,8 @@ class RuntimeLineFilter:
     writes when it cannot start the process (``runc run failed: ...``): they become the
     one error message instead of being printed twice."""
 
-    MARKERS = (b"runc run failed: ", b"crun: ")
+    # runc's prefix; crun's, and crun 1.8's exec failure, printed without a prefix
+    MARKERS = (b"runc run failed: ", b"crun: ", b"executable file `")
 
     def __init__(self, emit: Callable[[bytes], None]) -> None:
         self.emit = emit

@@ -59,8 +59,8 @@ def check_kernel_dirs(rootfs: str) -> None:
         if not stat.S_ISDIR(st.st_mode):
             what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
             raise OcibuildError(
-                f"/{name} in the image is {what}; a RUN step mounts {name} there, which "
-                "needs a real directory of the image",
+                f"/{name} in the image is a symlink or not a directory ({what}); a RUN "
+                f"step mounts {name} there, which needs a real directory of the image",
                 hint=f"make /{name} a directory in an earlier step (RUN rm /{name} && "
                 f"mkdir /{name}), or copy the tree without /{name}",
             )
