@@ -19,7 +19,6 @@ KNOWN: dict[str, str] = {
     "copy_chown_unknown_group": "new: an unknown --chown group is gid 0 in BuildKit",
     "copy_chown_variants": "new: an unknown --chown group is gid 0 in BuildKit",
     "copy_link_chown_name": "new: BuildKit fails COPY --link --chown=NAME (invalid user index)",
-    "from_platform_other_single_arch": "new: FROM --platform=X of a single-arch image builds",
     "copy_file_onto_dir_error": "new: COPY of a file onto an existing dir must fail",
     "copy_dir_onto_file": "new: COPY of a dir onto an existing file must fail",
     "onbuild_copy_from_stage": "new: ONBUILD COPY --from=STAGE of the child Dockerfile",
