@@ -115,22 +115,28 @@ def _world_executable(path: str) -> bool:
     return all(os.stat(p).st_mode & 0o001 for p in _parents(path))
 
 
-def ensure_user(name: str = USER) -> pwd.struct_passwd:
-    """The unprivileged test user, with subordinate id ranges (created when missing)."""
+def ensure_user(name: str = USER, subids: bool = True) -> pwd.struct_passwd:
+    """An unprivileged test user (created when missing), with subordinate id ranges, or
+    explicitly without any when ``subids`` is false."""
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        proc = subprocess.run(
-            ["useradd", "-m", "-s", "/bin/sh", name], capture_output=True, text=True
-        )
+        cmd = ["useradd", "-m", "-s", "/bin/sh", name]
+        if not subids:
+            cmd[1:1] = ["-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode not in (0, 9):  # 9: created meanwhile by a parallel run
             raise Unavailable(f"useradd {name}: {proc.stderr.strip()}") from None
         entry = pwd.getpwnam(name)
     for path in ("/etc/subuid", "/etc/subgid"):
         text = Path(path).read_text() if os.path.exists(path) else ""
-        if not any(line.split(":")[0] == name for line in text.splitlines()):
+        has = any(line.split(":")[0] == name for line in text.splitlines())
+        if subids and not has:
             flag = "--add-subuids" if path.endswith("uid") else "--add-subgids"
             subprocess.run(["usermod", flag, "300000-365535", name], check=True)
+        if not subids and has:
+            kept = [ln for ln in text.splitlines() if ln.split(":")[0] != name]
+            Path(path).write_text("".join(ln + "\n" for ln in kept))
     return entry
 
 

@@ -6,6 +6,7 @@ import this module; :mod:`ocibuild.storage.driver` picks one of them."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Sequence
@@ -144,3 +145,19 @@ def canonicalize(upper: str, lowers: Sequence[str] = ()) -> None:
             except PermissionError:
                 continue  # keep the .wh. form: the layer engine reads it too
             os.unlink(path)
+
+
+def kept_xattrs(path: str) -> list[tuple[str, bytes]]:
+    """The xattrs of ``path`` a layer keeps (sorted; none where xattrs are unsupported)."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return []
+        raise
+    out = []
+    for name in sorted(names):
+        if wh.is_kept_xattr(name):
+            with contextlib.suppress(OSError):
+                out.append((name, os.getxattr(path, name, follow_symlinks=False)))
+    return out

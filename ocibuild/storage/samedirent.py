@@ -25,29 +25,14 @@ step gives a layer with the whiteout only).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
 from collections.abc import Sequence
 
 from ocibuild.fs import whiteout as wh
+from ocibuild.storage.base import kept_xattrs
 
 _CHUNK = 1 << 20
-
-
-def _kept_xattrs(path: str) -> list[tuple[str, bytes]]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError as e:
-        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            return []
-        raise
-    out = []
-    for name in sorted(names):
-        if wh.is_kept_xattr(name):
-            with contextlib.suppress(OSError):
-                out.append((name, os.getxattr(path, name, follow_symlinks=False)))
-    return out
 
 
 def _is_whiteout(st: os.stat_result, name: str) -> bool:
@@ -122,7 +107,7 @@ def same_dirent(lower: str, lst: os.stat_result, upper: str, ust: os.stat_result
         ust.st_rdev,
     ):
         return False
-    if not stat.S_ISLNK(ust.st_mode) and _kept_xattrs(lower) != _kept_xattrs(upper):
+    if not stat.S_ISLNK(ust.st_mode) and kept_xattrs(lower) != kept_xattrs(upper):
         return False
     if stat.S_ISDIR(ust.st_mode):
         return True

@@ -30,25 +30,11 @@ from ocibuild import _native
 from ocibuild.errors import LayerError
 from ocibuild.fs import whiteout as wh
 from ocibuild.storage import base
+from ocibuild.storage.base import kept_xattrs
 from ocibuild.storage.samedirent import prune_unchanged
 
 FICLONE = 0x40049409
 _Sig = tuple[object, ...]
-
-
-def _kept_xattrs(path: str) -> list[tuple[str, bytes]]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError as e:
-        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-            return []
-        raise
-    out = []
-    for name in sorted(names):
-        if wh.is_kept_xattr(name):
-            with contextlib.suppress(OSError):
-                out.append((name, os.getxattr(path, name, follow_symlinks=False)))
-    return out
 
 
 def _is_opaque(path: str) -> bool:
@@ -108,7 +94,7 @@ def copy_meta(st: os.stat_result, src: str, dst: str) -> None:
     os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
     if not stat.S_ISLNK(st.st_mode):
         os.chmod(dst, stat.S_IMODE(st.st_mode))
-    for name, value in _kept_xattrs(src):
+    for name, value in kept_xattrs(src):
         os.setxattr(dst, name, value, follow_symlinks=False)
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
@@ -170,7 +156,7 @@ def apply_lower(src: str, dst: str) -> None:
 def _signature(path: str, st: os.stat_result) -> _Sig:
     fmt = stat.S_IFMT(st.st_mode)
     link = os.readlink(path) if fmt == stat.S_IFLNK else ""
-    xattrs = tuple(_kept_xattrs(path)) if fmt != stat.S_IFLNK else ()
+    xattrs = tuple(kept_xattrs(path)) if fmt != stat.S_IFLNK else ()
     if fmt == stat.S_IFDIR:
         # (inode, birth time) is the identity: inode numbers are reused at once
         ident = (st.st_ino, _native.btime_ns(path))

@@ -15,13 +15,14 @@ import pwd
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from hardening import modes
 
 REPO = Path(__file__).resolve().parents[2]
 USER = "ocbiso"
@@ -81,50 +82,14 @@ def require_root() -> None:
 
 def python_for_others() -> tuple[str, dict[str, str]]:
     """An interpreter an unprivileged user can execute, and the env it needs."""
-    exe = os.path.realpath(sys.executable)
-    if all(os.access(p, os.X_OK) for p in _parents(exe)) and _world_executable(exe):
-        return sys.executable, {}
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    system = shutil.which(f"python{version}", path="/usr/bin:/usr/local/bin")
-    if system is None:
-        pytest.skip(f"no python{version} an unprivileged user can run ({exe} is private)")
-    site = sysconfig.get_paths()["purelib"]
-    return system, {"PYTHONPATH": f"{REPO}:{site}"}
-
-
-def _parents(path: str) -> list[str]:
-    out = []
-    while path not in ("/", ""):
-        path = os.path.dirname(path)
-        out.append(path)
-    return out
-
-
-def _world_executable(path: str) -> bool:
-    if not os.stat(path).st_mode & 0o001:
-        return False
-    return all(os.stat(p).st_mode & 0o001 for p in _parents(path))
+    try:
+        return modes.python_for_others()
+    except modes.Unavailable as exc:
+        pytest.skip(str(exc))
 
 
 def ensure_user(name: str, subids: bool) -> pwd.struct_passwd:
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        cmd = ["useradd", "-m", "-s", "/bin/sh", name]
-        if not subids:
-            cmd[1:1] = ["-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0"]
-        subprocess.run(cmd, check=True, capture_output=True)
-        entry = pwd.getpwnam(name)
-    for path in ("/etc/subuid", "/etc/subgid"):
-        text = Path(path).read_text() if os.path.exists(path) else ""
-        has = any(line.split(":")[0] == name for line in text.splitlines())
-        if subids and not has:
-            flag = "--add-subuids" if path.endswith("uid") else "--add-subgids"
-            subprocess.run(["usermod", flag, "300000-365535", name], check=True)
-        if not subids and has:
-            kept = [ln for ln in text.splitlines() if ln.split(":")[0] != name]
-            Path(path).write_text("".join(ln + "\n" for ln in kept))
-    return entry
+    return modes.ensure_user(name, subids)
 
 
 @pytest.fixture(scope="session")
