@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import io
 import os
 import shutil
 import socket
 import stat
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -39,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hardening.layers import simple_tar
 from hardening.modes import (
     DRIVERS,
     MODES,
@@ -587,8 +586,10 @@ def add_archive(cell: Cell) -> Outcome:
     then `h/x`: nothing outside /dest, nothing on the host."""
     canary = cell.canary()
     ctx = cell.context()
-    _write_tar(ctx / "dotdot.tar", [("up", b"", ".."), ("up/etc/x", b"escaped\n", "")])
-    _write_tar(ctx / "host.tar", [("h", b"", str(canary)), ("h/x", b"escaped\n", "")])
+    (ctx / "dotdot.tar").write_bytes(
+        simple_tar([("up", b"", ".."), ("up/etc/x", b"escaped\n", "")])
+    )
+    (ctx / "host.tar").write_bytes(simple_tar([("h", b"", str(canary)), ("h/x", b"escaped\n", "")]))
     before = snapshot(canary)
     for archive in ("dotdot.tar", "host.tar"):
         run = cell.build(
@@ -602,21 +603,6 @@ def add_archive(cell: Cell) -> Outcome:
         if not outcome.safe or archive == "host.tar":
             return outcome
     raise AssertionError("unreachable")
-
-
-def _write_tar(path: Path, entries: list[tuple[str, bytes, str]]) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data, link in entries:
-            info = tarfile.TarInfo(name)
-            if link:
-                info.type = tarfile.SYMTYPE
-                info.linkname = link
-                tf.addfile(info)
-            else:
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-    path.write_bytes(buf.getvalue())
 
 
 class _Listener:

@@ -8,6 +8,7 @@ for the summary line, or the pytest module tests/hardening/test_layer_corpus.py.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import stat
@@ -55,6 +56,15 @@ def make_tar(entries: list[Entry]) -> bytes:
         if e.size is not None:  # rewrite the size field of that header (and its checksum)
             raw = _lie_about_size(raw, e.name, e.size)
     return raw
+
+
+def simple_tar(entries: list[tuple[str, bytes, str]], *, gz: bool = False) -> bytes:
+    """A tar of (name, content, link target) entries: a symlink where a target is given,
+    else a regular file; gzip-compressed when ``gz``."""
+    raw = make_tar(
+        [Entry(n, tarfile.SYMTYPE, link=t) if t else Entry(n, data=d) for n, d, t in entries]
+    )
+    return gzip.compress(raw, mtime=0) if gz else raw
 
 
 def _lie_about_size(raw: bytes, name: str, size: int) -> bytes:

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import stat
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from hardening.layers import simple_tar
 from tests.conftest import Ocibuild, read_layout
 
 MODES = {
@@ -100,34 +99,20 @@ def test_vfs_existing_parent_swapped_for_host_symlink(
     assert ocb.run("t-vfs-parent-link", "readlink", "/tmp").stdout == f"{canary}\n"
 
 
-def _tar_gz(entries: list[tuple[str, bytes, str]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data, link in entries:
-            info = tarfile.TarInfo(name)
-            if link:
-                info.type = tarfile.SYMTYPE
-                info.linkname = link
-                tf.addfile(info)
-            else:
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def test_add_archive_is_confined_to_its_destination(
     ocb: Ocibuild, base_image: str, context: Path
 ) -> None:
     # BuildKit unpacks an ADD archive with the destination as its root: "up -> .." then
     # "up/etc/x" writes /dest/etc/x, and an absolute link is the destination's own path.
     (context / "evil.tar.gz").write_bytes(
-        _tar_gz(
+        simple_tar(
             [
                 ("up", b"", ".."),
                 ("up/etc/x", b"through up\n", ""),
                 ("abs", b"", "/etc"),
                 ("abs/passwd", b"pwned\n", ""),
-            ]
+            ],
+            gz=True,
         )
     )
     (context / "Dockerfile").write_text(f"FROM {base_image}\nADD evil.tar.gz /dest/\n")

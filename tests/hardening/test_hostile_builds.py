@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hardening.layers import simple_tar
 from tests.conftest import Ocibuild
 
 
@@ -58,28 +59,13 @@ def test_dockerignore_reinclude_cannot_escape(
     assert sorted(out) == ["/ctx", "/ctx/Dockerfile", "/ctx/keep"]
 
 
-def _tar(entries: list[tuple[str, bytes, str]]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        for name, data, link in entries:
-            info = tarfile.TarInfo(name)
-            if link:
-                info.type = tarfile.SYMTYPE
-                info.linkname = link
-                tf.addfile(info)
-            else:
-                info.size = len(data)
-                tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def test_add_archive_cannot_write_outside(
     ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
 ) -> None:
     target = tmp_path / "host-target"
     target.mkdir()
     (context / "evil.tar.gz").write_bytes(
-        _tar([("link", b"", str(target)), ("link/pwned", b"x", "")])
+        simple_tar([("link", b"", str(target)), ("link/pwned", b"x", "")], gz=True)
     )
     write(context, f"FROM {base_image}\nADD evil.tar.gz /opt/\n")
     ocb.build(context, "-t", "t-add-evil")
