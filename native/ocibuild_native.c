@@ -263,26 +263,36 @@ int ocb_mount_overlay(const char **lowers, int nlowers, const char *upper, const
 
 /* ---------------------------- bind mounts ---------------------------- */
 
+/* The MS_* flags a remount must repeat (the kernel locks them in a user namespace),
+ * from a statvfs f_flag; MS_RDONLY too when ``keep_ro``. */
+static unsigned long ms_flags_of(unsigned long f_flag, int keep_ro)
+{
+    unsigned long flags = 0;
+
+    if (keep_ro && (f_flag & ST_RDONLY))
+        flags |= MS_RDONLY;
+    if (f_flag & ST_NOSUID)
+        flags |= MS_NOSUID;
+    if (f_flag & ST_NODEV)
+        flags |= MS_NODEV;
+    if (f_flag & ST_NOEXEC)
+        flags |= MS_NOEXEC;
+    if (f_flag & ST_NOATIME)
+        flags |= MS_NOATIME;
+    if (f_flag & ST_NODIRATIME)
+        flags |= MS_NODIRATIME;
+    if (f_flag & ST_RELATIME)
+        flags |= MS_RELATIME;
+    return flags;
+}
+
 static unsigned long locked_flags(const char *target)
 {
     struct statvfs st;
-    unsigned long flags = 0;
 
     if (statvfs(target, &st) < 0)
         return 0;
-    if (st.f_flag & ST_NOSUID)
-        flags |= MS_NOSUID;
-    if (st.f_flag & ST_NODEV)
-        flags |= MS_NODEV;
-    if (st.f_flag & ST_NOEXEC)
-        flags |= MS_NOEXEC;
-    if (st.f_flag & ST_NOATIME)
-        flags |= MS_NOATIME;
-    if (st.f_flag & ST_NODIRATIME)
-        flags |= MS_NODIRATIME;
-    if (st.f_flag & ST_RELATIME)
-        flags |= MS_RELATIME;
-    return flags;
+    return ms_flags_of(st.f_flag, 0);
 }
 
 int ocb_bind_mount(const char *src, const char *target, int recursive, int readonly)
@@ -655,26 +665,11 @@ static int resolve_target(int rootfd, const char *rel, int kind)
 static unsigned long locked_flags_fd(int fd)
 {
     struct statvfs st;
-    unsigned long flags = 0;
 
     if (fstatvfs(fd, &st) < 0)
         return 0;
     /* Never made writable here: what is read-only stays so. */
-    if (st.f_flag & ST_RDONLY)
-        flags |= MS_RDONLY;
-    if (st.f_flag & ST_NOSUID)
-        flags |= MS_NOSUID;
-    if (st.f_flag & ST_NODEV)
-        flags |= MS_NODEV;
-    if (st.f_flag & ST_NOEXEC)
-        flags |= MS_NOEXEC;
-    if (st.f_flag & ST_NOATIME)
-        flags |= MS_NOATIME;
-    if (st.f_flag & ST_NODIRATIME)
-        flags |= MS_NODIRATIME;
-    if (st.f_flag & ST_RELATIME)
-        flags |= MS_RELATIME;
-    return flags;
+    return ms_flags_of(st.f_flag, 1);
 }
 
 /* Remount the bind mount whose root ``fd`` is with ``flags`` added to what it has (its
