@@ -182,16 +182,13 @@ def apply_build_contexts(df: Dockerfile, contexts: Mapping[str, str]) -> Dockerf
             if instr.stage_name:
                 stages.add(instr.stage_name)
         elif isinstance(instr, Copy):
-            flags = tuple(
-                dataclasses.replace(f, value=contexts[f.value.lower()])
-                if f.name == "from"
-                and f.value
-                and f.value.lower() in contexts
-                and f.value.lower() not in stages
-                else f
-                for f in instr.flags
-            )
-            instr = dataclasses.replace(instr, flags=flags)
+            ref = (instr.from_ or "").lower()
+            if ref in contexts and ref not in stages:
+                flags = tuple(
+                    dataclasses.replace(f, value=contexts[ref]) if f.name == "from" else f
+                    for f in instr.flags
+                )
+                instr = dataclasses.replace(instr, flags=flags, from_=contexts[ref])
         out.append(instr)
     return dataclasses.replace(df, instructions=tuple(out))
 
@@ -227,8 +224,7 @@ def check_stage_refs(plan: Plan, store: Store) -> None:
         earlier = [s.name for s in plan.stages[:index] if s.name]
         for instr in stage.instructions:
             if isinstance(instr, Copy):
-                flag = instr.flag("from")
-                refs = [flag.value] if flag is not None and flag.value else []
+                refs = [instr.from_] if instr.from_ else []
             elif isinstance(instr, Run):
                 refs = mount_from_refs(instr)
             else:

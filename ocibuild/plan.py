@@ -240,10 +240,7 @@ def _check_from_refs(stages: list[Stage], escape: str) -> None:
 
 def copy_from_ref(instr: Copy) -> str | None:
     """The ``--from`` of a COPY/ADD, as written (it is never expanded)."""
-    flag = instr.flag("from")
-    if flag is None or flag.value is None:
-        return None
-    return flag.value
+    return instr.from_
 
 
 def stage_dependencies(stages: list[Stage] | tuple[Stage, ...], stage: Stage) -> set[int]:
@@ -268,13 +265,7 @@ def stage_dependencies(stages: list[Stage] | tuple[Stage, ...], stage: Stage) ->
 
 def mount_from_refs(instr: Run) -> list[str]:
     """The ``from=`` of each RUN --mount (stages a RUN reads from)."""
-    out = []
-    for value in instr.flag_values("mount"):
-        for part in value.split(","):
-            key, eq, val = part.partition("=")
-            if eq and key.strip().lower() == "from" and val:
-                out.append(val)
-    return out
+    return [ref for mount in instr.mounts for ref in mount.from_refs]
 
 
 def _needed(stages: list[Stage], target: int) -> tuple[int, ...]:

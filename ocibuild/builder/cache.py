@@ -40,7 +40,8 @@ from ocibuild.builder.hashing import HashCounters, StatCache, hash_sources
 from ocibuild.builder.heredoc import is_heredoc_word
 from ocibuild.builder.state import ImageState
 from ocibuild.builder.step import StepOutcome
-from ocibuild.dockerfile.instructions import Arg, Copy, Instruction, Run
+from ocibuild.dockerfile.instructions import FLAG_FIELDS, Arg, Copy, Instruction, Run
+from ocibuild.dockerfile.mounts import MountFlag, resolve_mount
 from ocibuild.errors import OcibuildError
 from ocibuild.image.atomic import unlink_quiet
 from ocibuild.image.model import canonical_json
@@ -143,6 +144,11 @@ def key_of(material: dict[str, Any]) -> str:
 def instruction_material(instr: Instruction) -> dict[str, Any]:
     doc = dataclasses.asdict(instr)
     doc.pop("pos", None)
+    for name in FLAG_FIELDS:  # derived from ``flags``, which the key holds as written
+        doc.pop(name, None)
+    if "trigger" in doc and isinstance(doc["trigger"], dict):
+        for name in FLAG_FIELDS:
+            doc["trigger"].pop(name, None)
     doc["type"] = type(instr).__name__
     return doc
 
@@ -273,10 +279,8 @@ class StepCache:
                 if sources is None:
                     return None
                 material["sources"] = sources
-            elif isinstance(instr, Run) and instr.flag_values("mount"):
-                mounts = [
-                    self._mount_source(ctx, instr, m, counters) for m in instr.flag_values("mount")
-                ]
+            elif isinstance(instr, Run) and instr.mounts:
+                mounts = [self._mount_source(ctx, instr, m, counters) for m in instr.mounts]
                 if any(m is None for m in mounts):
                     return None
                 material["mounts"] = mounts
@@ -314,9 +318,8 @@ class StepCache:
         return hash_sources(ctx.context, matches, self.stat_cache, counters)
 
     def _copy_sources(self, ctx: StepContext, instr: Copy, counters: HashCounters) -> str | None:
-        from_flag = instr.flag("from")
-        if from_flag is not None:
-            return self._from_ref(ctx, ctx.expand(instr, from_flag.value or ""))
+        if instr.from_ is not None:
+            return self._from_ref(ctx, instr.from_)
         # Heredoc sources are not in the context: their text (and the ARGs it names)
         # is part of the instruction material already.
         docs = len(instr.heredocs)
@@ -329,18 +332,15 @@ class StepCache:
         return self._context_digest(ctx, sources, counters)
 
     def _mount_source(
-        self, ctx: StepContext, instr: Run, spec: str, counters: HashCounters
+        self, ctx: StepContext, instr: Run, flag: MountFlag, counters: HashCounters
     ) -> str | None:
-        fields: dict[str, str] = {}
-        for part in spec.split(","):
-            name, sep, value = part.partition("=")
-            fields[name.strip().lower()] = ctx.expand(instr, value.strip()) if sep else "true"
-        kind = fields.get("type", "bind")
-        if "from" in fields:
-            return self._from_ref(ctx, fields["from"])
-        if kind == "bind":
-            source = fields.get("source") or fields.get("src") or "."
-            return self._context_digest(ctx, [source], counters)
+        """What a mount reads: its ``from=`` stage or image, else a bind's context files.
+        An invalid mount has no key (the step then reports it)."""
+        spec = resolve_mount(flag, lambda word: ctx.expand(instr, word), ctx.image.workdir)
+        if spec.from_:
+            return self._from_ref(ctx, spec.from_)
+        if spec.type == "bind":
+            return self._context_digest(ctx, [spec.source or "."], counters)
         return ""
 
 

@@ -26,10 +26,6 @@ from ocibuild.layers.compress import open_decompressed
 from ocibuild.runtime.users import resolve_owner
 from ocibuild.storage import fsops
 
-COPY_FLAGS = frozenset({"from", "chown", "chmod", "link", "parents", "exclude"})
-ADD_FLAGS = frozenset(
-    {"chown", "chmod", "link", "checksum", "exclude", "parents", "keep-git-dir", "unpack"}
-)
 HEREDOC_FILE_MODE = 0o644  # BuildKit's Mkfile for COPY <<EOF
 URL_FILE_MODE = 0o600  # BuildKit's ADD https://...
 
@@ -62,11 +58,10 @@ class Item:
     keep: str = ""  # --parents: the path kept below the destination
 
 
-def chmod_flag(ctx: StepContext, instr: Instruction) -> Chmod | None:
-    flag = instr.flag("chmod")
-    if flag is None:
+def chmod_flag(ctx: StepContext, instr: Copy) -> Chmod | None:
+    if instr.chmod is None:
         return None
-    value = ctx.expand(instr, flag.value or "")
+    value = ctx.expand(instr, instr.chmod)
     parsed = parse_chmod(value)
     if parsed is None:
         raise fail(
@@ -92,22 +87,6 @@ def resolve_chown(instr: Instruction, rootfs: str, spec: str) -> tuple[int, int]
         raise fail(instr, f"--chown={spec}: {exc.message}", hint=exc.hint) from None
 
 
-def _check_flags(instr: Copy) -> None:
-    allowed = ADD_FLAGS if instr.keyword == "ADD" else COPY_FLAGS
-    for flag in instr.flags:
-        if flag.name not in allowed:
-            raise fail(
-                instr,
-                f"the --{flag.name} flag is not supported by {instr.keyword}",
-                hint=f"{instr.keyword} supports: " + ", ".join(f"--{f}" for f in sorted(allowed)),
-            )
-
-
-def _bool_flag(instr: Instruction, name: str) -> bool:
-    flag = instr.flag(name)
-    return flag is not None and (flag.value or "true").lower() == "true"
-
-
 def _parents_keep(pattern: str, rel: str) -> str:
     """--parents: the part of ``rel`` kept below the destination (after a ``/./`` pivot)."""
     while pattern.startswith("./"):
@@ -122,20 +101,15 @@ def _parents_keep(pattern: str, rel: str) -> str:
 def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     assert isinstance(instr, Copy)
     is_add = instr.keyword == "ADD"
-    _check_flags(instr)
     env = ctx.stage.expand_env()
     dest = ctx.expand(instr, instr.dest)
     chmod = chmod_flag(ctx, instr)
-    chown_flag = instr.flag("chown")
-    chown = ctx.expand(instr, chown_flag.value or "") if chown_flag else ""
-    from_flag = instr.flag("from")
-    from_ref = ctx.expand(instr, from_flag.value or "") if from_flag else None
-    parents = _bool_flag(instr, "parents")
-    excludes = [ctx.expand(instr, v) for v in instr.flag_values("exclude")]
-    checksum_flag = instr.flag("checksum")
-    checksum = ctx.expand(instr, checksum_flag.value or "") if checksum_flag else None
-    unpack_flag = instr.flag("unpack")
-    unpack = None if unpack_flag is None else _bool_flag(instr, "unpack")
+    chown = ctx.expand(instr, instr.chown) if instr.chown is not None else ""
+    from_ref = instr.from_  # never expanded (the plan refuses a variable there)
+    parents = instr.parents
+    excludes = [ctx.expand(instr, v) for v in instr.exclude]
+    checksum = ctx.expand(instr, instr.checksum) if instr.checksum is not None else None
+    unpack = instr.unpack
 
     with ExitStack() as stack:
         gen_dir = stack.enter_context(workspace(ctx, "gen-"))

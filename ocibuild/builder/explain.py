@@ -260,7 +260,7 @@ def explain_inputs(
     inputs = dict(material)
     inputs["parent_layers"] = list(ctx.image.diff_ids)
     inputs["parent_config"] = ctx.image.config
-    if isinstance(instr, Copy) and instr.flag("from") is None and ctx.cache is not None:
+    if isinstance(instr, Copy) and instr.from_ is None and ctx.cache is not None:
         listing = source_listing(ctx, instr, ctx.cache)
         if listing is not None:
             inputs["source_files"] = listing

@@ -210,17 +210,15 @@ def healthcheck_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
         cmd = instr.command
         test = ["CMD", *cmd.args] if cmd.exec_form else ["CMD-SHELL", cmd.args[0]]
         health = {"Test": test}
-        for flag in instr.flags:
+        for flag_name, raw in instr.health:
             key = {
                 "interval": "Interval",
                 "timeout": "Timeout",
                 "start-period": "StartPeriod",
                 "start-interval": "StartInterval",
                 "retries": "Retries",
-            }.get(flag.name)
-            if key is None:
-                raise fail(instr, f"unknown flag --{flag.name} for HEALTHCHECK")
-            value = ctx.expand(instr, flag.value or "")
+            }[flag_name]  # the parser accepts these names only
+            value = ctx.expand(instr, raw)
             if key == "Retries":
                 if not value.isdigit() or int(value) < 1:
                     raise fail(instr, f"--retries must be a positive integer, not {value!r}")
@@ -228,7 +226,7 @@ def healthcheck_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
                 continue
             nanos = parse_duration(value)
             if nanos is None or (0 < nanos < 10**6):
-                raise fail(instr, f"invalid duration --{flag.name}={value}", hint="e.g. 30s, 1m30s")
+                raise fail(instr, f"invalid duration --{flag_name}={value}", hint="e.g. 30s, 1m30s")
             if nanos:
                 health[key] = nanos
     ctx.image.config["Healthcheck"] = health

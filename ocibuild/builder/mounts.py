@@ -1,8 +1,8 @@
-"""RUN --mount=type=bind|cache|tmpfs|secret: parse the flag, prepare what gets mounted.
+"""RUN --mount=type=bind|cache|tmpfs|secret|ssh: prepare what gets mounted.
 
-Parsing follows BuildKit (``instructions/commands_runmount.go``): comma-separated
-``key=value`` fields, ``type`` defaulting to ``bind``, relative targets taken from the
-working directory, ``ro``/``rw`` as bare words. Preparation turns each mount into a
+The flag is parsed once, in ``dockerfile/mounts.py`` (fields at parse time, typed
+:class:`MountSpec` after expansion, BuildKit's ``commands_runmount.go``). Preparation
+turns each mount into a
 runtime-spec mount entry; nothing it mounts ends up in the step's layer (the stubs the
 runtime creates for mount points are removed by ``run_process``):
 
@@ -24,152 +24,35 @@ import hashlib
 import json
 import os
 import posixpath
-import re
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ocibuild.builder.context import SourceTree
 from ocibuild.builder.rootfs import mounted, workspace
 from ocibuild.builder.step import StepContext, fail
-from ocibuild.dockerfile.instructions import Instruction
-from ocibuild.errors import OcibuildError
+from ocibuild.dockerfile.instructions import Instruction, Run
+from ocibuild.dockerfile.mounts import MountSpec, resolve_mount
+from ocibuild.errors import DockerfileError, OcibuildError
 from ocibuild.image.store import private_dir
 from ocibuild.options import Secret
 
-MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
-_KEYS = {
-    "type": "type", "from": "from", "source": "source", "src": "source",
-    "target": "target", "dst": "target", "destination": "target",
-    "readonly": "readonly", "ro": "readonly", "readwrite": "readwrite", "rw": "readwrite",
-    "id": "id", "sharing": "sharing", "mode": "mode", "uid": "uid", "gid": "gid",
-    "required": "required", "size": "size", "env": "env",
-}  # fmt: skip
 SECRET_ENV_PREFIX = "OCIBUILD_SECRET_"
 
 
-@dataclass
-class MountSpec:
-    type: str = "bind"
-    target: str = ""
-    source: str = ""
-    from_: str = ""
-    readonly: bool | None = None
-    id: str = ""
-    sharing: str = "shared"
-    mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
-    required: bool = False
-    size: int | None = None
-    env: str = ""
-    raw: str = ""
-    options: dict[str, str] = field(default_factory=dict)
-
-
-def _bool(instr: Instruction, key: str, value: str | None) -> bool:
-    if value is None or value.lower() == "true":
-        return True
-    if value.lower() == "false":
-        return False
-    raise fail(instr, f"invalid value for {key}: {value}", hint=f"use {key}, {key}=true or false")
-
-
-def _int(instr: Instruction, key: str, value: str, base: int = 10) -> int:
+def mount_specs(ctx: StepContext, instr: Run) -> list[MountSpec]:
+    """The step's ``--mount`` flags, expanded and checked (``dockerfile.mounts``)."""
     try:
-        return int(value, base)
-    except ValueError:
-        raise fail(instr, f"invalid value {value!r} for {key}") from None
-
-
-def parse_size(instr: Instruction, value: str) -> int:
-    """A tmpfs size: bytes, or with a k/m/g suffix (docker's units.RAMInBytes)."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)[iI]?[bB]?", value)
-    if m is None:
-        raise fail(instr, f"invalid size {value!r} for tmpfs mount", hint="e.g. size=64m")
-    mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[m[2].lower()]
-    return int(float(m[1]) * mult)
-
-
-def parse_mount(ctx: StepContext, instr: Instruction, raw: str) -> MountSpec:
-    spec = MountSpec(raw=raw)
-    for part in raw.split(","):
-        if not part:
-            continue
-        key, eq, value = part.partition("=")
-        key = key.strip().lower()
-        name = _KEYS.get(key)
-        if name is None:
-            raise fail(
-                instr,
-                f"unexpected key '{key}' in '{part}'",
-                hint="--mount takes type, source, target, from, ro/rw, id, sharing, mode, "
-                "uid, gid, required, size, env",
-            )
-        val: str | None = ctx.expand(instr, value) if eq else None
-        if name in ("readonly", "readwrite", "required"):
-            flag = _bool(instr, key, val)
-            if name == "readonly":
-                spec.readonly = flag
-            elif name == "readwrite":
-                spec.readonly = not flag
-            else:
-                spec.required = flag
-            continue
-        if val is None:
-            raise fail(instr, f"invalid field '{part}' must be a key=value pair")
-        spec.options[name] = val
-        if name == "type":
-            if val not in MOUNT_TYPES:
-                raise fail(
-                    instr,
-                    f"unsupported mount type {val!r}",
-                    hint="use bind, cache, tmpfs, secret or ssh",
-                )
-            spec.type = val
-        elif name == "target":
-            spec.target = val
-        elif name == "source":
-            spec.source = val
-        elif name == "from":
-            spec.from_ = val
-        elif name == "id":
-            spec.id = val
-        elif name == "sharing":
-            if val not in ("shared", "private", "locked"):
-                raise fail(
-                    instr, f"unsupported sharing value {val!r}", hint="shared, private or locked"
-                )
-            spec.sharing = val
-        elif name == "mode":
-            spec.mode = _int(instr, key, val, 8)
-        elif name in ("uid", "gid"):
-            setattr(spec, name, _int(instr, key, val))
-        elif name == "size":
-            spec.size = parse_size(instr, val)
-        elif name == "env":
-            spec.env = val
-    if spec.type == "ssh":  # BuildKit's default id; the target is numbered when prepared
-        spec.id = spec.id or "default"
-    if spec.type == "secret":
-        if not spec.id and not spec.target and not spec.env:
-            raise fail(instr, "secret mount requires an id or a target")
-        spec.id = spec.id or posixpath.basename(spec.target)
-        if not spec.target and not spec.env:
-            spec.target = "/run/secrets/" + spec.id
-    elif not spec.target and spec.type != "ssh":
-        raise fail(instr, f"mount type {spec.type!r} requires a target", hint="add target=/path")
-    if spec.type == "cache":
-        spec.id = spec.id or spec.target
-    if spec.target and not spec.target.startswith("/"):
-        spec.target = posixpath.join("/", ctx.image.workdir, spec.target)
-    if spec.target:
-        spec.target = posixpath.normpath(spec.target)
-    if spec.type == "tmpfs" and (spec.source or spec.from_):
-        raise fail(instr, "tmpfs mounts take no source or from")
-    return spec
+        return [
+            resolve_mount(flag, lambda word: ctx.expand(instr, word), ctx.image.workdir)
+            for flag in instr.mounts
+        ]
+    except DockerfileError as exc:
+        if exc.pos is not None:  # an expansion error, already positioned
+            raise
+        raise fail(instr, exc.message, hint=exc.hint) from None
 
 
 @dataclass
@@ -406,12 +289,3 @@ def _secret(
     os.chmod(path, 0o400 if spec.mode is None else spec.mode)
     os.chmod(work, 0o755)
     out.mounts.append(_bind(spec.target, path, True))
-
-
-def mount_sources(value: str) -> str | None:
-    """The ``from=`` of a raw --mount value (for the planner's stage graph)."""
-    for part in value.split(","):
-        key, _, val = part.partition("=")
-        if key.strip().lower() == "from":
-            return val
-    return None

@@ -19,7 +19,7 @@ from typing import Any
 from ocibuild.builder import forensics
 from ocibuild.builder.heredoc import run_script
 from ocibuild.builder.metadata import command_args
-from ocibuild.builder.mounts import parse_mount, prepare_mounts
+from ocibuild.builder.mounts import mount_specs, prepare_mounts
 from ocibuild.builder.rootfs import commit_upper, mounted, workspace
 from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import Command, Instruction, Run
@@ -34,8 +34,7 @@ NETWORKS: dict[str, Network] = {"default": "private", "host": "host", "none": "n
 
 def network_mode(ctx: StepContext, instr: Run) -> Network:
     """The step's network: RUN --network, else the build's --network."""
-    flag = instr.flag("network")
-    value = ctx.expand(instr, flag.value or "") if flag else "default"
+    value = "default" if instr.network is None else ctx.expand(instr, instr.network)
     if value not in NETWORKS:
         raise fail(
             instr,
@@ -70,10 +69,9 @@ def network_namespace(ctx: StepContext, instr: Run, network: Network) -> str | N
 
 
 def check_security(ctx: StepContext, instr: Run) -> None:
-    flag = instr.flag("security")
-    if flag is None:
+    if instr.security is None:
         return
-    value = ctx.expand(instr, flag.value or "")
+    value = ctx.expand(instr, instr.security)
     if value == "insecure":
         raise fail(
             instr,
@@ -100,7 +98,7 @@ def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     assert isinstance(instr, Run)
     network = network_mode(ctx, instr)
     check_security(ctx, instr)
-    specs = [parse_mount(ctx, instr, value) for value in instr.flag_values("mount")]
+    specs = mount_specs(ctx, instr)
     script = run_script(instr.command, instr.heredocs)
     args = command_args(ctx, Command(script.args, instr.command.exec_form))
     env = run_env(ctx)

@@ -27,16 +27,15 @@ def check_stage_platforms(plan: Plan) -> None:
     that cannot run here (no emulator) and that has a RUN is refused, with its position."""
     for index in plan.order:
         stage = plan.stages[index]
-        if stage.from_.flag("platform") is not None:
+        if stage.from_.platform is not None:
             _stage_platform(plan, stage)
 
 
 def _stage_platform(plan: Plan, stage: Stage) -> Platform:
     instr = stage.from_
-    flag = instr.flag("platform")
-    if flag is None:
+    if instr.platform is None:
         return parse_platform(plan.platform_args["TARGETPLATFORM"])
-    value = platform_value(instr, flag.value or "", plan.global_args, plan.platform_args)
+    value = platform_value(instr, instr.platform, plan.global_args, plan.platform_args)
     try:
         platform = parse_platform(value)
     except OcibuildError as exc:

@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ocibuild.dockerfile.mounts import MountFlag
 from ocibuild.errors import Position
+
+# Fields the parser fills from ``flags`` (typed, still unexpanded words): the raw
+# ``flags`` stay the record of what was written (cache keys, ``ocibuild parse``), these
+# are what the builder reads. Each flag has one typed field; see ``parser.FLAGS``.
+FLAG_FIELDS = frozenset(
+    {
+        "platform", "mounts", "network", "security", "from_", "chown", "chmod", "link",
+        "parents", "exclude", "checksum", "keep_git_dir", "unpack", "health",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -69,12 +80,16 @@ class Instruction:
 class From(Instruction):
     image: str = ""  # raw word; may reference global ARGs
     stage_name: str | None = None  # the name after AS, lower-cased as BuildKit does
+    platform: str | None = None  # --platform, raw word (global and platform ARGs)
 
 
 @dataclass(frozen=True)
 class Run(Instruction):
     command: Command = Command((), False)
     heredocs: tuple[Heredoc, ...] = ()
+    mounts: tuple[MountFlag, ...] = ()  # --mount, each split into its fields
+    network: str | None = None  # --network, raw word
+    security: str | None = None  # --security, raw word
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,15 @@ class Copy(Instruction):
     dest: str = ""
     heredocs: tuple[Heredoc, ...] = ()
     json_form: bool = False
+    from_: str | None = None  # --from: a stage, image or named context; never expanded
+    chown: str | None = None  # raw words, expanded at dispatch
+    chmod: str | None = None
+    link: bool = False
+    parents: bool = False
+    exclude: tuple[str, ...] = ()
+    checksum: str | None = None  # ADD only (the parser refuses the others' flags)
+    keep_git_dir: bool = False
+    unpack: bool | None = None  # ADD --unpack: None when not given
 
 
 @dataclass(frozen=True)
@@ -157,6 +181,7 @@ class Healthcheck(Instruction):
     """HEALTHCHECK [--interval ...] CMD ... or HEALTHCHECK NONE (command is None)."""
 
     command: Command | None = None
+    health: tuple[tuple[str, str], ...] = ()  # (--interval..., raw value), checked
 
 
 @dataclass(frozen=True)

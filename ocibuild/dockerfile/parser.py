@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from ocibuild.dockerfile.expand import go_quote
 from ocibuild.dockerfile.instructions import (
+    FLAG_FIELDS,
     Arg,
     Cmd,
     Command,
@@ -48,6 +49,7 @@ from ocibuild.dockerfile.lexer import (
     split_lines,
     strip_eol,
 )
+from ocibuild.dockerfile.mounts import parse_mount_flag
 from ocibuild.dockerfile.words import Node, go_trim, parse_node
 from ocibuild.errors import DockerfileError, Position
 
@@ -187,6 +189,26 @@ def check_flags(keyword: str, raw_flags: list[str]) -> None:
             raise DockerfileError(f"missing a value on flag: {name}", hint=f"use --{name}=VALUE")
 
 
+def _value(b: _Base, name: str) -> str | None:
+    """The last ``--name=value`` (None when absent; "" for a bare ``--name``)."""
+    found = None
+    for f in b.flags:
+        if f.name == name:
+            found = f.value or ""
+    return found
+
+
+def _values(b: _Base, name: str) -> tuple[str, ...]:
+    """Every value of a repeatable flag (``--mount``, ``--exclude``), in order."""
+    return tuple(f.value or "" for f in b.flags if f.name == name)
+
+
+def _bool(b: _Base, name: str) -> bool | None:
+    """A boolean flag (checked by :func:`check_flags`): None when absent."""
+    value = _value(b, name)
+    return None if value is None else (value or "true").lower() == "true"
+
+
 def _command(node: Node, args: list[str]) -> Command:
     if node.json:
         return Command(tuple(args), True)
@@ -223,7 +245,7 @@ def _from(node: Node, b: _Base, _h: tuple[RawHeredoc, ...]) -> Instruction:
         raise DockerfileError(
             "FROM requires either one or three arguments", hint="use FROM image [AS name]"
         )
-    return From(*b, image=args[0], stage_name=stage)
+    return From(*b, image=args[0], stage_name=stage, platform=_value(b, "platform"))
 
 
 def _run(node: Node, b: _Base, h: tuple[RawHeredoc, ...]) -> Instruction:
@@ -234,7 +256,14 @@ def _run(node: Node, b: _Base, h: tuple[RawHeredoc, ...]) -> Instruction:
             "RUN [] has no command (arguments are required)",
             hint='give the command, e.g. RUN ["/bin/true"], or write it in shell form',
         )
-    return Run(*b, command=_command(node, node.args), heredocs=_heredocs(h))
+    return Run(
+        *b,
+        command=_command(node, node.args),
+        heredocs=_heredocs(h),
+        mounts=tuple(parse_mount_flag(v) for v in _values(b, "mount")),
+        network=_value(b, "network"),
+        security=_value(b, "security"),
+    )
 
 
 def _cmd(node: Node, b: _Base, _h: tuple[RawHeredoc, ...]) -> Instruction:
@@ -264,6 +293,15 @@ def _copy(node: Node, b: _Base, h: tuple[RawHeredoc, ...]) -> Instruction:
         dest=node.args[-1],
         heredocs=_heredocs(h),
         json_form=node.json,
+        from_=_value(b, "from"),
+        chown=_value(b, "chown"),
+        chmod=_value(b, "chmod"),
+        link=bool(_bool(b, "link")),
+        parents=bool(_bool(b, "parents")),
+        exclude=_values(b, "exclude"),
+        checksum=_value(b, "checksum"),
+        keep_git_dir=bool(_bool(b, "keep-git-dir")),
+        unpack=_bool(b, "unpack"),
     )
 
 
@@ -354,7 +392,8 @@ def _healthcheck(node: Node, b: _Base, _h: tuple[RawHeredoc, ...]) -> Instructio
             _check_retries(f.value or "")
         elif f.value:
             _check_interval(f.name, f.value)
-    return Healthcheck(*b, command=_command(node, rest))
+    health = tuple((f.name, f.value or "") for f in b.flags)
+    return Healthcheck(*b, command=_command(node, rest), health=health)
 
 
 def _onbuild(node: Node, b: _Base, h: tuple[RawHeredoc, ...]) -> Instruction:
@@ -467,7 +506,7 @@ def _instruction_json(inst: Instruction) -> dict[str, object]:
         "flags": [{"name": f.name, "value": f.value} for f in inst.flags],
     }
     for f in dataclasses.fields(inst):
-        if f.name not in out and f.name != "pos":
+        if f.name not in out and f.name != "pos" and f.name not in FLAG_FIELDS:
             out[f.name] = _value_json(getattr(inst, f.name))
     return out
 

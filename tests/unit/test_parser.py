@@ -98,6 +98,15 @@ def test_run_flags() -> None:
     assert inst.flag_values("mount") == ["type=cache,target=/root/.cache", "type=secret,id=s"]
     assert inst.flag("network") == Flag("network", "none")
     assert inst.command == Command(("pip install x",), False)
+    # typed at parse time: one field per flag, words still unexpanded
+    assert [m.fields for m in inst.mounts] == [
+        (("type", "cache"), ("target", "/root/.cache")),
+        (("type", "secret"), ("id", "s")),
+    ]
+    assert inst.network == "none" and inst.security == "insecure"
+    bare = one("RUN true")
+    assert isinstance(bare, Run)
+    assert bare.mounts == () and bare.network is None and bare.security is None
 
 
 def test_flag_values_lose_their_quotes_and_double_dash_ends_flags() -> None:
@@ -120,6 +129,19 @@ def test_copy_and_add() -> None:
     assert add.sources == ("a b", "c") and add.dest == "/d e/" and add.json_form
     add = one("ADD --checksum=sha256:abc --keep-git-dir=true https://x/y.tar /z")
     assert isinstance(add, Copy) and add.flag("keep-git-dir") == Flag("keep-git-dir", "true")
+    assert add.checksum == "sha256:abc" and add.keep_git_dir and add.unpack is None
+
+
+def test_copy_flags_are_typed_fields() -> None:
+    inst = one("COPY --from=build --chown=$U:2 --chmod=644 --link --parents=false "
+               "--exclude=*.o --exclude=x a /dst/")  # fmt: skip
+    assert isinstance(inst, Copy)
+    assert (inst.from_, inst.chown, inst.chmod) == ("build", "$U:2", "644")
+    assert inst.link and not inst.parents and inst.exclude == ("*.o", "x")
+    plain = one("COPY a /b")
+    assert isinstance(plain, Copy)
+    assert plain.from_ is None and plain.chown is None and not plain.link
+    assert plain.exclude == () and plain.unpack is None
 
 
 def test_env_and_label_pairs_keep_quotes() -> None:
