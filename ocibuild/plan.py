@@ -54,6 +54,9 @@ class Plan:
     escape: str
     warnings: tuple[str, ...] = ()  # for the build's output (e.g. duplicate stage names)
     platform_args: Mapping[str, str] = field(default_factory=lambda: dict(PLATFORM_ARGS))
+    # The stage graph, computed once: the earlier stages each stage reads from (FROM,
+    # COPY --from, RUN --mount=from=). ``order`` and the parallel scheduler both use it.
+    deps: Mapping[int, frozenset[int]] = field(default_factory=dict)
 
     def stage_ref(self, ref: str, before: int) -> int | None:
         """The index of the stage ``ref`` names (name or number), if it is an earlier one."""
@@ -180,8 +183,11 @@ def make_plan(
                 hint=f"stages with names: {names}",
             )
         target_index = found
-    order = _needed(stages, target_index)
-    return Plan(tuple(stages), global_args, order, target_index, df.escape, warnings, predefined)
+    deps = {s.index: frozenset(_dependencies(stages, s)) for s in stages}
+    order = _needed(deps, target_index)
+    return Plan(
+        tuple(stages), global_args, order, target_index, df.escape, warnings, predefined, deps
+    )
 
 
 def _check_names(stages: list[Stage]) -> tuple[str, ...]:
@@ -215,7 +221,7 @@ def _check_from_refs(stages: list[Stage], escape: str) -> None:
     for stage in stages:
         for instr in stage.instructions:
             if isinstance(instr, Copy):
-                ref = copy_from_ref(instr)
+                ref = instr.from_
                 if ref is not None and _expand(instr, ref, {}, escape) != ref:
                     raise DockerfileError(
                         COPY_FROM_EXPANSION,
@@ -238,12 +244,7 @@ def _check_from_refs(stages: list[Stage], escape: str) -> None:
                         )
 
 
-def copy_from_ref(instr: Copy) -> str | None:
-    """The ``--from`` of a COPY/ADD, as written (it is never expanded)."""
-    return instr.from_
-
-
-def stage_dependencies(stages: list[Stage] | tuple[Stage, ...], stage: Stage) -> set[int]:
+def _dependencies(stages: list[Stage], stage: Stage) -> set[int]:
     """The earlier stages ``stage`` needs: its FROM, COPY --from, RUN --mount=from."""
     deps: set[int] = set()
     if stage.base_stage is not None:
@@ -251,9 +252,8 @@ def stage_dependencies(stages: list[Stage] | tuple[Stage, ...], stage: Stage) ->
     for instr in stage.instructions:
         refs: list[str] = []
         if isinstance(instr, Copy):
-            ref = copy_from_ref(instr)
-            if ref is not None:
-                refs.append(ref)
+            if instr.from_ is not None:
+                refs.append(instr.from_)
         elif isinstance(instr, Run):
             refs += mount_from_refs(instr)
         for ref in refs:
@@ -268,7 +268,7 @@ def mount_from_refs(instr: Run) -> list[str]:
     return [ref for mount in instr.mounts for ref in mount.from_refs]
 
 
-def _needed(stages: list[Stage], target: int) -> tuple[int, ...]:
+def _needed(deps: Mapping[int, frozenset[int]], target: int) -> tuple[int, ...]:
     needed: set[int] = set()
     todo = [target]
     while todo:
@@ -276,7 +276,7 @@ def _needed(stages: list[Stage], target: int) -> tuple[int, ...]:
         if index in needed:
             continue
         needed.add(index)
-        todo.extend(stage_dependencies(stages, stages[index]))
+        todo.extend(deps[index])
     return tuple(sorted(needed))
 
 

@@ -24,19 +24,13 @@ from typing import TYPE_CHECKING, Any
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.step import StepContext
 from ocibuild.log import StepBufferingReporter
-from ocibuild.plan import Plan, Stage
-from ocibuild.plan import stage_dependencies as plan_dependencies
+from ocibuild.plan import Stage
 from ocibuild.trace import StepTimings, step_record
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
 RunStage = Callable[[StepContext, Stage, int, int, list[Any]], int]
-
-
-def stage_dependencies(plan: Plan, stage: Stage) -> set[int]:
-    """The earlier stages ``stage`` reads from (``--from`` is never expanded)."""
-    return plan_dependencies(plan.stages, stage)
 
 
 def run_stages(
@@ -48,7 +42,7 @@ def run_stages(
 ) -> StageState:
     """Build ``stages`` (dependencies first); returns the last one's state."""
     wanted = {s.index for s in stages}
-    deps = {s.index: stage_dependencies(ctx.plan, s) & wanted for s in stages}
+    deps = {s.index: set(ctx.plan.deps[s.index]) & wanted for s in stages}  # the plan's graph
     first: dict[int, int] = {}
     number = 0
     for s in stages:

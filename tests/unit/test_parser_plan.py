@@ -79,3 +79,14 @@ def test_scratch_and_arg_environment() -> None:
     child = StageState(state.image.copy())
     child.inherit_args(state.args)  # the image's Env wins in a stage built FROM it
     assert child.expand_env() == {"E": "e", "A": "1"} and child.declared == []
+
+
+def test_one_stage_graph_for_order_and_scheduling() -> None:
+    # FROM, COPY --from and RUN --mount=from= are the edges; unused stages are pruned
+    text = (
+        "FROM scratch AS a\nFROM scratch AS b\nFROM a AS c\nCOPY --from=b /x /x\n"
+        "FROM scratch AS unused\nFROM scratch AS d\nRUN --mount=from=c,target=/c true\n"
+    )
+    plan = make_plan(parse(text), {})
+    assert plan.deps == {0: set(), 1: set(), 2: {0, 1}, 3: set(), 4: {2}}
+    assert plan.order == (0, 1, 2, 4)
