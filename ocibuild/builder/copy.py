@@ -98,8 +98,7 @@ def _parents_keep(pattern: str, rel: str) -> str:
     return rel
 
 
-def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Copy)
+def copy_step(ctx: StepContext, instr: Copy) -> StepOutcome:
     is_add = instr.keyword == "ADD"
     env = ctx.stage.expand_env()
     dest = ctx.expand(instr, instr.dest)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +32,25 @@ from ocibuild.builder.source import base_state
 from ocibuild.builder.stages import run_stages
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.step import StepContext, StepOutcome, fail
-from ocibuild.dockerfile.instructions import Arg, Copy, Instruction, Run
+from ocibuild.dockerfile.instructions import (
+    Arg,
+    Cmd,
+    Copy,
+    Entrypoint,
+    Env,
+    Expose,
+    Healthcheck,
+    Instruction,
+    Label,
+    Maintainer,
+    Onbuild,
+    Run,
+    Shell,
+    StopSignal,
+    User,
+    Volume,
+    Workdir,
+)
 from ocibuild.errors import Interrupted
 from ocibuild.image.store import Store
 from ocibuild.log import Reporter
@@ -41,35 +59,32 @@ from ocibuild.plan import PROXY_ARGS, Plan, Stage
 from ocibuild.runtime.network import BuildNetwork
 from ocibuild.trace import StepTimings, Tracer, step_record
 
-Handler = Callable[[StepContext, Instruction], StepOutcome]
-
 
 # RUN and COPY/ADD load the runtime, overlay and layer machinery (and urllib for ADD
 # URLs): imported at their first use, so a fully cached build never pays for them.
-def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
+def run_step(ctx: StepContext, instr: Run) -> StepOutcome:
     from ocibuild.builder.run import run_step as handler
 
     return handler(ctx, instr)
 
 
-def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
+def copy_step(ctx: StepContext, instr: Copy) -> StepOutcome:
     from ocibuild.builder.copy import copy_step as handler
 
     return handler(ctx, instr)
 
 
-def workdir_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
+def workdir_step(ctx: StepContext, instr: Workdir) -> StepOutcome:
     from ocibuild.builder.workdir import workdir_step as handler
 
     return handler(ctx, instr)
 
 
-def arg_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
+def arg_step(ctx: StepContext, instr: Arg) -> StepOutcome:
     """ARG: a value (--build-arg, else the default, else the global ARG's) goes into the
     stage's environment; the history shows the ARG as written, its default expanded
     (BuildKit's ``ARG name[=default]``, not the --build-arg value). All defaults of one
     ARG are expanded first, as BuildKit does: ``ARG A=1 B=$A`` does not see this A."""
-    assert isinstance(instr, Arg)
     parts = []
     defaults = [None if d is None else ctx.expand(instr, d) for _, d in instr.args]
     for (name, _), expanded in zip(instr.args, defaults, strict=True):
@@ -90,25 +105,43 @@ def arg_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     return StepOutcome()
 
 
-HANDLERS: Mapping[str, Handler] = {
-    "RUN": run_step,
-    "COPY": copy_step,
-    "ADD": copy_step,
-    "WORKDIR": workdir_step,
-    "ENV": env_step,
-    "ARG": arg_step,
-    "LABEL": label_step,
-    "USER": user_step,
-    "CMD": cmd_step,
-    "ENTRYPOINT": entrypoint_step,
-    "EXPOSE": expose_step,
-    "VOLUME": volume_step,
-    "STOPSIGNAL": stopsignal_step,
-    "SHELL": shell_step,
-    "MAINTAINER": maintainer_step,
-    "HEALTHCHECK": healthcheck_step,
-    "ONBUILD": onbuild_step,
-}
+def dispatch(ctx: StepContext, instr: Instruction) -> StepOutcome:
+    """Run ``instr`` by its type (the parser made one class per instruction; COPY and ADD
+    share ``Copy``). The explicit table of the builder: one case per instruction."""
+    match instr:
+        case Run():
+            return run_step(ctx, instr)
+        case Copy():
+            return copy_step(ctx, instr)
+        case Workdir():
+            return workdir_step(ctx, instr)
+        case Arg():
+            return arg_step(ctx, instr)
+        case Env():
+            return env_step(ctx, instr)
+        case Label():
+            return label_step(ctx, instr)
+        case User():
+            return user_step(ctx, instr)
+        case Cmd():
+            return cmd_step(ctx, instr)
+        case Entrypoint():
+            return entrypoint_step(ctx, instr)
+        case Expose():
+            return expose_step(ctx, instr)
+        case Volume():
+            return volume_step(ctx, instr)
+        case StopSignal():
+            return stopsignal_step(ctx, instr)
+        case Shell():
+            return shell_step(ctx, instr)
+        case Maintainer():
+            return maintainer_step(ctx, instr)
+        case Healthcheck():
+            return healthcheck_step(ctx, instr)
+        case Onbuild():
+            return onbuild_step(ctx, instr)
+    raise fail(instr, f"{instr.keyword} is not supported here")
 
 
 @dataclass
@@ -255,9 +288,6 @@ def run_stage(
     observer = ctx.cache.observer if ctx.cache is not None else None
     for index, instr in enumerate((*triggers, *stage.instructions)):
         number += 1
-        handler = HANDLERS.get(instr.keyword)
-        if handler is None:
-            raise fail(instr, f"{instr.keyword} is not supported yet")
         if ctx.cancelled.is_set():
             raise Interrupted(signal.SIGINT)
         ctx.reporter.step(number, total, instr.original.strip())
@@ -267,7 +297,7 @@ def run_stage(
         if observer is not None:  # cache explanations, build log, --keep-failed
             observer.begin(ctx, stage, number, index, instr)
         try:
-            outcome, cached, cache_key = run_with_cache(ctx, stage, instr, handler)
+            outcome, cached, cache_key = run_with_cache(ctx, stage, instr, dispatch)
         except BaseException as exc:
             if observer is not None:
                 observer.finished(ctx, number, None, exc)

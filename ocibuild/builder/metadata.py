@@ -14,7 +14,6 @@ from ocibuild.dockerfile.instructions import (
     Env,
     Expose,
     Healthcheck,
-    Instruction,
     Label,
     Maintainer,
     Onbuild,
@@ -32,8 +31,7 @@ def command_args(ctx: StepContext, command: Command) -> list[str]:
     return [*ctx.image.shell, command.args[0] if command.args else ""]
 
 
-def env_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Env)
+def env_step(ctx: StepContext, instr: Env) -> StepOutcome:
     # All pairs see the environment from before this instruction, as in BuildKit.
     pairs = [(ctx.expand(instr, k), ctx.expand(instr, v)) for k, v in instr.pairs]
     for key, value in pairs:
@@ -47,8 +45,7 @@ def env_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     return StepOutcome()
 
 
-def label_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Label)
+def label_step(ctx: StepContext, instr: Label) -> StepOutcome:
     pairs = [(ctx.expand(instr, k), ctx.expand(instr, v)) for k, v in instr.pairs]
     labels = dict(ctx.image.config.get("Labels") or {})
     for key, value in pairs:
@@ -61,8 +58,7 @@ def label_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     return StepOutcome()
 
 
-def user_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, User)
+def user_step(ctx: StepContext, instr: User) -> StepOutcome:
     user = ctx.expand(instr, instr.user)
     if not user:
         raise fail(
@@ -73,8 +69,7 @@ def user_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     return StepOutcome()
 
 
-def cmd_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Cmd)
+def cmd_step(ctx: StepContext, instr: Cmd) -> StepOutcome:
     args = command_args(ctx, instr.command)
     ctx.image.config["Cmd"] = args
     ctx.stage_flags.add("cmd_set")
@@ -82,8 +77,7 @@ def cmd_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     return StepOutcome()
 
 
-def entrypoint_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Entrypoint)
+def entrypoint_step(ctx: StepContext, instr: Entrypoint) -> StepOutcome:
     args = command_args(ctx, instr.command)
     ctx.image.config["Entrypoint"] = args
     if "cmd_set" not in ctx.stage_flags:
@@ -96,8 +90,7 @@ def entrypoint_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
 _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
 
 
-def expose_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Expose)
+def expose_step(ctx: StepContext, instr: Expose) -> StepOutcome:
     ports = dict(ctx.image.config.get("ExposedPorts") or {})
     words: list[str] = []
     for raw in instr.ports:
@@ -120,8 +113,7 @@ def expose_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     return StepOutcome()
 
 
-def volume_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Volume)
+def volume_step(ctx: StepContext, instr: Volume) -> StepOutcome:
     volumes = dict(ctx.image.config.get("Volumes") or {})
     paths: list[str] = []
     for raw in instr.paths:
@@ -149,8 +141,7 @@ def valid_signal(value: str) -> bool:
     return name in signal.Signals.__members__ or name in ("SIGRTMIN", "SIGRTMAX")
 
 
-def stopsignal_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, StopSignal)
+def stopsignal_step(ctx: StepContext, instr: StopSignal) -> StepOutcome:
     value = ctx.expand(instr, instr.signal)
     if not valid_signal(value):
         raise fail(instr, f"invalid signal: {value}", hint="e.g. STOPSIGNAL SIGTERM or 15")
@@ -159,8 +150,7 @@ def stopsignal_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     return StepOutcome()
 
 
-def shell_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Shell)
+def shell_step(ctx: StepContext, instr: Shell) -> StepOutcome:
     if not instr.args:
         raise fail(
             instr, "SHELL requires at least one argument", hint='e.g. SHELL ["/bin/bash", "-c"]'
@@ -170,8 +160,7 @@ def shell_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     return StepOutcome()
 
 
-def maintainer_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Maintainer)
+def maintainer_step(ctx: StepContext, instr: Maintainer) -> StepOutcome:
     ctx.image.author = ctx.expand(instr, instr.name)
     ctx.image.add_history(ctx.created, f"MAINTAINER {ctx.image.author}", empty_layer=True)
     return StepOutcome()
@@ -202,8 +191,7 @@ def parse_duration(text: str) -> int | None:
     return int(total) if pos == len(text) and pos > 0 else None
 
 
-def healthcheck_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Healthcheck)
+def healthcheck_step(ctx: StepContext, instr: Healthcheck) -> StepOutcome:
     if instr.command is None:
         health: dict[str, object] = {"Test": ["NONE"]}
     else:
@@ -234,8 +222,7 @@ def healthcheck_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     return StepOutcome()
 
 
-def onbuild_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Onbuild)
+def onbuild_step(ctx: StepContext, instr: Onbuild) -> StepOutcome:
     triggers = list(ctx.image.config.get("OnBuild") or [])
     triggers.append(instr.trigger_text)
     ctx.image.config["OnBuild"] = triggers

@@ -22,7 +22,7 @@ from ocibuild.builder.metadata import command_args
 from ocibuild.builder.mounts import mount_specs, prepare_mounts
 from ocibuild.builder.rootfs import commit_upper, mounted, workspace
 from ocibuild.builder.step import StepContext, StepOutcome, fail
-from ocibuild.dockerfile.instructions import Command, Instruction, Run
+from ocibuild.dockerfile.instructions import Command, Run
 from ocibuild.errors import OcibuildError, RunError
 from ocibuild.plan import PROXY_ARGS
 from ocibuild.runtime.etcfiles import Network
@@ -94,8 +94,7 @@ def run_env(ctx: StepContext) -> list[str]:
     return env
 
 
-def run_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Run)
+def run_step(ctx: StepContext, instr: Run) -> StepOutcome:
     network = network_mode(ctx, instr)
     check_security(ctx, instr)
     specs = mount_specs(ctx, instr)

@@ -7,14 +7,13 @@ import os
 from ocibuild.builder.metadata import clean_workdir
 from ocibuild.builder.rootfs import commit_upper, mounted, workspace
 from ocibuild.builder.step import StepContext, StepOutcome, fail
-from ocibuild.dockerfile.instructions import Instruction, Workdir
+from ocibuild.dockerfile.instructions import Workdir
 from ocibuild.errors import OcibuildError
 from ocibuild.runtime.users import resolve_owner
 from ocibuild.storage import fsops
 
 
-def workdir_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    assert isinstance(instr, Workdir)
+def workdir_step(ctx: StepContext, instr: Workdir) -> StepOutcome:
     path = ctx.expand(instr, instr.path)
     if not path:
         raise fail(instr, "WORKDIR requires a path", hint="e.g. WORKDIR /app")
