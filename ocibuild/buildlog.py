@@ -245,9 +245,9 @@ class TeeReporter:
     def note(self, text: str) -> None:
         self.inner.note(text)
 
-    def step_done(self, seconds: float, note: str = "") -> None:
+    def step_done(self, seconds: float, note: str = "", *, cached: bool = False) -> None:
         self.log.close_step()
-        self.inner.step_done(seconds, note)
+        self.inner.step_done(seconds, note, cached=cached)
 
     def info(self, message: str) -> None:
         self.inner.info(message)

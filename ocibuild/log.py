@@ -16,7 +16,8 @@ from typing import IO, Protocol
 class Reporter(Protocol):
     def step(self, number: int, total: int, text: str) -> None: ...
     def output(self, data: bytes) -> None: ...
-    def step_done(self, seconds: float, note: str = "") -> None: ...
+    # cached: a cache hit (nothing ran); the note says what the step made
+    def step_done(self, seconds: float, note: str = "", *, cached: bool = False) -> None: ...
     def info(self, message: str) -> None: ...
     def note(self, text: str) -> None: ...  # about the step (cache decision), before output
     def debug(self, message: str) -> None: ...
@@ -32,7 +33,7 @@ class SilentReporter:
     def output(self, data: bytes) -> None:
         pass
 
-    def step_done(self, seconds: float, note: str = "") -> None:
+    def step_done(self, seconds: float, note: str = "", *, cached: bool = False) -> None:
         pass
 
     def info(self, message: str) -> None:
@@ -81,8 +82,8 @@ class JsonReporter:
     def output(self, data: bytes) -> None:
         self._emit("output", data=data.decode("utf-8", "replace"))
 
-    def step_done(self, seconds: float, note: str = "") -> None:
-        self._emit("done", seconds=round(seconds, 3), cached=note.startswith("CACHED"), note=note)
+    def step_done(self, seconds: float, note: str = "", *, cached: bool = False) -> None:
+        self._emit("done", seconds=round(seconds, 3), cached=cached, note=note)
 
     def info(self, message: str) -> None:
         self._emit("info", message=message)
@@ -120,12 +121,12 @@ class StreamReporter:
         for line in lines:
             self._write("  " + line.decode("utf-8", "replace") + "\n")
 
-    def step_done(self, seconds: float, note: str = "") -> None:
+    def step_done(self, seconds: float, note: str = "", *, cached: bool = False) -> None:
         if self._partial:
             self._write("  " + self._partial.decode("utf-8", "replace") + "\n")
             self._partial = b""
-        if note.startswith("CACHED"):  # nothing ran: say so first
-            self._write(f"  -> HIT{note[6:]}\n")
+        if cached:  # nothing ran: say so first
+            self._write("  -> HIT" + (f", {note}" if note else "") + "\n")
             return
         suffix = f", {note}" if note else ""
         self._write(f"  -> done in {seconds:.2f}s{suffix}\n")
@@ -161,12 +162,12 @@ class StepBufferingReporter:
     def note(self, text: str) -> None:
         self._held.append(("note", (text,)))
 
-    def step_done(self, seconds: float, note: str = "") -> None:
+    def step_done(self, seconds: float, note: str = "", *, cached: bool = False) -> None:
         held, self._held = self._held, []
         with self.lock:
             for name, args in held:
                 getattr(self.inner, name)(*args)
-            self.inner.step_done(seconds, note)
+            self.inner.step_done(seconds, note, cached=cached)
 
     def info(self, message: str) -> None:
         with self.lock:

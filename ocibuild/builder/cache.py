@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ocibuild.builder.context import Source, has_glob
+from ocibuild.builder.events import CacheDecided
 from ocibuild.builder.hashing import HashCounters, StatCache, hash_sources
 from ocibuild.builder.heredoc import is_heredoc_word
 from ocibuild.builder.state import ImageState
@@ -352,32 +353,29 @@ class _Before:
 
 
 def run_with_cache(
-    ctx: StepContext, stage: Stage, instr: Instruction, handler: Handler
+    ctx: StepContext, stage: Stage, number: int, instr: Instruction, handler: Handler
 ) -> tuple[StepOutcome, str, str | None]:
-    """Run ``instr`` through the cache: (outcome, "hit"/"miss"/"off"/"none", key)."""
+    """Run ``instr`` through the cache: (outcome, "hit"/"miss"/"off"/"none", key); the
+    decision is a :class:`CacheDecided` event, before the step runs."""
     cache = ctx.cache
     if cache is None:
         return handler(ctx, instr), "none", None
-    observer = cache.observer
     with ctx.timings.phase("key"):
         material = cache.material(ctx, instr)
         key = None if material is None else key_of(material)
     if key is None:
-        if observer is not None:
-            observer.decided(ctx, stage, instr, None, None, "none")
+        ctx.emit(CacheDecided(number, stage, instr, "none", None, None))
         return handler(ctx, instr), "none", None
     status = "off"
     if cache.lookup_allowed(stage):
         entry = cache.get(key)
         if entry is not None:
             cache.record(stage, key, entry)
-            if observer is not None:
-                observer.decided(ctx, stage, instr, material, key, "hit")
+            ctx.emit(CacheDecided(number, stage, instr, "hit", key, material))
             return apply_entry(ctx, entry, args=isinstance(instr, Arg)), "hit", key
         status = "miss"
-    if observer is not None:  # says why before the step's output
-        with ctx.timings.phase("key"):
-            observer.decided(ctx, stage, instr, material, key, status)
+    with ctx.timings.phase("key"):  # says why before the step's output
+        ctx.emit(CacheDecided(number, stage, instr, status, key, material))
     before = _Before(len(ctx.image.diff_ids), len(ctx.image.history))
     outcome = handler(ctx, instr)
     image = ctx.image
@@ -413,8 +411,7 @@ def apply_entry(ctx: StepContext, entry: CacheEntry, *, args: bool = True) -> St
     ctx.consumed_args.update(entry.consumed)
     ctx.stage_flags.clear()
     ctx.stage_flags.update(entry.flags)
-    note = "CACHED" + (f", {entry.note}" if entry.note else "")
     if entry.diff_id:
         size = ctx.store.layer_info(entry.diff_id).get("size", entry.size)
         ctx.timings.layer_bytes = int(size or 0)
-    return StepOutcome(diff_id=entry.diff_id, size=entry.size, note=note)
+    return StepOutcome(diff_id=entry.diff_id, size=entry.size, note=entry.note)

@@ -11,6 +11,16 @@ from typing import Any
 
 from ocibuild.builder.cache import CacheObserver, StepCache, run_with_cache
 from ocibuild.builder.context import SourceTree
+from ocibuild.builder.events import (
+    EventStream,
+    ObserverSink,
+    RecordSink,
+    StepFailed,
+    StepFinished,
+    StepStarted,
+    TerminalSink,
+    TraceSink,
+)
 from ocibuild.builder.metadata import (
     cmd_step,
     command_args,
@@ -57,7 +67,7 @@ from ocibuild.log import Reporter
 from ocibuild.options import Options
 from ocibuild.plan import PROXY_ARGS, Plan, Stage
 from ocibuild.runtime.network import BuildNetwork
-from ocibuild.trace import StepTimings, Tracer, step_record
+from ocibuild.trace import StepTimings, Tracer
 
 
 # RUN and COPY/ADD load the runtime, overlay and layer machinery (and urllib for ADD
@@ -225,8 +235,13 @@ def execute(
         no_cache_filter=options.no_cache_filter,
         remote=remote,
     )
-    cache.observer = observer  # explains decisions, records the build (ocibuild.buildlog)
     tracer = Tracer(options.trace) if options.trace else None
+    # the one event stream: terminal, API records, --trace, build record + explanations
+    events = EventStream([TerminalSink, RecordSink(records, step_record_of)])
+    if tracer is not None:
+        events.subscribe(TraceSink(tracer))
+    if observer is not None:
+        events.subscribe(ObserverSink(observer))
     network = BuildNetwork(tmp.path, debug=reporter.debug)
     try:
         ctx = StepContext(
@@ -242,8 +257,9 @@ def execute(
             cache=cache,
             tracer=tracer,
             network=network,
+            events=events,
         )
-        final = run_stages(ctx, stages, total, records, run_stage)
+        final = run_stages(ctx, stages, total, run_stage)
         records.sort(key=lambda r: r.number)
         steps = [r for r in records if not r.instruction.startswith("FROM ")]
         if epoch is None and steps and all(r.cache == "hit" for r in steps):
@@ -267,76 +283,67 @@ def created_of(entry: dict[str, Any]) -> str:
     return str(entry.get("created") or "")
 
 
-def run_stage(
-    ctx: StepContext, stage: Stage, number: int, total: int, records: list[StepRecord]
-) -> int:
+def step_record_of(event: StepFinished) -> StepRecord:
+    """The API's record of a finished step."""
+    return StepRecord(
+        event.number,
+        event.stage.label,
+        event.text,
+        event.line,
+        event.seconds,
+        event.diff_id,
+        event.size,
+        event.note,
+        "none" if event.is_from else event.cache,
+        None if event.is_from else event.timings,
+    )
+
+
+def run_stage(ctx: StepContext, stage: Stage, number: int, total: int) -> int:
+    """Build ``stage``'s steps, numbered from ``number + 1``; returns the last number.
+    Each step reports through ``ctx.emit``: started, cache decided, output, finished or
+    failed (:mod:`ocibuild.builder.events`)."""
     number += 1
     started = time.monotonic()
-    ctx.reporter.step(
-        number, total, f"FROM {stage.base}" + (f" AS {stage.name}" if stage.name else "")
-    )
+    text = f"FROM {stage.base}" + (f" AS {stage.name}" if stage.name else "")
+    ctx.emit(StepStarted(number, total, stage, text, stage.from_.pos.line))
     ctx.stage_index = stage.index
     ctx.stage = base_state(ctx, stage)
     ctx.stage_flags = set()
     ctx.image.ensure_path()
     triggers = onbuild_triggers(ctx, stage)  # ONBUILD of the base run first
     seconds = time.monotonic() - started
-    ctx.reporter.step_done(seconds)
-    records.append(
-        StepRecord(number, stage.label, "FROM " + stage.base, stage.from_.pos.line, seconds)
-    )
-    observer = ctx.cache.observer if ctx.cache is not None else None
+    line = stage.from_.pos.line
+    ctx.emit(StepFinished(number, stage, "FROM " + stage.base, line, seconds, is_from=True))
     for index, instr in enumerate((*triggers, *stage.instructions)):
         number += 1
         if ctx.cancelled.is_set():
             raise Interrupted(signal.SIGINT)
-        ctx.reporter.step(number, total, instr.original.strip())
+        text = instr.original.strip()
         started = time.monotonic()
         ctx.timings = StepTimings()
         ctx.history_text = history_text(ctx, instr)
-        if observer is not None:  # cache explanations, build log, --keep-failed
-            observer.begin(ctx, stage, number, index, instr)
+        ctx.emit(StepStarted(number, total, stage, text, instr.pos.line, instr, index))
         try:
-            outcome, cached, cache_key = run_with_cache(ctx, stage, instr, dispatch)
+            outcome, cached, cache_key = run_with_cache(ctx, stage, number, instr, dispatch)
         except BaseException as exc:
-            if observer is not None:
-                observer.finished(ctx, number, None, exc)
+            ctx.emit(StepFailed(number, exc))
             raise
         if isinstance(instr, Arg):  # cached or not: later RUN history lists them
             ctx.stage.declared.extend(name for name, _ in instr.args)
-        seconds = time.monotonic() - started
-        note = outcome.note
-        if outcome.diff_id:
-            note = (note + ", " if note else "") + f"layer {outcome.diff_id[7:19]} {outcome.size} B"
-        ctx.reporter.step_done(seconds, note)
-        records.append(
-            StepRecord(
+        ctx.emit(
+            StepFinished(
                 number,
-                stage.label,
-                instr.original.strip(),
+                stage,
+                text,
                 instr.pos.line,
-                seconds,
+                time.monotonic() - started,
+                cached,
+                cache_key,
                 outcome.diff_id,
                 outcome.size,
                 outcome.note,
-                cached,
                 ctx.timings,
             )
         )
-        if ctx.tracer is not None or observer is not None:
-            trace = step_record(
-                number=number,
-                stage=stage.label,
-                instruction=instr.original.strip(),
-                line=instr.pos.line,
-                seconds=seconds,
-                cache=cached,
-                cache_key=cache_key,
-                timings=ctx.timings,
-                diff_id=outcome.diff_id,
-            )
-            if ctx.tracer is not None:
-                ctx.tracer.write(trace)
-            if observer is not None:
-                observer.finished(ctx, number, trace, None)
     return number

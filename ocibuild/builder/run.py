@@ -138,7 +138,7 @@ def run_step(ctx: StepContext, instr: Run) -> StepOutcome:
                     process=process,
                     runtime=ctx.options.runtime,
                     reporter=ctx.reporter,
-                    on_output=ctx.reporter.output,
+                    on_output=ctx.output,
                     host=HostSettings(
                         ctx.options.add_hosts, ctx.options.ulimits, ctx.options.shm_size
                     ),

@@ -19,25 +19,24 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.step import StepContext
 from ocibuild.log import StepBufferingReporter
 from ocibuild.plan import Stage
-from ocibuild.trace import StepTimings, step_record
+from ocibuild.trace import StepTimings
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
-RunStage = Callable[[StepContext, Stage, int, int, list[Any]], int]
+RunStage = Callable[[StepContext, Stage, int, int], int]
 
 
 def run_stages(
     ctx: StepContext,
     stages: Sequence[Stage],
     total: int,
-    records: list[Any],
     run_stage: RunStage,
 ) -> StageState:
     """Build ``stages`` (dependencies first); returns the last one's state."""
@@ -64,7 +63,7 @@ def run_stages(
                 timings=StepTimings(),
             )
         try:
-            end = run_stage(sctx, stage, start, total, records)
+            end = run_stage(sctx, stage, start, total)
         except BaseException:
             if isinstance(sctx.reporter, StepBufferingReporter):
                 sctx.reporter.flush()
@@ -72,7 +71,6 @@ def run_stages(
         ctx.stage_images[stage.index] = sctx.stage.image
         ctx.stage_args[stage.index] = dict(sctx.stage.args)
         results[stage.index] = sctx.stage
-        _trace_from(sctx, stage, start + 1, records)
         return end
 
     if not parallel:
@@ -130,24 +128,3 @@ def _has_independent(stages: Sequence[Stage], deps: dict[int, set[int]]) -> bool
             if a not in closure[b] and b not in closure[a]:
                 return True
     return False
-
-
-def _trace_from(ctx: StepContext, stage: Stage, number: int, records: list[Any]) -> None:
-    if ctx.tracer is None:
-        return
-    for rec in records:
-        if rec.number == number:
-            ctx.tracer.write(
-                step_record(
-                    number=number,
-                    stage=stage.label,
-                    instruction=rec.instruction,
-                    line=rec.line,
-                    seconds=rec.seconds,
-                    cache="none",
-                    cache_key=None,
-                    timings=StepTimings(),
-                    diff_id=None,
-                )
-            )
-            return

@@ -19,6 +19,7 @@ from ocibuild.trace import StepTimings
 if TYPE_CHECKING:
     from ocibuild.builder.cache import StepCache
     from ocibuild.builder.context import SourceTree
+    from ocibuild.builder.events import Event, EventStream
     from ocibuild.image.store import Store
     from ocibuild.runtime.network import BuildNetwork
     from ocibuild.trace import Tracer
@@ -57,6 +58,18 @@ class StepContext:
     timings: StepTimings = field(default_factory=StepTimings)  # of the step being run
     cancelled: threading.Event = field(default_factory=threading.Event)  # stop at next step
     network: BuildNetwork | None = None  # the build's private network (RUN --network)
+    events: EventStream | None = None  # where steps report (ocibuild.builder.events)
+
+    def emit(self, event: Event) -> None:
+        """Report ``event`` to every subscriber of the build's event stream."""
+        if self.events is not None:
+            self.events.emit(self, event)
+
+    def output(self, data: bytes) -> None:
+        """The step's process output (an event; the terminal shows it indented)."""
+        from ocibuild.builder.events import StepOutput
+
+        self.emit(StepOutput(data))
 
     @property
     def escape(self) -> str:
