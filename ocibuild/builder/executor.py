@@ -22,19 +22,19 @@ from ocibuild.builder.events import (
     TraceSink,
 )
 from ocibuild.builder.metadata import (
-    cmd_step,
     command_args,
-    entrypoint_step,
-    env_step,
-    expose_step,
-    healthcheck_step,
-    label_step,
-    maintainer_step,
-    onbuild_step,
-    shell_step,
-    stopsignal_step,
-    user_step,
-    volume_step,
+    plan_cmd,
+    plan_entrypoint,
+    plan_env,
+    plan_expose,
+    plan_healthcheck,
+    plan_label,
+    plan_maintainer,
+    plan_onbuild,
+    plan_shell,
+    plan_stopsignal,
+    plan_user,
+    plan_volume,
 )
 from ocibuild.builder.onbuild import onbuild_triggers
 from ocibuild.builder.scratch import Scratch
@@ -42,6 +42,7 @@ from ocibuild.builder.source import base_state
 from ocibuild.builder.stages import run_stages
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.step import StepContext, StepOutcome, fail
+from ocibuild.builder.stepplan import HandlerEffect, StepPlan, StepView, apply_plan
 from ocibuild.dockerfile.instructions import (
     Arg,
     Cmd,
@@ -71,87 +72,111 @@ from ocibuild.trace import StepTimings, Tracer
 
 
 # RUN and COPY/ADD load the runtime, overlay and layer machinery (and urllib for ADD
-# URLs): imported at their first use, so a fully cached build never pays for them.
-def run_step(ctx: StepContext, instr: Run) -> StepOutcome:
-    from ocibuild.builder.run import run_step as handler
+# URLs): imported when a step is planned (a cache miss), so a fully cached build never
+# pays for them. Their plans are one effect each: the builder module does the work.
+def plan_run(view: StepView, instr: Run) -> StepPlan:
+    args = " ".join(command_args(view.shell, instr.command))
+    mounts = f", {len(instr.mounts)} --mount" if instr.mounts else ""
+    text = f"run {args!r} in a container over the image's layers{mounts}; commit the changes"
 
-    return handler(ctx, instr)
+    def perform(ctx: StepContext) -> StepOutcome:
+        from ocibuild.builder.run import run_step
 
+        return run_step(ctx, instr)
 
-def copy_step(ctx: StepContext, instr: Copy) -> StepOutcome:
-    from ocibuild.builder.copy import copy_step as handler
-
-    return handler(ctx, instr)
-
-
-def workdir_step(ctx: StepContext, instr: Workdir) -> StepOutcome:
-    from ocibuild.builder.workdir import workdir_step as handler
-
-    return handler(ctx, instr)
+    return StepPlan(effects=(HandlerEffect(text, perform),))
 
 
-def arg_step(ctx: StepContext, instr: Arg) -> StepOutcome:
+def plan_copy(view: StepView, instr: Copy) -> StepPlan:
+    origin = f"stage or image {instr.from_!r}" if instr.from_ is not None else "the context"
+    sources = " ".join(instr.sources)
+    text = f"{instr.keyword.lower()} {sources} from {origin} to {instr.dest}; commit the changes"
+
+    def perform(ctx: StepContext) -> StepOutcome:
+        from ocibuild.builder.copy import copy_step
+
+        return copy_step(ctx, instr)
+
+    return StepPlan(effects=(HandlerEffect(text, perform),))
+
+
+def plan_workdir(view: StepView, instr: Workdir) -> StepPlan:
+    from ocibuild.builder.workdir import plan_workdir as planner
+
+    return planner(view, instr)
+
+
+def plan_arg(view: StepView, instr: Arg) -> StepPlan:
     """ARG: a value (--build-arg, else the default, else the global ARG's) goes into the
     stage's environment; the history shows the ARG as written, its default expanded
     (BuildKit's ``ARG name[=default]``, not the --build-arg value). All defaults of one
     ARG are expanded first, as BuildKit does: ``ARG A=1 B=$A`` does not see this A."""
     parts = []
-    defaults = [None if d is None else ctx.expand(instr, d) for _, d in instr.args]
+    values: dict[str, str] = {}
+    defaults = [None if d is None else view.expand(instr, d) for _, d in instr.args]
     for (name, _), expanded in zip(instr.args, defaults, strict=True):
-        ctx.consumed_args.add(name)
-        glob = ctx.plan.global_args.get(name)
-        if name in ctx.build_args:
-            value: str | None = ctx.build_args[name]
+        glob = view.plan.global_args.get(name)
+        if name in view.build_args:
+            value: str | None = view.build_args[name]
         elif expanded is not None:
             value = expanded
         elif glob is not None:
             value = glob
         else:
-            value = ctx.plan.platform_args.get(name)
+            value = view.plan.platform_args.get(name)
         if value is not None:
-            ctx.stage.args[name] = value
+            values[name] = value
         parts.append(name if expanded is None else f"{name}={expanded}")
-    ctx.image.add_history(ctx.created, "ARG " + " ".join(parts), empty_layer=True)
-    return StepOutcome()
+    return StepPlan(
+        history="ARG " + " ".join(parts),
+        args=values,
+        consumed=tuple(name for name, _ in instr.args),
+    )
+
+
+def plan_step(view: StepView, instr: Instruction) -> StepPlan:
+    """The pure part of a step, chosen by the instruction's type (the parser made one
+    class per instruction; COPY and ADD share ``Copy``): the builder's explicit table."""
+    match instr:
+        case Run():
+            return plan_run(view, instr)
+        case Copy():
+            return plan_copy(view, instr)
+        case Workdir():
+            return plan_workdir(view, instr)
+        case Arg():
+            return plan_arg(view, instr)
+        case Env():
+            return plan_env(view, instr)
+        case Label():
+            return plan_label(view, instr)
+        case User():
+            return plan_user(view, instr)
+        case Cmd():
+            return plan_cmd(view, instr)
+        case Entrypoint():
+            return plan_entrypoint(view, instr)
+        case Expose():
+            return plan_expose(view, instr)
+        case Volume():
+            return plan_volume(view, instr)
+        case StopSignal():
+            return plan_stopsignal(view, instr)
+        case Shell():
+            return plan_shell(view, instr)
+        case Maintainer():
+            return plan_maintainer(view, instr)
+        case Healthcheck():
+            return plan_healthcheck(view, instr)
+        case Onbuild():
+            return plan_onbuild(view, instr)
+    raise fail(instr, f"{instr.keyword} is not supported here")
 
 
 def dispatch(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    """Run ``instr`` by its type (the parser made one class per instruction; COPY and ADD
-    share ``Copy``). The explicit table of the builder: one case per instruction."""
-    match instr:
-        case Run():
-            return run_step(ctx, instr)
-        case Copy():
-            return copy_step(ctx, instr)
-        case Workdir():
-            return workdir_step(ctx, instr)
-        case Arg():
-            return arg_step(ctx, instr)
-        case Env():
-            return env_step(ctx, instr)
-        case Label():
-            return label_step(ctx, instr)
-        case User():
-            return user_step(ctx, instr)
-        case Cmd():
-            return cmd_step(ctx, instr)
-        case Entrypoint():
-            return entrypoint_step(ctx, instr)
-        case Expose():
-            return expose_step(ctx, instr)
-        case Volume():
-            return volume_step(ctx, instr)
-        case StopSignal():
-            return stopsignal_step(ctx, instr)
-        case Shell():
-            return shell_step(ctx, instr)
-        case Maintainer():
-            return maintainer_step(ctx, instr)
-        case Healthcheck():
-            return healthcheck_step(ctx, instr)
-        case Onbuild():
-            return onbuild_step(ctx, instr)
-    raise fail(instr, f"{instr.keyword} is not supported here")
+    """Plan the step from the stage's state (pure), then apply the plan (the effects,
+    then the config and history changes)."""
+    return apply_plan(ctx, plan_step(StepView.of(ctx), instr))
 
 
 @dataclass
@@ -181,7 +206,7 @@ class BuildResult:
 
 def history_text(ctx: StepContext, instr: Instruction) -> str:
     if isinstance(instr, Run):
-        args = " ".join(command_args(ctx, instr.command))
+        args = " ".join(command_args(ctx.image.shell, instr.command))
         # BuildKit: the ARGs declared in this stage, in order, each with its value in
         # the build environment ("" when it has none)
         env = ctx.stage.expand_env()

@@ -1,4 +1,7 @@
-"""Instructions that change only the image config: ENV, LABEL, USER, CMD, ..."""
+"""Instructions that change only the image config: ENV, LABEL, USER, CMD, ...
+
+Each is a pure planner: ``plan_X(view, instr) -> StepPlan`` (see ``stepplan``); the
+executor applies the plan."""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ import re
 import signal
 
 from ocibuild.builder.state import go_quote_list, next_workdir
-from ocibuild.builder.step import StepContext, StepOutcome, fail
+from ocibuild.builder.step import fail
+from ocibuild.builder.stepplan import StepPlan, StepView
 from ocibuild.dockerfile.instructions import (
     Cmd,
     Command,
@@ -24,77 +28,81 @@ from ocibuild.dockerfile.instructions import (
 )
 
 
-def command_args(ctx: StepContext, command: Command) -> list[str]:
+def command_args(shell: list[str], command: Command) -> list[str]:
     """Exec form as written; shell form prefixed with the stage's SHELL."""
     if command.exec_form:
         return list(command.args)
-    return [*ctx.image.shell, command.args[0] if command.args else ""]
+    return [*shell, command.args[0] if command.args else ""]
 
 
-def env_step(ctx: StepContext, instr: Env) -> StepOutcome:
+def env_list(env: list[str], key: str, value: str) -> list[str]:
+    """``env`` (``NAME=value`` items) with ``key`` set: replaced in place, else appended."""
+    out = list(env)
+    for i, item in enumerate(out):
+        if item.partition("=")[0] == key:
+            out[i] = f"{key}={value}"
+            return out
+    out.append(f"{key}={value}")
+    return out
+
+
+def plan_env(view: StepView, instr: Env) -> StepPlan:
     # All pairs see the environment from before this instruction, as in BuildKit.
-    pairs = [(ctx.expand(instr, k), ctx.expand(instr, v)) for k, v in instr.pairs]
+    pairs = [(view.expand(instr, k), view.expand(instr, v)) for k, v in instr.pairs]
+    env = list(view.config.get("Env") or [])
     for key, value in pairs:
         if not key:
             raise fail(instr, "ENV names can not be blank")
-        ctx.image.set_env(key, value)
-        ctx.stage.args.pop(key, None)  # a later ENV replaces an ARG's value
-    ctx.image.add_history(
-        ctx.created, "ENV " + " ".join(f"{k}={v}" for k, v in pairs), empty_layer=True
+        env = env_list(env, key, value)
+    return StepPlan(
+        history="ENV " + " ".join(f"{k}={v}" for k, v in pairs),
+        config={"Env": env},
+        args_unset=tuple(k for k, _ in pairs),  # a later ENV replaces an ARG's value
     )
-    return StepOutcome()
 
 
-def label_step(ctx: StepContext, instr: Label) -> StepOutcome:
-    pairs = [(ctx.expand(instr, k), ctx.expand(instr, v)) for k, v in instr.pairs]
-    labels = dict(ctx.image.config.get("Labels") or {})
+def plan_label(view: StepView, instr: Label) -> StepPlan:
+    pairs = [(view.expand(instr, k), view.expand(instr, v)) for k, v in instr.pairs]
+    labels = dict(view.config.get("Labels") or {})
     for key, value in pairs:
         if not key:
             raise fail(instr, "LABEL names can not be blank")
         labels[key] = value
-    ctx.image.config["Labels"] = labels
     text = " ".join(f'"{k}"="{v}"' for k, v in pairs)
-    ctx.image.add_history(ctx.created, f"LABEL {text}", empty_layer=True)
-    return StepOutcome()
+    return StepPlan(history=f"LABEL {text}", config={"Labels": labels})
 
 
-def user_step(ctx: StepContext, instr: User) -> StepOutcome:
-    user = ctx.expand(instr, instr.user)
+def plan_user(view: StepView, instr: User) -> StepPlan:
+    user = view.expand(instr, instr.user)
     if not user:
         raise fail(
             instr, "USER requires a user name or uid", hint="e.g. USER app or USER 1000:1000"
         )
-    ctx.image.config["User"] = user
-    ctx.image.add_history(ctx.created, f"USER {user}", empty_layer=True)
-    return StepOutcome()
+    return StepPlan(history=f"USER {user}", config={"User": user})
 
 
-def cmd_step(ctx: StepContext, instr: Cmd) -> StepOutcome:
-    args = command_args(ctx, instr.command)
-    ctx.image.config["Cmd"] = args
-    ctx.stage_flags.add("cmd_set")
-    ctx.image.add_history(ctx.created, f"CMD {go_quote_list(args)}", empty_layer=True)
-    return StepOutcome()
+def plan_cmd(view: StepView, instr: Cmd) -> StepPlan:
+    args = command_args(view.shell, instr.command)
+    return StepPlan(history=f"CMD {go_quote_list(args)}", config={"Cmd": args}, flags=("cmd_set",))
 
 
-def entrypoint_step(ctx: StepContext, instr: Entrypoint) -> StepOutcome:
-    args = command_args(ctx, instr.command)
-    ctx.image.config["Entrypoint"] = args
-    if "cmd_set" not in ctx.stage_flags:
-        # An ENTRYPOINT resets a CMD inherited from the base image.
-        ctx.image.config.pop("Cmd", None)
-    ctx.image.add_history(ctx.created, f"ENTRYPOINT {go_quote_list(args)}", empty_layer=True)
-    return StepOutcome()
+def plan_entrypoint(view: StepView, instr: Entrypoint) -> StepPlan:
+    args = command_args(view.shell, instr.command)
+    # An ENTRYPOINT resets a CMD inherited from the base image.
+    unset = () if "cmd_set" in view.flags else ("Cmd",)
+    return StepPlan(
+        history=f"ENTRYPOINT {go_quote_list(args)}", config={"Entrypoint": args}, unset=unset
+    )
 
 
 _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
 
 
-def expose_step(ctx: StepContext, instr: Expose) -> StepOutcome:
-    ports = dict(ctx.image.config.get("ExposedPorts") or {})
+def plan_expose(view: StepView, instr: Expose) -> StepPlan:
+    ports = dict(view.config.get("ExposedPorts") or {})
     words: list[str] = []
     for raw in instr.ports:
-        words.extend(ctx.expand_words(instr, raw))
+        words.extend(view.expand_words(instr, raw))
     for word in words:
         match = _PORT.match(word)
         if not match:
@@ -108,26 +116,22 @@ def expose_step(ctx: StepContext, instr: Expose) -> StepOutcome:
             raise fail(instr, f"invalid port range {word!r}", hint="ports are 1-65535, low-high")
         for port in range(low, high + 1):
             ports[f"{port}/{proto}"] = {}
-    ctx.image.config["ExposedPorts"] = ports
-    ctx.image.add_history(ctx.created, "EXPOSE " + " ".join(words), empty_layer=True)
-    return StepOutcome()
+    return StepPlan(history="EXPOSE " + " ".join(words), config={"ExposedPorts": ports})
 
 
-def volume_step(ctx: StepContext, instr: Volume) -> StepOutcome:
-    volumes = dict(ctx.image.config.get("Volumes") or {})
+def plan_volume(view: StepView, instr: Volume) -> StepPlan:
+    volumes = dict(view.config.get("Volumes") or {})
     paths: list[str] = []
     for raw in instr.paths:
         if instr.json_form:
-            paths.append(ctx.expand(instr, raw))
+            paths.append(view.expand(instr, raw))
         else:
-            paths.extend(ctx.expand_words(instr, raw))
+            paths.extend(view.expand_words(instr, raw))
     for path in paths:
         if not path.strip():
             raise fail(instr, "VOLUME specified can not be an empty string")
         volumes[path] = {}
-    ctx.image.config["Volumes"] = volumes
-    ctx.image.add_history(ctx.created, f"VOLUME {go_quote_list(paths)}", empty_layer=True)
-    return StepOutcome()
+    return StepPlan(history=f"VOLUME {go_quote_list(paths)}", config={"Volumes": volumes})
 
 
 def valid_signal(value: str) -> bool:
@@ -141,29 +145,25 @@ def valid_signal(value: str) -> bool:
     return name in signal.Signals.__members__ or name in ("SIGRTMIN", "SIGRTMAX")
 
 
-def stopsignal_step(ctx: StepContext, instr: StopSignal) -> StepOutcome:
-    value = ctx.expand(instr, instr.signal)
+def plan_stopsignal(view: StepView, instr: StopSignal) -> StepPlan:
+    value = view.expand(instr, instr.signal)
     if not valid_signal(value):
         raise fail(instr, f"invalid signal: {value}", hint="e.g. STOPSIGNAL SIGTERM or 15")
-    ctx.image.config["StopSignal"] = value
-    ctx.image.add_history(ctx.created, f"STOPSIGNAL {value}", empty_layer=True)
-    return StepOutcome()
+    return StepPlan(history=f"STOPSIGNAL {value}", config={"StopSignal": value})
 
 
-def shell_step(ctx: StepContext, instr: Shell) -> StepOutcome:
+def plan_shell(view: StepView, instr: Shell) -> StepPlan:
     if not instr.args:
         raise fail(
             instr, "SHELL requires at least one argument", hint='e.g. SHELL ["/bin/bash", "-c"]'
         )
-    ctx.image.config["Shell"] = list(instr.args)
-    ctx.image.add_history(ctx.created, f"SHELL {go_quote_list(list(instr.args))}", empty_layer=True)
-    return StepOutcome()
+    shell = list(instr.args)
+    return StepPlan(history=f"SHELL {go_quote_list(shell)}", config={"Shell": shell})
 
 
-def maintainer_step(ctx: StepContext, instr: Maintainer) -> StepOutcome:
-    ctx.image.author = ctx.expand(instr, instr.name)
-    ctx.image.add_history(ctx.created, f"MAINTAINER {ctx.image.author}", empty_layer=True)
-    return StepOutcome()
+def plan_maintainer(view: StepView, instr: Maintainer) -> StepPlan:
+    author = view.expand(instr, instr.name)
+    return StepPlan(history=f"MAINTAINER {author}", author=author)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
@@ -191,7 +191,7 @@ def parse_duration(text: str) -> int | None:
     return int(total) if pos == len(text) and pos > 0 else None
 
 
-def healthcheck_step(ctx: StepContext, instr: Healthcheck) -> StepOutcome:
+def plan_healthcheck(view: StepView, instr: Healthcheck) -> StepPlan:
     if instr.command is None:
         health: dict[str, object] = {"Test": ["NONE"]}
     else:
@@ -206,7 +206,7 @@ def healthcheck_step(ctx: StepContext, instr: Healthcheck) -> StepOutcome:
                 "start-interval": "StartInterval",
                 "retries": "Retries",
             }[flag_name]  # the parser accepts these names only
-            value = ctx.expand(instr, raw)
+            value = view.expand(instr, raw)
             if key == "Retries":
                 if not value.isdigit() or int(value) < 1:
                     raise fail(instr, f"--retries must be a positive integer, not {value!r}")
@@ -217,17 +217,12 @@ def healthcheck_step(ctx: StepContext, instr: Healthcheck) -> StepOutcome:
                 raise fail(instr, f"invalid duration --{flag_name}={value}", hint="e.g. 30s, 1m30s")
             if nanos:
                 health[key] = nanos
-    ctx.image.config["Healthcheck"] = health
-    ctx.image.add_history(ctx.created, f"HEALTHCHECK {health['Test']}", empty_layer=True)
-    return StepOutcome()
+    return StepPlan(history=f"HEALTHCHECK {health['Test']}", config={"Healthcheck": health})
 
 
-def onbuild_step(ctx: StepContext, instr: Onbuild) -> StepOutcome:
-    triggers = list(ctx.image.config.get("OnBuild") or [])
-    triggers.append(instr.trigger_text)
-    ctx.image.config["OnBuild"] = triggers
-    ctx.image.add_history(ctx.created, f"ONBUILD {instr.trigger_text}", empty_layer=True)
-    return StepOutcome()
+def plan_onbuild(view: StepView, instr: Onbuild) -> StepPlan:
+    triggers = [*(view.config.get("OnBuild") or []), instr.trigger_text]
+    return StepPlan(history=f"ONBUILD {instr.trigger_text}", config={"OnBuild": triggers})
 
 
 def clean_workdir(current: str, path: str) -> str:

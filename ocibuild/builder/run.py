@@ -99,7 +99,7 @@ def run_step(ctx: StepContext, instr: Run) -> StepOutcome:
     check_security(ctx, instr)
     specs = mount_specs(ctx, instr)
     script = run_script(instr.command, instr.heredocs)
-    args = command_args(ctx, Command(script.args, instr.command.exec_form))
+    args = command_args(ctx.image.shell, Command(script.args, instr.command.exec_form))
     env = run_env(ctx)
     with ExitStack() as stack:
         extra: list[dict[str, Any]] = []

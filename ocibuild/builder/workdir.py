@@ -3,34 +3,52 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ocibuild.builder.metadata import clean_workdir
 from ocibuild.builder.rootfs import commit_upper, mounted, workspace
 from ocibuild.builder.step import StepContext, StepOutcome, fail
+from ocibuild.builder.stepplan import StepPlan, StepView
 from ocibuild.dockerfile.instructions import Workdir
 from ocibuild.errors import OcibuildError
 from ocibuild.runtime.users import resolve_owner
 from ocibuild.storage import fsops
 
 
-def workdir_step(ctx: StepContext, instr: Workdir) -> StepOutcome:
-    path = ctx.expand(instr, instr.path)
+def plan_workdir(view: StepView, instr: Workdir) -> StepPlan:
+    """WORKDIR: the config's WorkingDir, and an effect that creates the directory."""
+    path = view.expand(instr, instr.path)
     if not path:
         raise fail(instr, "WORKDIR requires a path", hint="e.g. WORKDIR /app")
-    workdir = clean_workdir(ctx.image.workdir, path)
-    ctx.image.config["WorkingDir"] = workdir
-    ctx.history_text = f"WORKDIR {workdir}"
-    with workspace(ctx, "workdir-") as work:
-        with mounted(ctx, ctx.image.diff_ids, work) as mnt:
-            if os.path.isdir(fsops.host_path(mnt.target, workdir)):
-                ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=True)
-                return StepOutcome(note="exists")
-            try:
-                # owned as BuildKit's mkdir WithUser: USER 1001 gives 1001:1001
-                uid, gid = resolve_owner(mnt.target, ctx.image.user or "0:0")
-                fsops.makedirs(mnt.target, workdir, uid=uid, gid=gid)
-            except OcibuildError as exc:
-                raise fail(instr, exc.message, hint=exc.hint) from None
-            except OSError as exc:
-                raise fail(instr, f"cannot create {workdir}: {exc.strerror}") from None
-        return commit_upper(ctx, mnt.upper)
+    workdir = clean_workdir(view.stage.image.workdir, path)
+    return StepPlan(config={"WorkingDir": workdir}, effects=(MakeWorkdir(instr, workdir),))
+
+
+@dataclass(frozen=True)
+class MakeWorkdir:
+    """Create the working directory (owned by the stage's USER) as a layer; an existing
+    one makes no layer (an empty-layer history entry)."""
+
+    instr: Workdir
+    path: str
+
+    def describe(self) -> str:
+        return f"mkdir -p {self.path} (owner: USER), commit it as a layer unless it exists"
+
+    def perform(self, ctx: StepContext) -> StepOutcome:
+        instr, workdir = self.instr, self.path
+        ctx.history_text = f"WORKDIR {workdir}"
+        with workspace(ctx, "workdir-") as work:
+            with mounted(ctx, ctx.image.diff_ids, work) as mnt:
+                if os.path.isdir(fsops.host_path(mnt.target, workdir)):
+                    ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=True)
+                    return StepOutcome(note="exists")
+                try:
+                    # owned as BuildKit's mkdir WithUser: USER 1001 gives 1001:1001
+                    uid, gid = resolve_owner(mnt.target, ctx.image.user or "0:0")
+                    fsops.makedirs(mnt.target, workdir, uid=uid, gid=gid)
+                except OcibuildError as exc:
+                    raise fail(instr, exc.message, hint=exc.hint) from None
+                except OSError as exc:
+                    raise fail(instr, f"cannot create {workdir}: {exc.strerror}") from None
+            return commit_upper(ctx, mnt.upper)
