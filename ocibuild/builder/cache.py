@@ -246,14 +246,22 @@ class StepCache:
             raise
 
     # -- keys --------------------------------------------------------------------------------
-    def key(self, ctx: StepContext, instr: Instruction) -> str | None:
+    def key(
+        self, ctx: StepContext, instr: Instruction, expanded: Instruction | None = None
+    ) -> str | None:
         """The step's key, or None when it cannot be computed (the handler then runs and
         reports the problem, e.g. a missing COPY source)."""
-        material = self.material(ctx, instr)
+        material = self.material(ctx, instr, expanded)
         return None if material is None else key_of(material)
 
-    def material(self, ctx: StepContext, instr: Instruction) -> dict[str, Any] | None:
-        """The inputs the key is the hash of (see :func:`key_of`), or None."""
+    def material(
+        self, ctx: StepContext, instr: Instruction, expanded: Instruction | None = None
+    ) -> dict[str, Any] | None:
+        """The inputs the key is the hash of (see :func:`key_of`), or None: the
+        instruction as written, and what its expanded words (``expanded``, computed from
+        ``instr`` when not given) name: COPY sources, RUN --mount sources."""
+        if expanded is None:
+            expanded = _expanded(ctx, instr)
         instruction = instruction_material(instr)
         material: dict[str, Any] = {
             "v": KEY_VERSION,
@@ -275,13 +283,13 @@ class StepCache:
                 names = [name for name, _ in instr.args]
                 material["build_args"] = {n: ctx.build_args.get(n) for n in names}
                 material["global_args"] = {n: ctx.plan.global_args.get(n) for n in names}
-            elif isinstance(instr, Copy):
-                sources = self._copy_sources(ctx, instr, counters)
+            elif isinstance(expanded, Copy):
+                sources = self._copy_sources(ctx, expanded, counters)
                 if sources is None:
                     return None
                 material["sources"] = sources
-            elif isinstance(instr, Run) and instr.mounts:
-                mounts = [self._mount_source(ctx, instr, m, counters) for m in instr.mounts]
+            elif isinstance(expanded, Run) and expanded.mounts:
+                mounts = [self._mount_source(ctx, expanded, m, counters) for m in expanded.mounts]
                 if any(m is None for m in mounts):
                     return None
                 material["mounts"] = mounts
@@ -329,7 +337,7 @@ class StepCache:
             if docs and is_heredoc_word(raw):
                 docs -= 1
                 continue
-            sources.append(ctx.expand(instr, raw))
+            sources.append(raw)  # (expanded before dispatch)
         return self._context_digest(ctx, sources, counters)
 
     def _mount_source(
@@ -337,12 +345,18 @@ class StepCache:
     ) -> str | None:
         """What a mount reads: its ``from=`` stage or image, else a bind's context files.
         An invalid mount has no key (the step then reports it)."""
-        spec = resolve_mount(flag, lambda word: ctx.expand(instr, word), ctx.image.workdir)
+        spec = resolve_mount(flag, str, ctx.image.workdir)  # (values expanded already)
         if spec.from_:
             return self._from_ref(ctx, spec.from_)
         if spec.type == "bind":
             return self._context_digest(ctx, [spec.source or "."], counters)
         return ""
+
+
+def _expanded(ctx: StepContext, instr: Instruction) -> Instruction:
+    from ocibuild.builder.stepplan import StepView
+
+    return StepView.of(ctx).expanded(instr)
 
 
 # -- the wrapper the executor calls ------------------------------------------------------------
@@ -353,19 +367,26 @@ class _Before:
 
 
 def run_with_cache(
-    ctx: StepContext, stage: Stage, number: int, instr: Instruction, handler: Handler
+    ctx: StepContext,
+    stage: Stage,
+    number: int,
+    instr: Instruction,
+    handler: Handler,
+    expanded: Instruction | None = None,
 ) -> tuple[StepOutcome, str, str | None]:
     """Run ``instr`` through the cache: (outcome, "hit"/"miss"/"off"/"none", key); the
     decision is a :class:`CacheDecided` event, before the step runs."""
+    if expanded is None:
+        expanded = _expanded(ctx, instr)
     cache = ctx.cache
     if cache is None:
-        return handler(ctx, instr), "none", None
+        return handler(ctx, expanded), "none", None
     with ctx.timings.phase("key"):
-        material = cache.material(ctx, instr)
+        material = cache.material(ctx, instr, expanded)
         key = None if material is None else key_of(material)
     if key is None:
         ctx.emit(CacheDecided(number, stage, instr, "none", None, None))
-        return handler(ctx, instr), "none", None
+        return handler(ctx, expanded), "none", None
     status = "off"
     if cache.lookup_allowed(stage):
         entry = cache.get(key)
@@ -377,7 +398,7 @@ def run_with_cache(
     with ctx.timings.phase("key"):  # says why before the step's output
         ctx.emit(CacheDecided(number, stage, instr, status, key, material))
     before = _Before(len(ctx.image.diff_ids), len(ctx.image.history))
-    outcome = handler(ctx, instr)
+    outcome = handler(ctx, expanded)
     image = ctx.image
     consumed = [name for name, _ in instr.args] if isinstance(instr, Arg) else []
     entry = CacheEntry(

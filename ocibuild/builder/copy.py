@@ -61,7 +61,7 @@ class Item:
 def chmod_flag(ctx: StepContext, instr: Copy) -> Chmod | None:
     if instr.chmod is None:
         return None
-    value = ctx.expand(instr, instr.chmod)
+    value = instr.chmod  # (expanded before dispatch)
     parsed = parse_chmod(value)
     if parsed is None:
         raise fail(
@@ -101,13 +101,13 @@ def _parents_keep(pattern: str, rel: str) -> str:
 def copy_step(ctx: StepContext, instr: Copy) -> StepOutcome:
     is_add = instr.keyword == "ADD"
     env = ctx.stage.expand_env()
-    dest = ctx.expand(instr, instr.dest)
+    dest = instr.dest  # words expanded before dispatch (dockerfile/expansion.py)
     chmod = chmod_flag(ctx, instr)
-    chown = ctx.expand(instr, instr.chown) if instr.chown is not None else ""
+    chown = instr.chown or ""
     from_ref = instr.from_  # never expanded (the plan refuses a variable there)
     parents = instr.parents
-    excludes = [ctx.expand(instr, v) for v in instr.exclude]
-    checksum = ctx.expand(instr, instr.checksum) if instr.checksum is not None else None
+    excludes = list(instr.exclude)
+    checksum = instr.checksum
     unpack = instr.unpack
 
     with ExitStack() as stack:
@@ -129,7 +129,7 @@ def copy_step(ctx: StepContext, instr: Copy) -> StepOutcome:
                 doc = docs.pop(0)
                 items.append(_heredoc_item(gen_tree, doc, heredoc_content(doc, env), count))
                 continue
-            src = ctx.expand(instr, raw)
+            src = raw
             if is_add and is_url(src):
                 items.append(_url_item(instr, gen_tree, src, checksum, bool(unpack), count))
                 continue

@@ -113,8 +113,7 @@ def plan_arg(view: StepView, instr: Arg) -> StepPlan:
     ARG are expanded first, as BuildKit does: ``ARG A=1 B=$A`` does not see this A."""
     parts = []
     values: dict[str, str] = {}
-    defaults = [None if d is None else view.expand(instr, d) for _, d in instr.args]
-    for (name, _), expanded in zip(instr.args, defaults, strict=True):
+    for name, expanded in instr.args:  # defaults expanded before dispatch, together
         glob = view.plan.global_args.get(name)
         if name in view.build_args:
             value: str | None = view.build_args[name]
@@ -175,7 +174,7 @@ def plan_step(view: StepView, instr: Instruction) -> StepPlan:
 
 def dispatch(ctx: StepContext, instr: Instruction) -> StepOutcome:
     """Plan the step from the stage's state (pure), then apply the plan (the effects,
-    then the config and history changes)."""
+    then the config and history changes). ``instr``'s words are expanded already."""
     return apply_plan(ctx, plan_step(StepView.of(ctx), instr))
 
 
@@ -350,7 +349,10 @@ def run_stage(ctx: StepContext, stage: Stage, number: int, total: int) -> int:
         ctx.history_text = history_text(ctx, instr)
         ctx.emit(StepStarted(number, total, stage, text, instr.pos.line, instr, index))
         try:
-            outcome, cached, cache_key = run_with_cache(ctx, stage, number, instr, dispatch)
+            expanded = StepView.of(ctx).expanded(instr)  # the one expansion pass
+            outcome, cached, cache_key = run_with_cache(
+                ctx, stage, number, instr, dispatch, expanded
+            )
         except BaseException as exc:
             ctx.emit(StepFailed(number, exc))
             raise

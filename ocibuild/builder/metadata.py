@@ -48,7 +48,7 @@ def env_list(env: list[str], key: str, value: str) -> list[str]:
 
 def plan_env(view: StepView, instr: Env) -> StepPlan:
     # All pairs see the environment from before this instruction, as in BuildKit.
-    pairs = [(view.expand(instr, k), view.expand(instr, v)) for k, v in instr.pairs]
+    pairs = list(instr.pairs)  # expanded before dispatch, all with the env before
     env = list(view.config.get("Env") or [])
     for key, value in pairs:
         if not key:
@@ -62,7 +62,7 @@ def plan_env(view: StepView, instr: Env) -> StepPlan:
 
 
 def plan_label(view: StepView, instr: Label) -> StepPlan:
-    pairs = [(view.expand(instr, k), view.expand(instr, v)) for k, v in instr.pairs]
+    pairs = list(instr.pairs)
     labels = dict(view.config.get("Labels") or {})
     for key, value in pairs:
         if not key:
@@ -73,7 +73,7 @@ def plan_label(view: StepView, instr: Label) -> StepPlan:
 
 
 def plan_user(view: StepView, instr: User) -> StepPlan:
-    user = view.expand(instr, instr.user)
+    user = instr.user
     if not user:
         raise fail(
             instr, "USER requires a user name or uid", hint="e.g. USER app or USER 1000:1000"
@@ -100,9 +100,7 @@ _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/([A-Za-z]+))?$")
 
 def plan_expose(view: StepView, instr: Expose) -> StepPlan:
     ports = dict(view.config.get("ExposedPorts") or {})
-    words: list[str] = []
-    for raw in instr.ports:
-        words.extend(view.expand_words(instr, raw))
+    words = list(instr.ports)  # expanded (and split into words) before dispatch
     for word in words:
         match = _PORT.match(word)
         if not match:
@@ -121,12 +119,7 @@ def plan_expose(view: StepView, instr: Expose) -> StepPlan:
 
 def plan_volume(view: StepView, instr: Volume) -> StepPlan:
     volumes = dict(view.config.get("Volumes") or {})
-    paths: list[str] = []
-    for raw in instr.paths:
-        if instr.json_form:
-            paths.append(view.expand(instr, raw))
-        else:
-            paths.extend(view.expand_words(instr, raw))
+    paths = list(instr.paths)  # expanded (shell form: split into words) before dispatch
     for path in paths:
         if not path.strip():
             raise fail(instr, "VOLUME specified can not be an empty string")
@@ -146,7 +139,7 @@ def valid_signal(value: str) -> bool:
 
 
 def plan_stopsignal(view: StepView, instr: StopSignal) -> StepPlan:
-    value = view.expand(instr, instr.signal)
+    value = instr.signal
     if not valid_signal(value):
         raise fail(instr, f"invalid signal: {value}", hint="e.g. STOPSIGNAL SIGTERM or 15")
     return StepPlan(history=f"STOPSIGNAL {value}", config={"StopSignal": value})
@@ -162,7 +155,7 @@ def plan_shell(view: StepView, instr: Shell) -> StepPlan:
 
 
 def plan_maintainer(view: StepView, instr: Maintainer) -> StepPlan:
-    author = view.expand(instr, instr.name)
+    author = instr.name
     return StepPlan(history=f"MAINTAINER {author}", author=author)
 
 
@@ -206,7 +199,7 @@ def plan_healthcheck(view: StepView, instr: Healthcheck) -> StepPlan:
                 "start-interval": "StartInterval",
                 "retries": "Retries",
             }[flag_name]  # the parser accepts these names only
-            value = view.expand(instr, raw)
+            value = raw
             if key == "Retries":
                 if not value.isdigit() or int(value) < 1:
                     raise fail(instr, f"--retries must be a positive integer, not {value!r}")

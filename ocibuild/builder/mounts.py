@@ -43,12 +43,10 @@ SECRET_ENV_PREFIX = "OCIBUILD_SECRET_"
 
 
 def mount_specs(ctx: StepContext, instr: Run) -> list[MountSpec]:
-    """The step's ``--mount`` flags, expanded and checked (``dockerfile.mounts``)."""
+    """The step's ``--mount`` flags (their values expanded before dispatch), checked
+    and typed (``dockerfile.mounts``)."""
     try:
-        return [
-            resolve_mount(flag, lambda word: ctx.expand(instr, word), ctx.image.workdir)
-            for flag in instr.mounts
-        ]
+        return [resolve_mount(flag, str, ctx.image.workdir) for flag in instr.mounts]
     except DockerfileError as exc:
         if exc.pos is not None:  # an expansion error, already positioned
             raise

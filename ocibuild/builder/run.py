@@ -34,7 +34,7 @@ NETWORKS: dict[str, Network] = {"default": "private", "host": "host", "none": "n
 
 def network_mode(ctx: StepContext, instr: Run) -> Network:
     """The step's network: RUN --network, else the build's --network."""
-    value = "default" if instr.network is None else ctx.expand(instr, instr.network)
+    value = "default" if instr.network is None else instr.network
     if value not in NETWORKS:
         raise fail(
             instr,
@@ -71,7 +71,7 @@ def network_namespace(ctx: StepContext, instr: Run, network: Network) -> str | N
 def check_security(ctx: StepContext, instr: Run) -> None:
     if instr.security is None:
         return
-    value = ctx.expand(instr, instr.security)
+    value = instr.security
     if value == "insecure":
         raise fail(
             instr,

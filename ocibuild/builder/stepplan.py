@@ -17,12 +17,15 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ocibuild.builder.step import StepOutcome, fail
 from ocibuild.dockerfile.expand import expand_word, expand_words
+from ocibuild.dockerfile.expansion import expand_instruction
 from ocibuild.dockerfile.instructions import Instruction
 from ocibuild.errors import ExpansionError
+
+I = TypeVar("I", bound=Instruction)  # noqa: E741
 
 if TYPE_CHECKING:
     from ocibuild.builder.state import StageState
@@ -55,6 +58,13 @@ class StepView:
     def env(self) -> dict[str, str]:
         """The variables words expand with: image Env, then the ARG values."""
         return self.stage.expand_env()
+
+    def expanded(self, instr: I) -> I:
+        """``instr`` with its words expanded: the one expansion pass before dispatch
+        (``dockerfile/expansion.py``); its errors name the instruction's position."""
+        return expand_instruction(
+            instr, lambda w: self.expand(instr, w), lambda w: self.expand_words(instr, w)
+        )
 
     def expand(self, instr: Instruction, word: str) -> str:
         try:

@@ -17,7 +17,7 @@ from ocibuild.storage import fsops
 
 def plan_workdir(view: StepView, instr: Workdir) -> StepPlan:
     """WORKDIR: the config's WorkingDir, and an effect that creates the directory."""
-    path = view.expand(instr, instr.path)
+    path = instr.path  # (expanded before dispatch)
     if not path:
         raise fail(instr, "WORKDIR requires a path", hint="e.g. WORKDIR /app")
     workdir = clean_workdir(view.stage.image.workdir, path)
