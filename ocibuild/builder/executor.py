@@ -346,6 +346,7 @@ def run_stage(ctx: StepContext, stage: Stage, number: int, total: int) -> int:
         text = instr.original.strip()
         started = time.monotonic()
         ctx.timings = StepTimings()
+        ctx.step_plan = None
         ctx.history_text = history_text(ctx, instr)
         ctx.emit(StepStarted(number, total, stage, text, instr.pos.line, instr, index))
         try:

@@ -115,6 +115,7 @@ class StepHook:
             "lowers": lowers,
             "diff_ids": list(ctx.image.diff_ids),
             "mounts": kept_mounts,
+            "plan": ctx.step_plan.describe() if ctx.step_plan is not None else [],
         }
         _write(os.path.join(dest, FAILURE_FILE), meta)
         return dest

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ocibuild.builder.cache import StepCache
     from ocibuild.builder.context import SourceTree
     from ocibuild.builder.events import Event, EventStream
+    from ocibuild.builder.stepplan import StepPlan
     from ocibuild.image.store import Store
     from ocibuild.runtime.network import BuildNetwork
     from ocibuild.trace import Tracer
@@ -59,6 +60,7 @@ class StepContext:
     cancelled: threading.Event = field(default_factory=threading.Event)  # stop at next step
     network: BuildNetwork | None = None  # the build's private network (RUN --network)
     events: EventStream | None = None  # where steps report (ocibuild.builder.events)
+    step_plan: StepPlan | None = None  # the plan being applied (--keep-failed records it)
 
     def emit(self, event: Event) -> None:
         """Report ``event`` to every subscriber of the build's event stream."""

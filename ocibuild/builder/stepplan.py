@@ -137,6 +137,7 @@ class StepPlan:
 def apply_plan(ctx: StepContext, plan: StepPlan) -> StepOutcome:
     """Perform ``plan`` on the stage: its effects, then its config, ARG and history
     changes. The only place a planned step changes state."""
+    ctx.step_plan = plan
     for line in plan.describe():
         ctx.reporter.debug("plan: " + line)
     outcome = StepOutcome(note=plan.note)

@@ -33,6 +33,7 @@ def test_keep_failed_then_debug_reads_what_the_step_wrote(
     kept = Path(ocb.root) / "builds" / bid / "failed" / "step-5"
     meta = json.loads((kept / "failure.json").read_text())
     assert meta["command"][0] == default_runtime() and "run" in meta["command"]
+    assert meta["plan"][0].startswith("effect: run '/bin/sh -c echo")  # what was planned
     assert (kept / "upper" / "tmp" / "out.txt").read_text() == "hello from the failed step\n"
     assert (kept / "bundle" / "config.json").is_file() and (kept / "lowers" / "0").is_dir()
 
