@@ -78,13 +78,20 @@ def plan_run(view: StepView, instr: Run) -> StepPlan:
     args = " ".join(command_args(view.shell, instr.command))
     mounts = f", {len(instr.mounts)} --mount" if instr.mounts else ""
     text = f"run {args!r} in a container over the image's layers{mounts}; commit the changes"
+    # BuildKit's history: the ARGs declared in this stage, in order, each with its value
+    # in the build environment ("" when it has none)
+    env = view.env
+    scoped = [f"{k}={env.get(k, '')}" for k in view.stage.declared if k not in PROXY_ARGS]
+    prefix = f"|{len(scoped)} {' '.join(scoped)} " if scoped else ""
 
     def perform(ctx: StepContext) -> StepOutcome:
         from ocibuild.builder.run import run_step
 
         return run_step(ctx, instr)
 
-    return StepPlan(effects=(HandlerEffect(text, perform),))
+    return StepPlan(
+        effects=(HandlerEffect(text, perform),), layer_history=f"RUN {prefix}{args} # buildkit"
+    )
 
 
 def plan_copy(view: StepView, instr: Copy) -> StepPlan:
@@ -97,7 +104,8 @@ def plan_copy(view: StepView, instr: Copy) -> StepPlan:
 
         return copy_step(ctx, instr)
 
-    return StepPlan(effects=(HandlerEffect(text, perform),))
+    history = instr.original.strip() + " # buildkit"
+    return StepPlan(effects=(HandlerEffect(text, perform),), layer_history=history)
 
 
 def plan_workdir(view: StepView, instr: Workdir) -> StepPlan:
@@ -201,20 +209,6 @@ class BuildResult:
     tags: list[str] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
     build_id: str = ""  # the build's record in the store (ocibuild builds / logs)
-
-
-def history_text(ctx: StepContext, instr: Instruction) -> str:
-    if isinstance(instr, Run):
-        args = " ".join(command_args(ctx.image.shell, instr.command))
-        # BuildKit: the ARGs declared in this stage, in order, each with its value in
-        # the build environment ("" when it has none)
-        env = ctx.stage.expand_env()
-        scoped = [f"{k}={env.get(k, '')}" for k in ctx.stage.declared if k not in PROXY_ARGS]
-        prefix = f"|{len(scoped)} {' '.join(scoped)} " if scoped else ""
-        return f"RUN {prefix}{args} # buildkit"
-    if isinstance(instr, Copy):
-        return instr.original.strip() + " # buildkit"
-    return instr.original.strip()
 
 
 def rfc3339(epoch: float) -> str:
@@ -347,7 +341,6 @@ def run_stage(ctx: StepContext, stage: Stage, number: int, total: int) -> int:
         started = time.monotonic()
         ctx.timings = StepTimings()
         ctx.step_plan = None
-        ctx.history_text = history_text(ctx, instr)
         ctx.emit(StepStarted(number, total, stage, text, instr.pos.line, instr, index))
         try:
             expanded = StepView.of(ctx).expanded(instr)  # the one expansion pass

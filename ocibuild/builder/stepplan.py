@@ -117,6 +117,7 @@ class StepPlan:
     consumed: tuple[str, ...] = ()  # --build-arg names used
     flags: tuple[str, ...] = ()  # stage flags set (cmd_set)
     effects: tuple[Effect, ...] = ()
+    layer_history: str = ""  # created_by of the layer an effect commits
     note: str = ""
 
     def describe(self) -> list[str]:
@@ -131,6 +132,8 @@ class StepPlan:
         lines += [f"flag: {f}" for f in self.flags]
         if self.history is not None:
             lines.append(f"history: {self.history} (empty layer)")
+        if self.layer_history:
+            lines.append(f"history: {self.layer_history}")
         return lines
 
 
@@ -138,6 +141,7 @@ def apply_plan(ctx: StepContext, plan: StepPlan) -> StepOutcome:
     """Perform ``plan`` on the stage: its effects, then its config, ARG and history
     changes. The only place a planned step changes state."""
     ctx.step_plan = plan
+    ctx.history_text = plan.layer_history  # what rootfs.commit_upper records
     for line in plan.describe():
         ctx.reporter.debug("plan: " + line)
     outcome = StepOutcome(note=plan.note)

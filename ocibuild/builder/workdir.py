@@ -21,7 +21,11 @@ def plan_workdir(view: StepView, instr: Workdir) -> StepPlan:
     if not path:
         raise fail(instr, "WORKDIR requires a path", hint="e.g. WORKDIR /app")
     workdir = clean_workdir(view.stage.image.workdir, path)
-    return StepPlan(config={"WorkingDir": workdir}, effects=(MakeWorkdir(instr, workdir),))
+    return StepPlan(
+        config={"WorkingDir": workdir},
+        effects=(MakeWorkdir(instr, workdir),),
+        layer_history=f"WORKDIR {workdir}",
+    )
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,6 @@ class MakeWorkdir:
 
     def perform(self, ctx: StepContext) -> StepOutcome:
         instr, workdir = self.instr, self.path
-        ctx.history_text = f"WORKDIR {workdir}"
         with workspace(ctx, "workdir-") as work:
             with mounted(ctx, ctx.image.diff_ids, work) as mnt:
                 if os.path.isdir(fsops.host_path(mnt.target, workdir)):
