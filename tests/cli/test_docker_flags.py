@@ -140,6 +140,15 @@ def test_rawjson_progress(ocb: Ocibuild, base_image: str, context: Path) -> None
     events = [json.loads(line) for line in r.stderr.splitlines()]
     assert [e["event"] for e in events if e["event"] == "step"] == ["step", "step"]
     assert any(e["event"] == "output" and "json-out" in e["data"] for e in events)
+    done = [e for e in events if e["event"] == "done"]
+    assert [e["cached"] for e in done] == [False, False]
+    # a rebuild: the RUN is a cache hit, said in the "cached" field (its note is the
+    # step's own, not a word the reader has to parse)
+    again = ocb.build(context, "--progress", "rawjson")
+    done = [json.loads(line) for line in again.stderr.splitlines()]
+    done = [e for e in done if e["event"] == "done"]
+    assert [e["cached"] for e in done] == [False, True]
+    assert not done[1]["note"].startswith("CACHED")
 
 
 def test_git_context(ocb: Ocibuild, base_image: str, tmp_path: Path) -> None:
