@@ -51,19 +51,17 @@ def mounted(ctx: StepContext, diff_ids: Sequence[str], work: str) -> Iterator[Ro
 
 
 def commit_upper(ctx: StepContext, upper: str) -> StepOutcome:
-    """Hash the upper dir as a layer and move it into the store (no layer if empty)."""
+    """Hash the upper dir as a layer and move it into the store (no layer if empty).
+    The layer joins the image when the step's plan is applied (``stepplan.apply_plan``)."""
     started = time.perf_counter()
     digest = digest_upper(upper, ctx.options.source_date_epoch)
     ctx.timings.record_layer(time.perf_counter() - started, digest.size, digest.stats)
     if digest.empty:
-        ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=True)
         return StepOutcome(note="no changes")
     with ctx.timings.phase("write"):
         ctx.store.commit_layer_dir(
             upper, digest.diff_id, digest.size, source_date_epoch=ctx.options.source_date_epoch
         )
-    ctx.image.diff_ids.append(digest.diff_id)
-    ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=False)
     return StepOutcome(diff_id=digest.diff_id, size=digest.size)
 
 

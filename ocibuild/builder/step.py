@@ -51,7 +51,6 @@ class StepContext:
     stage_flags: set[str] = field(default_factory=set)
     build_args: dict[str, str] = field(default_factory=dict)
     consumed_args: set[str] = field(default_factory=set)
-    history_text: str = ""  # created_by of the step's layer (set by stepplan.apply_plan)
     on_bundle: Callable[[str], None] | None = None
     cache: StepCache | None = None  # None: no cache at all (not even recording)
     tracer: Tracer | None = None

@@ -7,8 +7,9 @@
 Nothing in a plan has happened yet; every part can describe itself (``--debug`` prints
 the description before applying it, ``--keep-failed`` records it).
 
-:func:`apply_plan` is the only code that changes the stage: it performs the effects,
-then sets the config, ARG values and stage flags and appends the history entry.
+:func:`apply_plan` is the only code that changes the stage: it performs the effects (each
+makes a layer in the store, or none) and adds their layers and history entries, then
+sets the config, ARG values and stage flags and appends the empty-layer history entry.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class StepPlan:
     consumed: tuple[str, ...] = ()  # --build-arg names used
     flags: tuple[str, ...] = ()  # stage flags set (cmd_set)
     effects: tuple[Effect, ...] = ()
-    layer_history: str = ""  # created_by of the layer an effect commits
+    layer_history: str = ""  # created_by of the layer (or empty layer) an effect makes
     note: str = ""
 
     def describe(self) -> list[str]:
@@ -141,13 +142,15 @@ def apply_plan(ctx: StepContext, plan: StepPlan) -> StepOutcome:
     """Perform ``plan`` on the stage: its effects, then its config, ARG and history
     changes. The only place a planned step changes state."""
     ctx.step_plan = plan
-    ctx.history_text = plan.layer_history  # what rootfs.commit_upper records
     for line in plan.describe():
         ctx.reporter.debug("plan: " + line)
     outcome = StepOutcome(note=plan.note)
-    for effect in plan.effects:
-        outcome = effect.perform(ctx)
     image = ctx.image
+    for effect in plan.effects:
+        outcome = effect.perform(ctx)  # makes a layer in the store, or none
+        if outcome.diff_id is not None:
+            image.diff_ids.append(outcome.diff_id)
+        image.add_history(ctx.created, plan.layer_history, empty_layer=outcome.diff_id is None)
     for key in plan.unset:
         image.config.pop(key, None)
     image.config.update(plan.config)

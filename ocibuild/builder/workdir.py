@@ -44,7 +44,6 @@ class MakeWorkdir:
         with workspace(ctx, "workdir-") as work:
             with mounted(ctx, ctx.image.diff_ids, work) as mnt:
                 if os.path.isdir(fsops.host_path(mnt.target, workdir)):
-                    ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=True)
                     return StepOutcome(note="exists")
                 try:
                     # owned as BuildKit's mkdir WithUser: USER 1001 gives 1001:1001
