@@ -41,7 +41,7 @@ from ocibuild.builder.scratch import Scratch
 from ocibuild.builder.source import base_state
 from ocibuild.builder.stages import run_stages
 from ocibuild.builder.state import ImageState, StageState
-from ocibuild.builder.step import StepContext, StepOutcome, fail
+from ocibuild.builder.step import Build, StepContext, StepOutcome, fail
 from ocibuild.builder.stepplan import HandlerEffect, StepPlan, StepView, apply_plan
 from ocibuild.dockerfile.instructions import (
     Arg,
@@ -262,12 +262,10 @@ def execute(
         events.subscribe(ObserverSink(observer))
     network = BuildNetwork(tmp.path, debug=reporter.debug)
     try:
-        ctx = StepContext(
+        build = Build(
             store=store,
             options=options,
-            reporter=reporter,
             plan=plan,
-            stage=StageState(ImageState()),
             context=context,
             tmp=tmp.path,
             created=created,
@@ -277,6 +275,7 @@ def execute(
             network=network,
             events=events,
         )
+        ctx = StepContext(build, reporter, StageState(ImageState()))
         final = run_stages(ctx, stages, total, run_stage)
         records.sort(key=lambda r: r.number)
         steps = [r for r in records if not r.instruction.startswith("FROM ")]

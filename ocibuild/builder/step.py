@@ -1,9 +1,9 @@
-"""What every instruction handler gets, and what it hands back."""
+"""What every step gets (the build, the stage's state), and what it hands back."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,41 +35,112 @@ class StepOutcome:
     note: str = ""
 
 
-@dataclass
-class StepContext:
+@dataclass(frozen=True)
+class Build:
+    """What every step of one build shares and no step replaces: the store, the options,
+    the plan, the context, the cache, the event stream... (the objects themselves may
+    keep their own state: the cache its index, the network its namespace)."""
+
     store: Store
     options: Options
-    reporter: Reporter
     plan: Plan
-    stage: StageState
     context: SourceTree
     tmp: str  # this build's scratch dir inside the store
     created: str  # RFC 3339 timestamp for history and config
-    stage_images: dict[int, ImageState] = field(default_factory=dict)
-    stage_args: dict[int, dict[str, str]] = field(default_factory=dict)  # ARG values at end
-    stage_index: int = 0
-    stage_flags: set[str] = field(default_factory=set)
-    build_args: dict[str, str] = field(default_factory=dict)
-    consumed_args: set[str] = field(default_factory=set)
-    on_bundle: Callable[[str], None] | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
     cache: StepCache | None = None  # None: no cache at all (not even recording)
     tracer: Tracer | None = None
-    timings: StepTimings = field(default_factory=StepTimings)  # of the step being run
-    cancelled: threading.Event = field(default_factory=threading.Event)  # stop at next step
     network: BuildNetwork | None = None  # the build's private network (RUN --network)
     events: EventStream | None = None  # where steps report (ocibuild.builder.events)
+    cancelled: threading.Event = field(default_factory=threading.Event)  # stop at next step
+    # filled in as stages end (shared by the stage threads)
+    stage_images: dict[int, ImageState] = field(default_factory=dict)
+    stage_args: dict[int, dict[str, str]] = field(default_factory=dict)  # ARG values at end
+    consumed_args: set[str] = field(default_factory=set)  # --build-arg names used
+
+
+@dataclass
+class StepContext:
+    """One stage's view of the build while its steps run: the shared :class:`Build`, the
+    stage's reporter and state, and what the step being run records about itself.
+    Planned steps change the stage only through ``stepplan.apply_plan``."""
+
+    build: Build
+    reporter: Reporter
+    stage: StageState
+    stage_index: int = 0
+    stage_flags: set[str] = field(default_factory=set)
+    timings: StepTimings = field(default_factory=StepTimings)  # of the step being run
+    on_bundle: Callable[[str], None] | None = None  # --keep-bundles/--keep-failed hook
     step_plan: StepPlan | None = None  # the plan being applied (--keep-failed records it)
 
     def emit(self, event: Event) -> None:
         """Report ``event`` to every subscriber of the build's event stream."""
-        if self.events is not None:
-            self.events.emit(self, event)
+        if self.build.events is not None:
+            self.build.events.emit(self, event)
 
     def output(self, data: bytes) -> None:
         """The step's process output (an event; the terminal shows it indented)."""
         from ocibuild.builder.events import StepOutput
 
         self.emit(StepOutput(data))
+
+    # -- the build's parts, by their old names -------------------------------------
+    @property
+    def store(self) -> Store:
+        return self.build.store
+
+    @property
+    def options(self) -> Options:
+        return self.build.options
+
+    @property
+    def plan(self) -> Plan:
+        return self.build.plan
+
+    @property
+    def context(self) -> SourceTree:
+        return self.build.context
+
+    @property
+    def tmp(self) -> str:
+        return self.build.tmp
+
+    @property
+    def created(self) -> str:
+        return self.build.created
+
+    @property
+    def build_args(self) -> Mapping[str, str]:
+        return self.build.build_args
+
+    @property
+    def cache(self) -> StepCache | None:
+        return self.build.cache
+
+    @property
+    def tracer(self) -> Tracer | None:
+        return self.build.tracer
+
+    @property
+    def network(self) -> BuildNetwork | None:
+        return self.build.network
+
+    @property
+    def cancelled(self) -> threading.Event:
+        return self.build.cancelled
+
+    @property
+    def stage_images(self) -> dict[int, ImageState]:
+        return self.build.stage_images
+
+    @property
+    def stage_args(self) -> dict[int, dict[str, str]]:
+        return self.build.stage_args
+
+    @property
+    def consumed_args(self) -> set[str]:
+        return self.build.consumed_args
 
     @property
     def escape(self) -> str:
