@@ -261,7 +261,7 @@ class StepCache:
         instruction as written, and what its expanded words (``expanded``, computed from
         ``instr`` when not given) name: COPY sources, RUN --mount sources."""
         if expanded is None:
-            expanded = _expanded(ctx, instr)
+            expanded = ctx.expanded(instr)
         instruction = instruction_material(instr)
         material: dict[str, Any] = {
             "v": KEY_VERSION,
@@ -353,12 +353,6 @@ class StepCache:
         return ""
 
 
-def _expanded(ctx: StepContext, instr: Instruction) -> Instruction:
-    from ocibuild.builder.stepplan import StepView
-
-    return StepView.of(ctx).expanded(instr)
-
-
 # -- the wrapper the executor calls ------------------------------------------------------------
 @dataclass
 class _Before:
@@ -377,7 +371,7 @@ def run_with_cache(
     """Run ``instr`` through the cache: (outcome, "hit"/"miss"/"off"/"none", key); the
     decision is a :class:`CacheDecided` event, before the step runs."""
     if expanded is None:
-        expanded = _expanded(ctx, instr)
+        expanded = ctx.expanded(instr)
     cache = ctx.cache
     if cache is None:
         return handler(ctx, expanded), "none", None

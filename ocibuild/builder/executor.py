@@ -21,46 +21,15 @@ from ocibuild.builder.events import (
     TerminalSink,
     TraceSink,
 )
-from ocibuild.builder.metadata import (
-    command_args,
-    plan_cmd,
-    plan_entrypoint,
-    plan_env,
-    plan_expose,
-    plan_healthcheck,
-    plan_label,
-    plan_maintainer,
-    plan_onbuild,
-    plan_shell,
-    plan_stopsignal,
-    plan_user,
-    plan_volume,
-)
 from ocibuild.builder.onbuild import onbuild_triggers
 from ocibuild.builder.scratch import Scratch
 from ocibuild.builder.source import base_state
 from ocibuild.builder.stages import run_stages
 from ocibuild.builder.state import ImageState, StageState
-from ocibuild.builder.step import Build, StepContext, StepOutcome, fail
-from ocibuild.builder.stepplan import HandlerEffect, StepPlan, StepView, apply_plan
+from ocibuild.builder.step import Build, StepContext, StepOutcome
 from ocibuild.dockerfile.instructions import (
     Arg,
-    Cmd,
-    Copy,
-    Entrypoint,
-    Env,
-    Expose,
-    Healthcheck,
     Instruction,
-    Label,
-    Maintainer,
-    Onbuild,
-    Run,
-    Shell,
-    StopSignal,
-    User,
-    Volume,
-    Workdir,
 )
 from ocibuild.errors import Interrupted
 from ocibuild.image.store import Store
@@ -71,118 +40,13 @@ from ocibuild.runtime.network import BuildNetwork
 from ocibuild.trace import StepTimings, Tracer
 
 
-# RUN and COPY/ADD load the runtime, overlay and layer machinery (and urllib for ADD
-# URLs): imported when a step is planned (a cache miss), so a fully cached build never
-# pays for them. Their plans are one effect each: the builder module does the work.
-def plan_run(view: StepView, instr: Run) -> StepPlan:
-    args = " ".join(command_args(view.shell, instr.command))
-    mounts = f", {len(instr.mounts)} --mount" if instr.mounts else ""
-    text = f"run {args!r} in a container over the image's layers{mounts}; commit the changes"
-    # BuildKit's history: the ARGs declared in this stage, in order, each with its value
-    # in the build environment ("" when it has none)
-    env = view.env
-    scoped = [f"{k}={env.get(k, '')}" for k in view.stage.declared if k not in PROXY_ARGS]
-    prefix = f"|{len(scoped)} {' '.join(scoped)} " if scoped else ""
-
-    def perform(ctx: StepContext) -> StepOutcome:
-        from ocibuild.builder.run import run_step
-
-        return run_step(ctx, instr)
-
-    return StepPlan(
-        effects=(HandlerEffect(text, perform),), layer_history=f"RUN {prefix}{args} # buildkit"
-    )
-
-
-def plan_copy(view: StepView, instr: Copy) -> StepPlan:
-    origin = f"stage or image {instr.from_!r}" if instr.from_ is not None else "the context"
-    sources = " ".join(instr.sources)
-    text = f"{instr.keyword.lower()} {sources} from {origin} to {instr.dest}; commit the changes"
-
-    def perform(ctx: StepContext) -> StepOutcome:
-        from ocibuild.builder.copy import copy_step
-
-        return copy_step(ctx, instr)
-
-    history = instr.original.strip() + " # buildkit"
-    return StepPlan(effects=(HandlerEffect(text, perform),), layer_history=history)
-
-
-def plan_workdir(view: StepView, instr: Workdir) -> StepPlan:
-    from ocibuild.builder.workdir import plan_workdir as planner
-
-    return planner(view, instr)
-
-
-def plan_arg(view: StepView, instr: Arg) -> StepPlan:
-    """ARG: a value (--build-arg, else the default, else the global ARG's) goes into the
-    stage's environment; the history shows the ARG as written, its default expanded
-    (BuildKit's ``ARG name[=default]``, not the --build-arg value). All defaults of one
-    ARG are expanded first, as BuildKit does: ``ARG A=1 B=$A`` does not see this A."""
-    parts = []
-    values: dict[str, str] = {}
-    for name, expanded in instr.args:  # defaults expanded before dispatch, together
-        glob = view.plan.global_args.get(name)
-        if name in view.build_args:
-            value: str | None = view.build_args[name]
-        elif expanded is not None:
-            value = expanded
-        elif glob is not None:
-            value = glob
-        else:
-            value = view.plan.platform_args.get(name)
-        if value is not None:
-            values[name] = value
-        parts.append(name if expanded is None else f"{name}={expanded}")
-    return StepPlan(
-        history="ARG " + " ".join(parts),
-        args=values,
-        consumed=tuple(name for name, _ in instr.args),
-    )
-
-
-def plan_step(view: StepView, instr: Instruction) -> StepPlan:
-    """The pure part of a step, chosen by the instruction's type (the parser made one
-    class per instruction; COPY and ADD share ``Copy``): the builder's explicit table."""
-    match instr:
-        case Run():
-            return plan_run(view, instr)
-        case Copy():
-            return plan_copy(view, instr)
-        case Workdir():
-            return plan_workdir(view, instr)
-        case Arg():
-            return plan_arg(view, instr)
-        case Env():
-            return plan_env(view, instr)
-        case Label():
-            return plan_label(view, instr)
-        case User():
-            return plan_user(view, instr)
-        case Cmd():
-            return plan_cmd(view, instr)
-        case Entrypoint():
-            return plan_entrypoint(view, instr)
-        case Expose():
-            return plan_expose(view, instr)
-        case Volume():
-            return plan_volume(view, instr)
-        case StopSignal():
-            return plan_stopsignal(view, instr)
-        case Shell():
-            return plan_shell(view, instr)
-        case Maintainer():
-            return plan_maintainer(view, instr)
-        case Healthcheck():
-            return plan_healthcheck(view, instr)
-        case Onbuild():
-            return plan_onbuild(view, instr)
-    raise fail(instr, f"{instr.keyword} is not supported here")
-
-
 def dispatch(ctx: StepContext, instr: Instruction) -> StepOutcome:
-    """Plan the step from the stage's state (pure), then apply the plan (the effects,
-    then the config and history changes). ``instr``'s words are expanded already."""
+    """Plan the step from the stage's state (pure, ``builder/planners.py``), then apply
+    the plan (the effects, then the config and history changes). ``instr``'s words are
+    expanded already. The planning modules load on the first miss."""
+    from ocibuild.builder.planners import plan_step
+    from ocibuild.builder.stepplan import StepView, apply_plan
+
     return apply_plan(ctx, plan_step(StepView.of(ctx), instr))
 
 
@@ -342,7 +206,7 @@ def run_stage(ctx: StepContext, stage: Stage, number: int, total: int) -> int:
         ctx.step_plan = None
         ctx.emit(StepStarted(number, total, stage, text, instr.pos.line, instr, index))
         try:
-            expanded = StepView.of(ctx).expanded(instr)  # the one expansion pass
+            expanded = ctx.expanded(instr)  # the one expansion pass
             outcome, cached, cache_key = run_with_cache(
                 ctx, stage, number, instr, dispatch, expanded
             )

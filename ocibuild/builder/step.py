@@ -5,16 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.dockerfile.expand import expand_word, expand_words
+from ocibuild.dockerfile.expansion import expand_instruction
 from ocibuild.dockerfile.instructions import Instruction
 from ocibuild.errors import BuildError, ExpansionError
 from ocibuild.log import Reporter
 from ocibuild.options import Options
 from ocibuild.plan import Plan
 from ocibuild.trace import StepTimings
+
+I = TypeVar("I", bound=Instruction)  # noqa: E741
 
 if TYPE_CHECKING:
     from ocibuild.builder.cache import StepCache
@@ -149,6 +152,14 @@ class StepContext:
     @property
     def image(self) -> ImageState:
         return self.stage.image
+
+    def expanded(self, instr: I) -> I:
+        """``instr`` with its words expanded with the stage's environment: the one
+        expansion pass before dispatch (``dockerfile/expansion.py``); its errors name the
+        instruction's position."""
+        return expand_instruction(
+            instr, lambda w: self.expand(instr, w), lambda w: self.expand_words(instr, w)
+        )
 
     def expand(self, instr: Instruction, word: str) -> str:
         try:

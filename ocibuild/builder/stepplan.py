@@ -1,6 +1,6 @@
 """A step in two parts: a pure plan, then a small apply run by the executor.
 
-``plan_*`` functions (``metadata.py``, ``executor.arg_plan``) read a :class:`StepView`
+``plan_*`` functions (``planners.py``, ``metadata.py``, ``workdir.py``) read a :class:`StepView`
 (the stage's state before the step, read-only) and the typed instruction, and return a
 :class:`StepPlan`: the config change, the history entry, the ARG values, and the
 :class:`Effect` objects to perform (filesystem work: a RUN, a COPY, WORKDIR's mkdir).

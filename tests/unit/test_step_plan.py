@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from ocibuild.builder.executor import plan_step
+from ocibuild.builder.planners import plan_step
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.stepplan import StepView
 from ocibuild.dockerfile.instructions import Copy, Expose, Instruction, Run
