@@ -143,15 +143,33 @@ def key_of(material: dict[str, Any]) -> str:
 
 
 def instruction_material(instr: Instruction) -> dict[str, Any]:
-    doc = dataclasses.asdict(instr)
+    """The instruction as written, as JSON values: every field but its position and the
+    typed flag fields (derived from ``flags``, which the key holds as written), so a
+    typed field added later never changes a key. (The JSON is ``dataclasses.asdict``'s.)"""
+    doc = _plain_instruction(instr)
     doc.pop("pos", None)
-    for name in FLAG_FIELDS:  # derived from ``flags``, which the key holds as written
-        doc.pop(name, None)
-    if "trigger" in doc and isinstance(doc["trigger"], dict):
-        for name in FLAG_FIELDS:
-            doc["trigger"].pop(name, None)
     doc["type"] = type(instr).__name__
     return doc
+
+
+def _plain_instruction(instr: Instruction) -> dict[str, Any]:
+    return {
+        f.name: _plain(getattr(instr, f.name))
+        for f in dataclasses.fields(instr)
+        if f.name not in FLAG_FIELDS
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Instruction):  # an ONBUILD trigger (its position included)
+        return _plain_instruction(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def args_material(

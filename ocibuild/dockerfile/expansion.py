@@ -70,6 +70,8 @@ def expand_instruction(instr: I, word: Word, words: Words) -> I:
             out = dataclasses.replace(instr, paths=paths)
         case Healthcheck():
             out = dataclasses.replace(instr, health=tuple((n, word(v)) for n, v in instr.health))
+        case Run() if instr.network is None and instr.security is None and not instr.mounts:
+            out = instr  # nothing to expand (the command is the shell's)
         case Run():
             out = dataclasses.replace(
                 instr,
