@@ -9,6 +9,8 @@ SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci s
 STAMP := $(VENV)/.installed
 # other architectures' RUN steps (--platform): QEMU registered in binfmt_misc, fix-binary
 SYSTEM_PACKAGES += qemu-user-static binfmt-support
+# the browser the HTML report is tested in (headless)
+SYSTEM_PACKAGES += chromium
 # what `make demo` needs: a runtime, the busybox the example copies, the RUN steps' network
 # (slirp4netns), the native helper's compiler and headers, and Python's venv
 DEMO_PACKAGES := runc busybox-static slirp4netns gcc libc6-dev libffi-dev python3-dev \

@@ -93,6 +93,11 @@ def register(sub: Any) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    with observe.html_report(args):  # --report-html, drawn whether the build fails or not
+        return _build(args)
+
+
+def _build(args: argparse.Namespace) -> int:
     api.check_tags(args.tag)  # a bad name is refused before anything runs
     platforms = build_compat.check_platforms(args.platform) if args.platform else []
     labels = dict(kv(text) for text in args.label)

@@ -1,0 +1,1 @@
+"""Observing builds: records, reports and their pictures (:mod:`ocibuild.observe.html`)."""
