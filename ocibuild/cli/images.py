@@ -60,7 +60,9 @@ def register(sub: Any) -> None:
         action="store_true",
         help="pass standard input even from a terminal (a pipe or file is always passed)",
     )
-    r.add_argument("-t", "--tty", action="store_true", help="a terminal (not supported yet)")
+    r.add_argument(
+        "-t", "--tty", action="store_true", help="give the command a terminal (with -i: yours)"
+    )
     r.add_argument(
         "-v",
         "--volume",
@@ -173,11 +175,6 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.tty:
-        raise OcibuildError(
-            "-t (a terminal for the container) is not supported yet",
-            hint="leave -t out: standard input and output are passed through as pipes",
-        )
     require_root()
     options = options_from(args)
     out = sys.stdout.buffer
@@ -208,6 +205,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         volumes=args.volume,
         network=args.network,
         stdin=stdin,
+        tty=args.tty,
     )
 
 
