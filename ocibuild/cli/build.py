@@ -176,6 +176,8 @@ def _build(args: argparse.Namespace) -> int:
         else:
             result = build_one(platforms[0] if platforms else None, args.tag)
     build_compat.write_results(args, result.image_id, result.tags, output)
+    if written := build_compat.describe_output(output):
+        reporter.info(written)
     layers = sum(1 for s in result.steps if s.diff_id and s.cache != "hit")
     cached = sum(1 for s in result.steps if s.cache == "hit")
     reporter.info(

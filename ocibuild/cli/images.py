@@ -128,7 +128,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_save(args: argparse.Namespace) -> int:
-    from ocibuild.cli.build_compat import check_writable_dir
+    from ocibuild.cli.build_compat import check_writable_dir, describe_output
 
     options = options_from(args)
     store = Store(options.root)
@@ -154,6 +154,8 @@ def cmd_save(args: argparse.Namespace) -> int:
     require_root(args)  # an ordinary user: in its user namespace (layers hold its subids)
     output = api.Output(args.format, args.output)
     api.write_output(store, image_id, output, names, options, StreamReporter())
+    if args.output != "-" and (written := describe_output(output)):
+        print(written, file=sys.stderr)
     return 0
 
 
