@@ -70,6 +70,11 @@ def html_report(args: argparse.Namespace) -> Iterator[None]:
     if not getattr(args, "report_html", None) or args.check_reproducible:
         yield
         return
+    if args.report_html == "-":
+        raise OcibuildError(
+            "--report-html writes a file: standard output has the image ID",
+            hint="give a file name (ocibuild report BUILD --html - prints a recorded one)",
+        )
     target = os.path.abspath(args.report_html)
     if not os.path.isdir(os.path.dirname(target)):
         raise OcibuildError(
@@ -86,7 +91,8 @@ def html_report(args: argparse.Namespace) -> Iterator[None]:
                 with open(args.report, encoding="utf-8") as f:
                     doc = json.load(f)
                 write_html(doc, target)
-                print(f"report: wrote {target} (build {doc.get('id')})", file=sys.stderr)
+                if not (args.quiet or args.progress == "quiet"):
+                    print(f"report: wrote {target} (build {doc.get('id')})", file=sys.stderr)
 
 
 def _mtime(path: str) -> int | None:

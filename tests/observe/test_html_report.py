@@ -214,9 +214,16 @@ def test_page_of_a_parse_error(ocb: Ocibuild, context: Path, tmp_path: Path) -> 
     assert "before any step ran" in failure and "unknown instruction: RUNN" in failure
 
 
-def test_report_html_to_a_missing_directory_is_refused(
-    ocb: Ocibuild, context: Path, tmp_path: Path
-) -> None:
+def test_report_html_destinations(ocb: Ocibuild, context: Path, tmp_path: Path) -> None:
     (context / "Dockerfile").write_text("FROM scratch\n")
     r = ocb.build(context, "--report-html", str(tmp_path / "no" / "x.html"), check=False)
     assert r.returncode == 1 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    r = ocb.build(context, "--report-html", "-", check=False)
+    assert r.returncode == 1 and "--report-html writes a file" in r.stderr
+    # -q: the image ID alone on stdout, nothing on stderr; the page is written
+    page = tmp_path / "quiet.html"
+    r = ocb.build(context, "-q", "--report-html", str(page))
+    assert r.stderr == "" and r.stdout.startswith("sha256:") and page.stat().st_size > 0
+    # a recorded build's page on standard output
+    r = ocb("report", "last", "--html", "-")
+    assert r.stdout.startswith("<!DOCTYPE html>") and 'data-status="succeeded"' in r.stdout
