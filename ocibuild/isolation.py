@@ -126,14 +126,15 @@ def resolve(options: Options, reporter: Reporter, scratch: str) -> Options:
         why_not = driver.probe_kernel_overlay(scratch)
         if why_not:
             fuse = doctor.check_fuse(dataclasses.replace(needs, storage_driver="fuse-overlayfs"))
-            if not fuse.ok:
-                raise OcibuildError(
-                    f"kernel overlayfs cannot be mounted here ({why_not}) and "
-                    f"fuse-overlayfs is not usable: {fuse.detail}",
-                    hint=f"{fuse.fix}, or use --storage-driver vfs",
+            if fuse.ok:
+                storage = "fuse-overlayfs"
+                reporter.debug(f"storage: overlay -> fuse-overlayfs (kernel overlay: {why_not})")
+            else:  # the last resort: full copies, slower, but a build (a container's case)
+                storage = "vfs"
+                reporter.debug(
+                    f"storage: overlay -> vfs (kernel overlay: {why_not}; fuse-overlayfs: "
+                    f"{fuse.detail}, fix: {fuse.fix})"
                 )
-            storage = "fuse-overlayfs"
-            reporter.debug(f"storage: overlay -> fuse-overlayfs (kernel overlay: {why_not})")
         else:
             opts = driver.kernel_overlay_opts()
             reporter.debug("storage: overlay -> kernel overlayfs" + (f" ({opts})" if opts else ""))
