@@ -295,6 +295,7 @@ class Request:
     labels: Mapping[str, str]
     secrets: Mapping[str, bytes]  # id -> value (read on the host)
     passthrough: Sequence[str]  # flags given to the inner ocibuild verbatim
+    compression: str = "gzip"
 
 
 def inner_command(req: Request, has_dockerfile: bool) -> list[str]:
@@ -313,8 +314,10 @@ def inner_command(req: Request, has_dockerfile: bool) -> list[str]:
     for index, secret_id in enumerate(sorted(req.secrets)):
         argv += ["--secret", f"id={secret_id},src={SECRETS_IN_IMAGE}/s{index}"]
     argv += list(req.passthrough)
-    argv += ["--compression", "none", "--output", "type=oci-archive,dest=-", CONTEXT_IN_IMAGE]
-    return argv
+    # compressed as the host's export would be: a pulled base layer keeps its registry
+    # blob and the host store keeps what came back, so a re-export is byte-identical
+    argv += ["--compression", req.compression, "--output", "type=oci-archive,dest=-"]
+    return [*argv, CONTEXT_IN_IMAGE]
 
 
 def _secrets_tar(secrets: Mapping[str, bytes]) -> bytes:
@@ -581,6 +584,7 @@ def request_from_args(args: argparse.Namespace, options: Options, context: str) 
         labels=dict(item.split("=", 1) if "=" in item else (item, "") for item in args.label),
         secrets=read_secrets(options),
         passthrough=passthrough,
+        compression=options.compression,
     )
 
 

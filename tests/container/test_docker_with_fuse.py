@@ -1,0 +1,170 @@
+"""``ocibuild build --isolation docker-with-fuse`` from the host, through podman.
+
+The result lands in the host's store and outputs as a native build's: with
+SOURCE_DATE_EPOCH the image ID and the OCI output's manifest digest equal those of the
+host's native build of the same Dockerfile. Secrets never show in the engine's view of
+the container (its command line, environment, create command) nor in the host's process
+list. Bad set-ups: one clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.container.conftest import Bases, Image, host_ocibuild, timed
+
+pytestmark = pytest.mark.container
+EPOCH = "1700000000"
+SECRET = "s3cr3t-value-7c1d9e"
+
+DOCKERFILE = """\
+ARG BASE
+FROM ${BASE} AS base
+ARG GREETING=unset
+RUN echo "$GREETING" > /greeting && mkdir /owned && chown 1000:1000 /owned
+COPY data.txt /data/
+
+FROM base AS final
+LABEL stage=final
+RUN ls /data > /listing
+
+FROM base AS other
+RUN echo never > /never
+"""
+
+
+def write_context(ctx: Path) -> None:
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "data.txt").write_text("payload\n")
+
+
+def manifest_digest(layout: Path) -> str:
+    index = json.loads((layout / "index.json").read_text())
+    digest: str = index["manifests"][0]["digest"]
+    return digest
+
+
+def test_same_image_as_a_native_build(
+    image: Image, bases: Bases, context: Path, tmp_path: Path, volume: str
+) -> None:
+    """build args, --target, -t, --output type=oci, SOURCE_DATE_EPOCH: the image in the
+    host's store and the OCI output equal the native build's (both stores fresh; the
+    image named by its podman ID, so not loaded from the store)."""
+    write_context(context)
+    common = ["--build-arg", f"BASE={bases.busybox}", "--build-arg", "GREETING=hi",
+              "--target", "final", "--source-date-epoch", EPOCH]  # fmt: skip
+    native_store = tmp_path / "native"
+    started = time.monotonic()
+    native = host_ocibuild(
+        "build", *common, "-t", "dwf:native", "--output",
+        f"type=oci,dest={tmp_path / 'native.oci'}", str(context), root=native_store,
+    )  # fmt: skip
+    timed("native build on the host", started)
+    started = time.monotonic()
+    inside = host_ocibuild(
+        "build", "--isolation", "docker-with-fuse", *common, "-t", "dwf:engine",
+        "--output", f"type=oci,dest={tmp_path / 'engine.oci'}", str(context),
+        root=tmp_path / "host", env={"OCIBUILD_IMAGE": image.ref,
+                                     "OCIBUILD_ENGINE_VOLUME": volume},
+    )  # fmt: skip
+    timed("docker-with-fuse build (image already in podman, fresh volume)", started)
+    native_id = native.stdout.strip().splitlines()[-1]
+    engine_id = inside.stdout.strip().splitlines()[-1]
+    assert engine_id == native_id
+    assert "RUN echo never" not in inside.stderr  # --target pruned the other stage
+    assert manifest_digest(tmp_path / "engine.oci") == manifest_digest(tmp_path / "native.oci")
+    assert "dwf" in host_ocibuild("images", root=tmp_path / "host").stdout
+    inspect = host_ocibuild("inspect", "dwf:engine", root=tmp_path / "host").stdout
+    assert '"stage": "final"' in inspect
+
+
+def test_secrets_never_in_the_engines_view(
+    podman: str, image: Image, bases: Bases, context: Path, tmp_path: Path
+) -> None:
+    (context / "Dockerfile").write_text(
+        f"FROM {bases.busybox}\n"
+        f'RUN --mount=type=secret,id=tok test "$(cat /run/secrets/tok)" = "{SECRET}" '
+        "&& echo secret-ok && sleep 4\n"
+    )
+    secret_file = tmp_path / "tok"
+    secret_file.write_text(SECRET)
+    cmd = [sys.executable, "-m", "ocibuild", "build", "--isolation", "docker-with-fuse",
+           "--no-cache", "--secret", f"id=tok,src={secret_file}", str(context)]  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+             "OCIBUILD_ROOT": str(image.store), "OCIBUILD_IMAGE": "ocibuild-test:latest"},
+    )  # fmt: skip
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        ids = subprocess.run(
+            [podman, "ps", "-q", "--filter", f"ancestor={image.ref}"],
+            capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        for cid in ids:
+            text = subprocess.run([podman, "inspect", cid], capture_output=True, text=True)
+            config = json.loads(text.stdout or "[{}]")[0].get("Config") or {}
+            if "build" in (config.get("Cmd") or []):  # the build's container (not --version)
+                listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True)
+                seen += [text.stdout, listing.stdout]
+        if seen:
+            break
+        time.sleep(0.2)
+    _, err = proc.communicate(timeout=300)
+    timed("docker-with-fuse build with a secret", started)
+    assert proc.returncode == 0, err
+    assert "secret-ok" in err
+    assert seen, "the build's container was never seen running"
+    inspected = json.loads(seen[0])[0]
+    assert inspected["Config"]["Cmd"], "podman inspect shows the command line"
+    for text in seen:
+        assert SECRET not in text
+    assert "id=tok,src=/dev/shm/ocibuild-secrets/s0" in " ".join(inspected["Config"]["Cmd"])
+
+
+def test_no_engine_is_one_clear_error(image: Image, context: Path) -> None:
+    write_context(context)
+    proc = host_ocibuild(
+        "build", "--isolation", "docker-with-fuse", str(context), root=image.store,
+        env={"OCIBUILD_CONTAINER_ENGINE": "no-such-engine"}, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.count("error:") == 1, proc.stderr
+    assert "needs a container engine: no-such-engine is not installed" in proc.stderr
+    assert "hint: install podman" in proc.stderr
+
+
+def test_image_without_ocibuild_is_one_clear_error(
+    podman: str, bases: Bases, context: Path, tmp_path: Path
+) -> None:
+    """An image of the host's store without ocibuild: loaded into podman, then refused."""
+    store = tmp_path / "store"
+    host_ocibuild("pull", bases.busybox, root=store)
+    write_context(context)
+    started = time.monotonic()
+    proc = host_ocibuild(
+        "build", "--isolation", "docker-with-fuse", str(context), root=store,
+        env={"OCIBUILD_IMAGE": bases.busybox}, check=False, timeout=120,
+    )  # fmt: skip
+    timed("docker-with-fuse with an image without ocibuild", started)
+    assert proc.returncode == 1
+    assert proc.stderr.count("error:") == 1, proc.stderr
+    assert f"the image '{bases.busybox}' cannot run ocibuild" in proc.stderr
+    assert "make image" in proc.stderr
+    missing = host_ocibuild(
+        "build", "--isolation", "docker-with-fuse", str(context), root=store,
+        env={"OCIBUILD_IMAGE": "nowhere:1"}, check=False, timeout=60,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert "is neither in the store" in missing.stderr
