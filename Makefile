@@ -9,6 +9,8 @@ SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci s
 STAMP := $(VENV)/.installed
 # other architectures' RUN steps (--platform): QEMU registered in binfmt_misc, fix-binary
 SYSTEM_PACKAGES += qemu-user-static binfmt-support
+# builds inside containers and --isolation docker-with-fuse (make test-container)
+SYSTEM_PACKAGES += podman
 # what `make demo` needs: a runtime, the busybox the example copies, the RUN steps' network
 # (slirp4netns), the native helper's compiler and headers, and Python's venv
 DEMO_PACKAGES := runc busybox-static slirp4netns gcc libc6-dev libffi-dev python3-dev \
@@ -122,5 +124,4 @@ seccomp-profile: venv $(SECCOMP_PROFILE)
 # Builds inside the ocibuild image under podman, and --isolation docker-with-fuse (root;
 # podman from Debian; several minutes: they build the image first). Not in `make test`.
 test-container: setup
-	@dpkg -s podman >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman
 	$(BIN)/pytest -q -ra -m container tests/container
