@@ -506,6 +506,45 @@ def fallback_reason(isolation: str | None, env: Mapping[str, str] | None = None)
     return f"native builds cannot run here ({blocker}); {engine.kind} can run the build"
 
 
+def doctor_findings(root: str, env: Mapping[str, str] | None = None) -> list[Any]:
+    """What ``--isolation docker-with-fuse`` needs: an engine that answers, the image (in
+    the store or the engine), and Docker's default profile to derive the seccomp one."""
+    from ocibuild.doctor import Finding
+    from ocibuild.image.store import Store
+
+    env = os.environ if env is None else env
+    try:
+        engine = find_engine(env)
+    except OcibuildError as exc:
+        return [Finding("container engine", False, exc.message, exc.hint or "", True)]
+    found = [Finding("container engine", True, f"{engine.kind} ({engine.path})")]
+    name = env.get("OCIBUILD_IMAGE") or DEFAULT_IMAGE
+    try:
+        image_id = Store(root).resolve(name) if os.path.isdir(root) else None
+    except OcibuildError:
+        image_id = None
+    if image_id is not None:
+        found.append(Finding("ocibuild image", True, f"{name} in the store ({image_id[:19]})"))
+    elif _engine_has(engine, name):
+        found.append(Finding("ocibuild image", True, f"{name} in {engine.kind}"))
+    else:
+        found.append(
+            Finding(
+                "ocibuild image",
+                False,
+                f"{name} is neither in the store {root} nor in {engine.kind}",
+                "make image (or set OCIBUILD_IMAGE)",
+                True,
+            )
+        )
+    try:
+        seccomp_profile()
+        found.append(Finding("seccomp profile", True, "derived from Docker's default profile"))
+    except OcibuildError as exc:
+        found.append(Finding("seccomp profile", False, exc.message, exc.hint or "", True))
+    return found
+
+
 # -- the command line's part -----------------------------------------------------------------
 
 # build flags passed to the inner build verbatim (name -> takes a value)
