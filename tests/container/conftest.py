@@ -201,3 +201,50 @@ def podman_run(
         [podman, "run", "--rm", "--network", "host", *flags, ref, *cmd],
         capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Debian's dockerd started by hand (no iptables, no bridge, its own roots and
+    socket); the environment that points the docker CLI at it."""
+    require_root()
+    binary = require_tool("dockerd")
+    require_tool("docker")
+    work = tmp_path_factory.mktemp("dockerd")
+    sock = work / "docker.sock"
+    log = open(work / "dockerd.log", "wb")  # noqa: SIM115 - kept by the process
+    proc = subprocess.Popen(
+        [binary, "--iptables=false", "--bridge=none", f"--data-root={work / 'data'}",
+         f"--exec-root={work / 'exec'}", f"--host=unix://{sock}",
+         f"--pidfile={work / 'docker.pid'}"],
+        stdout=log, stderr=log,
+    )  # fmt: skip
+    log.close()
+    env = {"DOCKER_HOST": f"unix://{sock}"}
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready = subprocess.run(
+                ["docker", "version", "--format", "{{.Server.Version}}"],
+                capture_output=True, env={**os.environ, **env},
+            )  # fmt: skip
+            if ready.returncode == 0:
+                break
+            if proc.poll() is not None:
+                pytest.skip(f"dockerd did not start: {(work / 'dockerd.log').read_text()[-500:]}")
+            time.sleep(0.5)
+        else:
+            pytest.skip("dockerd did not answer within 60 s")
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        # dockerd 20.10 leaves its default netns bind mount (exec/netns/default) behind
+        with open("/proc/self/mounts", encoding="utf-8") as f:
+            left = [line.split()[1] for line in f if line.split()[1].startswith(str(work))]
+        for target in reversed(left):
+            subprocess.run(["umount", "-l", target], capture_output=True)

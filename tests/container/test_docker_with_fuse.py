@@ -173,3 +173,22 @@ def test_image_without_ocibuild_is_one_clear_error(
     )  # fmt: skip
     assert missing.returncode == 1
     assert "is neither in the store" in missing.stderr
+
+
+def test_through_docker(
+    dockerd: dict[str, str], image: Image, bases: Bases, context: Path, tmp_path: Path
+) -> None:
+    """OCIBUILD_CONTAINER_ENGINE=docker: Debian's dockerd, the image loaded into it from
+    the host's store (docker's flag for /proc is systempaths=unconfined); same image."""
+    write_context(context)
+    common = ["--build-arg", f"BASE={bases.busybox}", "--source-date-epoch", EPOCH]
+    native = host_ocibuild("build", *common, str(context), root=tmp_path / "native")
+    started = time.monotonic()
+    inside = host_ocibuild(
+        "build", "--isolation", "docker-with-fuse", *common, str(context), root=image.store,
+        env={**dockerd, "OCIBUILD_CONTAINER_ENGINE": "docker",
+             "OCIBUILD_IMAGE": "ocibuild-test:latest"},
+    )  # fmt: skip
+    timed("docker-with-fuse through dockerd (image loaded into docker)", started)
+    assert "into docker" in inside.stderr
+    assert inside.stdout.split()[-1] == native.stdout.split()[-1]
