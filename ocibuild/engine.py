@@ -23,7 +23,6 @@ exported or pushed by the host as ``--output``/``--push`` say.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import io
 import json
@@ -33,7 +32,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -393,6 +392,28 @@ def run_in_container(
         )
 
 
+def extract_layout(archive: str, dest: str) -> None:
+    """Unpack an OCI archive: plain files and directories only, every name inside
+    ``dest`` (Python 3.11.2, Debian's, has no extraction filters yet)."""
+    os.makedirs(dest, mode=0o700, exist_ok=True)
+    with tarfile.open(archive) as tf:
+        for member in tf:
+            parts = member.name.split("/")
+            if member.name.startswith("/") or ".." in parts:
+                raise tarfile.TarError(f"unsafe name {member.name!r}")
+            target = os.path.join(dest, *[p for p in parts if p not in ("", ".")])
+            if member.isdir():
+                os.makedirs(target, mode=0o700, exist_ok=True)
+            elif member.isfile():
+                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+                source = tf.extractfile(member)
+                assert source is not None
+                with source, open(target, "xb") as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+            else:
+                raise tarfile.TarError(f"unexpected entry {member.name!r} (type {member.type!r})")
+
+
 def import_archive(store: Store, archive: str) -> str:
     """The image of an OCI archive, imported into ``store``; returns its ID."""
     from ocibuild.image.layout import import_oci_layout
@@ -400,8 +421,7 @@ def import_archive(store: Store, archive: str) -> str:
     work = store.tmpdir("engine-import-")
     try:
         layout = os.path.join(work, "layout")
-        with tarfile.open(archive) as tf:
-            tf.extractall(layout, filter="data")
+        extract_layout(archive, layout)
         return str(import_oci_layout(store, layout, None))
     except tarfile.TarError as exc:
         raise OcibuildError(
@@ -434,22 +454,20 @@ def read_secrets(options: Options) -> dict[str, bytes]:
     return out
 
 
-@contextlib.contextmanager
-def _archive_file(store: Store) -> Iterator[tuple[str, IO[bytes]]]:
-    work = store.tmpdir("engine-out-")
-    try:
-        path = os.path.join(work, "image.tar")
-        with open(path, "wb") as f:
-            yield path, f
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 def build(
-    req: Request, options: Options, reporter: Reporter, env: Mapping[str, str] | None = None
-) -> str:
-    """Build ``req`` in the ocibuild image; returns the image ID in the host's store
-    (``options.root``). Tags and outputs are the caller's (as for a native build)."""
+    req: Request,
+    options: Options,
+    reporter: Reporter,
+    env: Mapping[str, str] | None = None,
+    *,
+    store_mode: str = "direct",
+) -> tuple[str, str | None]:
+    """Build ``req`` in the ocibuild image. Returns (image ID, the OCI archive's path or
+    None). ``store_mode``: ``direct`` imports the image into the host's store
+    (``options.root``) here, ``userns`` in the user's user namespace (an ordinary user's
+    store holds other ids' files only there), ``none`` keeps only the archive (kept in
+    the store's scratch space: the caller writes the outputs from it and removes it).
+    Tags and outputs are the caller's (as for a native build)."""
     from ocibuild.image.store import Store
 
     env = os.environ if env is None else env
@@ -461,19 +479,73 @@ def build(
     profile = profile_path(options.root)
     volume = env.get("OCIBUILD_ENGINE_VOLUME") or DEFAULT_VOLUME
     reporter.debug(f"isolation: {MODE} through {engine.path}, image {name} ({image})")
-    with _archive_file(store) as (path, archive):
-        run_in_container(
-            engine,
-            image,
-            req,
-            profile=profile,
-            volume=volume,
-            epoch=options.source_date_epoch,
-            archive=archive,
-            reporter=reporter,
-        )
-        archive.close()
-        return import_archive(store, path)
+    work = store.tmpdir("engine-out-")
+    path = os.path.join(work, "image.tar")
+    try:
+        with open(path, "wb") as archive:
+            run_in_container(
+                engine,
+                image,
+                req,
+                profile=profile,
+                volume=volume,
+                epoch=options.source_date_epoch,
+                archive=archive,
+                reporter=reporter,
+            )
+        if store_mode == "none":
+            return archive_image_id(path), path
+        if store_mode == "userns":
+            return import_in_user_namespace(path, options.root), None
+        return import_archive(store, path), None
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        if store_mode != "none":
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def archive_image_id(archive: str) -> str:
+    """The config digest (image ID) of the one image of an OCI archive."""
+    with tarfile.open(archive) as tf:
+
+        def read(name: str) -> Any:
+            member = tf.extractfile(name)
+            if member is None:
+                raise OcibuildError(f"the container's OCI archive lacks {name}")
+            return json.load(member)
+
+        try:
+            index = read("index.json")
+            manifest = read("blobs/sha256/" + index["manifests"][0]["digest"].split(":", 1)[1])
+            return str(manifest["config"]["digest"])
+        except (KeyError, IndexError, ValueError) as exc:
+            raise OcibuildError(f"the container's OCI archive is not readable: {exc}") from None
+
+
+def import_in_user_namespace(archive: str, root: str) -> str:
+    """:func:`import_archive` run by ``python -m ocibuild.engine import`` re-executed in
+    the user's user namespace (as a rootless build's store is written)."""
+    from ocibuild import isolation
+
+    idfile = os.path.join(os.path.dirname(archive), "image-id")
+    rc = isolation.reexec_in_user_namespace("ocibuild.engine", ["import", archive, root, idfile])
+    if rc != 0:
+        raise OcibuildError("importing the container's image into the store failed (above)")
+    with open(idfile, encoding="ascii") as f:
+        return f.read().strip()
+
+
+def store_mode() -> str:
+    """How the image reaches this process's store (see :func:`build`)."""
+    from ocibuild.fs.idmap import in_user_namespace
+
+    if os.geteuid() == 0 or in_user_namespace():
+        return "direct"
+    from ocibuild import doctor
+
+    return "userns" if doctor.probe_userns() == 0 else "none"
 
 
 def fallback_reason(isolation: str | None, env: Mapping[str, str] | None = None) -> str | None:
@@ -628,14 +700,25 @@ def request_from_args(args: argparse.Namespace, options: Options, context: str) 
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m ocibuild.engine seccomp-profile [FILE]``."""
+    """``python -m ocibuild.engine seccomp-profile [FILE]`` (and the internal ``import``
+    that :func:`import_in_user_namespace` re-executes)."""
     parser = argparse.ArgumentParser(prog="python -m ocibuild.engine")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("seccomp-profile", help="write the in-container seccomp profile")
     p.add_argument("file", nargs="?", help="default: standard output")
+    i = sub.add_parser("import", help="(internal) import an OCI archive into a store")
+    i.add_argument("archive")
+    i.add_argument("root")
+    i.add_argument("idfile")
     args = parser.parse_args(argv)
     try:
-        if args.file:
+        if args.command == "import":
+            from ocibuild.image.store import Store
+
+            image_id = import_archive(Store(args.root), args.archive)
+            with open(args.idfile, "w", encoding="ascii") as f:
+                f.write(image_id)
+        elif args.file:
             write_seccomp_profile(args.file)
         else:
             json.dump(seccomp_profile(), sys.stdout, indent=1, sort_keys=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from tests.container.conftest import Bases, Image, host_ocibuild, timed
 
 pytestmark = pytest.mark.container
 EPOCH = "1700000000"
+IMAGE = "ocibuild-test:latest"
+DOCKER_PROFILE = "/usr/local/share/ocibuild/seccomp/default.json"  # make setup unpacks it
 SECRET = "s3cr3t-value-7c1d9e"
 
 DOCKERFILE = """\
@@ -192,3 +195,65 @@ def test_through_docker(
     timed("docker-with-fuse through dockerd (image loaded into docker)", started)
     assert "into docker" in inside.stderr
     assert inside.stdout.split()[-1] == native.stdout.split()[-1]
+
+
+def test_auto_falls_back_where_native_cannot_run(
+    podman: str,
+    dockerd: dict[str, str],
+    image: Image,
+    bases: Bases,
+    context: Path,
+    tmp_path: Path,
+    volume: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CI job's container: Docker's default seccomp profile refuses user namespaces,
+    a docker socket and CLI are mounted in (the docker-outside-of-docker set-up). There
+    `ocibuild build` (auto) says that native builds cannot run and why, builds through
+    docker, and gives the image the host's native build gives. Without a user namespace
+    the container's own store cannot hold the image: the OCI archive output is written
+    from the inner build's archive."""
+    import shutil
+
+    from ocibuild.engine import Engine, ensure_image
+    from ocibuild.image.store import Store
+    from ocibuild.log import SilentReporter
+
+    write_context(context)
+    common = ["--build-arg", f"BASE={bases.busybox}", "--source-date-epoch", EPOCH]
+    native = host_ocibuild(
+        "build", *common, "--output", f"type=oci-archive,dest={tmp_path / 'native.tar'}",
+        str(context), root=tmp_path / "native",
+    )  # fmt: skip
+    with tarfile.open(tmp_path / "native.tar") as tf:
+        native_index = tf.extractfile("index.json").read().decode()  # type: ignore[union-attr]
+    for key, value in dockerd.items():
+        monkeypatch.setenv(key, value)
+    docker = shutil.which("docker")
+    assert docker is not None
+    ensure_image(Engine(docker, "docker"), Store(str(image.store)), IMAGE, SilentReporter())
+    sock = dockerd["DOCKER_HOST"].removeprefix("unix://")
+    Path(sock).chmod(0o666)  # the test's own daemon: reachable by `build` (uid 1000)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [podman, "run", "--rm", "--network", "host", "--device", "/dev/fuse",
+         "--security-opt", f"seccomp={DOCKER_PROFILE}", "--security-opt", "unmask=/proc/*",
+         "-v", f"{docker}:/usr/local/bin/docker:ro", "-v", f"{sock}:/run/docker.sock",
+         "-e", "DOCKER_HOST=unix:///run/docker.sock", "-e", f"OCIBUILD_IMAGE={IMAGE}",
+         "-v", f"{volume}:/home/build/.local/share/ocibuild",
+         "-v", f"{context}:{context}:ro", image.ref, "sh", "-c",
+         'ocibuild build "$@" && tar -xOf /tmp/out.tar index.json', "sh", *common,
+         "--output", "type=oci-archive,dest=/tmp/out.tar", str(context)],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    timed("auto's fallback to docker-with-fuse from a container", started)
+    assert proc.returncode == 0, proc.stderr
+    assert "isolation: auto -> docker-with-fuse: native builds cannot run here" in proc.stderr
+    assert "a seccomp filter refuses it" in proc.stderr
+    assert "docker can run the build" in proc.stderr
+    image_id, index = proc.stdout.split("\n", 1)
+    assert image_id == native.stdout.split()[-1]
+    assert (
+        json.loads(index)["manifests"][0]["digest"]
+        == json.loads(native_index)["manifests"][0]["digest"]
+    )
