@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -211,7 +212,9 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     binary = require_tool("dockerd")
     require_tool("docker")
     work = tmp_path_factory.mktemp("dockerd")
-    sock = work / "docker.sock"
+    sock_dir = Path(tempfile.mkdtemp(prefix="ocibuild-test-dockerd-", dir="/run"))
+    sock_dir.chmod(0o755)  # the socket reachable by a test user (made 0666 by the test)
+    sock = sock_dir / "docker.sock"
     log = open(work / "dockerd.log", "wb")  # noqa: SIM115 - kept by the process
     proc = subprocess.Popen(
         [binary, "--iptables=false", "--bridge=none", f"--data-root={work / 'data'}",
@@ -248,3 +251,5 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
             left = [line.split()[1] for line in f if line.split()[1].startswith(str(work))]
         for target in reversed(left):
             subprocess.run(["umount", "-l", target], capture_output=True)
+        sock.unlink(missing_ok=True)
+        sock_dir.rmdir()

@@ -257,3 +257,73 @@ def test_auto_falls_back_where_native_cannot_run(
         json.loads(index)["manifests"][0]["digest"]
         == json.loads(native_index)["manifests"][0]["digest"]
     )
+
+
+def test_ordinary_user_gets_the_image_in_their_store(
+    dockerd: dict[str, str],
+    image: Image,
+    bases: Bases,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An ordinary user with access to the docker socket: the image is imported into
+    their own store in their user namespace (files owned by other ids), tagged there."""
+    import os
+    import shutil
+    import tempfile
+
+    from hardening import modes
+    from ocibuild.engine import Engine, ensure_image
+    from ocibuild.image.store import Store
+    from ocibuild.log import SilentReporter
+
+    try:
+        user = modes.ensure_user()
+        python, extra = modes.python_for_others()
+    except modes.Unavailable as exc:
+        pytest.skip(str(exc))
+    for key, value in dockerd.items():
+        monkeypatch.setenv(key, value)
+    docker = shutil.which("docker")
+    assert docker is not None
+    ensure_image(Engine(docker, "docker"), Store(str(image.store)), IMAGE, SilentReporter())
+    sock = dockerd["DOCKER_HOST"].removeprefix("unix://")
+    Path(sock).chmod(0o666)
+    work = Path(tempfile.mkdtemp(prefix="ocibuild-dwf-user-", dir="/var/tmp"))
+    try:
+        os.chmod(work, 0o755)
+        ctx = work / "ctx"
+        ctx.mkdir()
+        write_context(ctx)
+        for path in (ctx, ctx / "Dockerfile", ctx / "data.txt"):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        data = work / "data"
+        data.mkdir()
+        os.chown(data, user.pw_uid, user.pw_gid)
+        common = ["--build-arg", f"BASE={bases.busybox}", "--source-date-epoch", EPOCH]
+        native = host_ocibuild("build", *common, str(ctx), root=tmp_path / "native")
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": user.pw_dir,
+               "XDG_DATA_HOME": str(data), "OCIBUILD_IMAGE": IMAGE,
+               "OCIBUILD_CONTAINER_ENGINE": "docker", **dockerd, **extra}  # fmt: skip
+        run = ["runuser", "-u", user.pw_name, "--", "env",
+               *[f"{k}={v}" for k, v in env.items()], python, "-m", "ocibuild"]  # fmt: skip
+        started = time.monotonic()
+        proc = subprocess.run(
+            [*run, "build", "--isolation", "docker-with-fuse", "-t", "mine:1", *common,
+             str(ctx)],
+            capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        timed("docker-with-fuse as an ordinary user (import in the user namespace)", started)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split()[-1] == native.stdout.split()[-1]
+        listing = subprocess.run(
+            [*run, "images"], capture_output=True, text=True, timeout=120
+        )  # fmt: skip
+        assert "mine" in listing.stdout, listing.stderr
+        owned = subprocess.run(
+            [*run, "run", "--rm", "mine:1", "stat", "-c", "%u:%g", "/owned"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert owned.stdout.strip() == "1000:1000", owned.stderr
+    finally:
+        subprocess.run(["rm", "-rf", str(work)], capture_output=True)
