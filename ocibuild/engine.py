@@ -173,14 +173,9 @@ def apparmor_enabled() -> bool:
 
 def run_flags(engine: Engine, profile: str) -> list[str]:
     """What an unprivileged build inside the ocibuild image needs from the engine."""
-    flags = [
-        "--device",
-        "/dev/fuse",
-        "--device",
-        "/dev/net/tun",
-        "--security-opt",
-        f"seccomp={profile}",
-    ]
+    flags = ["--device", "/dev/fuse", "--security-opt", f"seccomp={profile}"]
+    if os.path.exists("/dev/net/tun"):  # RUN steps' own network (slirp4netns)
+        flags += ["--device", "/dev/net/tun"]
     # a user namespace may mount /proc only where no path of the container's /proc is
     # masked or read-only (the kernel's mount_too_revealing)
     if engine.kind == "podman":
@@ -261,6 +256,10 @@ def _load(engine: Engine, store: Store, image_id: str, name: str) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _safe(ref: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in ref)
+
+
 def check_image(engine: Engine, ref: str, name: str) -> None:
     """One clear error when the image has no ocibuild on its PATH."""
     proc = subprocess.run(
@@ -313,6 +312,10 @@ def inner_command(req: Request, has_dockerfile: bool) -> list[str]:
     for index, secret_id in enumerate(sorted(req.secrets)):
         argv += ["--secret", f"id={secret_id},src={SECRETS_IN_IMAGE}/s{index}"]
     argv += list(req.passthrough)
+    if not os.path.exists("/dev/net/tun") and not any(
+        a.startswith("--network") for a in req.passthrough
+    ):
+        argv += ["--network=host"]  # no tun device to pass in: the container's network
     # compressed as the host's export would be: a pulled base layer keeps its registry
     # blob and the host store keeps what came back, so a re-export is byte-identical
     argv += ["--compression", req.compression, "--output", "type=oci-archive,dest=-"]
@@ -475,8 +478,14 @@ def build(
     store = Store(options.root)
     name = env.get("OCIBUILD_IMAGE") or DEFAULT_IMAGE
     image = ensure_image(engine, store, name, reporter)
-    check_image(engine, image, name)
+    # once per image ID and engine (a container start each); a name may move: always
+    checked = os.path.join(options.root, "engine", f"checked-{engine.kind}-{_safe(image)}")
+    if image == name or not os.path.exists(checked):
+        check_image(engine, image, name)
     profile = profile_path(options.root)
+    if image != name:
+        with open(checked, "w", encoding="ascii"):
+            pass
     volume = env.get("OCIBUILD_ENGINE_VOLUME") or DEFAULT_VOLUME
     reporter.debug(f"isolation: {MODE} through {engine.path}, image {name} ({image})")
     work = store.tmpdir("engine-out-")
