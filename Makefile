@@ -9,8 +9,6 @@ SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci s
 STAMP := $(VENV)/.installed
 # other architectures' RUN steps (--platform): QEMU registered in binfmt_misc, fix-binary
 SYSTEM_PACKAGES += qemu-user-static binfmt-support
-# builds inside containers and --isolation docker-with-fuse (make test-container)
-SYSTEM_PACKAGES += podman
 # what `make demo` needs: a runtime, the busybox the example copies, the RUN steps' network
 # (slirp4netns), the native helper's compiler and headers, and Python's venv
 DEMO_PACKAGES := runc busybox-static slirp4netns gcc libc6-dev libffi-dev python3-dev \
@@ -110,6 +108,9 @@ hardening: setup
 # Python dependencies are downloaded here first (build/image-wheels, with this machine's
 # pip configuration); `ocibuild push ocibuild:latest REF` sends the image anywhere.
 .PHONY: image test-container seccomp-profile
+# podman: builds inside containers and --isolation docker-with-fuse (make test-container);
+# appended here, at the end, so the list above merges apart (recipes expand it later)
+SYSTEM_PACKAGES += podman
 BASE ?=
 image: venv $(SECCOMP_PROFILE)
 	$(BIN)/pip download -q -d build/image-wheels 'setuptools>=68' wheel cffi .
