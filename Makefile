@@ -112,3 +112,27 @@ conformance-regen: setup
 hardening: setup
 	$(BIN)/pytest -q -ra -m slow_hardening tests/hardening/test_escapes.py
 	$(BIN)/python -m hardening.escapes
+
+# The ocibuild image (Dockerfile), built by ocibuild itself into the default store as
+# ocibuild:latest and ocibuild:VERSION; BASE=REF starts from another Debian 12 image. The
+# Python dependencies are downloaded here first (build/image-wheels, with this machine's
+# pip configuration); `ocibuild push ocibuild:latest REF` sends the image anywhere.
+.PHONY: image test-container seccomp-profile
+# podman: builds inside containers and --isolation docker-with-fuse (make test-container);
+# appended here, at the end, so the list above merges apart (recipes expand it later)
+SYSTEM_PACKAGES += podman
+BASE ?=
+image: venv $(SECCOMP_PROFILE)
+	$(BIN)/pip download -q -d build/image-wheels 'setuptools>=68' wheel cffi .
+	$(BIN)/ocibuild build $(if $(BASE),--build-arg BASE=$(BASE)) -t ocibuild:latest \
+		-t ocibuild:$$($(BIN)/ocibuild --version | cut -d' ' -f2) .
+
+# The seccomp profile a container needs to build inside (Docker's default + unshare,
+# mount, pivot_root...: ocibuild/engine.py), next to the default one.
+seccomp-profile: venv $(SECCOMP_PROFILE)
+	$(BIN)/python -m ocibuild.engine seccomp-profile $(dir $(SECCOMP_PROFILE))ocibuild-in-container.json
+
+# Builds inside the ocibuild image under podman, and --isolation docker-with-fuse (root;
+# podman from Debian; several minutes: they build the image first). Not in `make test`.
+test-container: setup
+	$(BIN)/pytest -q -ra -m container tests/container

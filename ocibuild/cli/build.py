@@ -11,7 +11,7 @@ from typing import Any
 
 from ocibuild import api
 from ocibuild.builder.executor import BuildResult
-from ocibuild.cli import build_compat, observe
+from ocibuild.cli import build_compat, engine_build, observe
 from ocibuild.cli.common import common_flags, kv, options_from, require_root
 from ocibuild.cli.registry import add_tls_flag
 from ocibuild.errors import OcibuildError
@@ -113,6 +113,9 @@ def _build(args: argparse.Namespace) -> int:
         output = dataclasses.replace(output, annotations=annotations)
     build_compat.check_multi_output(output, platforms)
     build_compat.check_setup(args, options_from(args).root, output)
+    why = engine_build.selected(args)  # --isolation docker-with-fuse, or auto's fallback
+    if why is not None:
+        return engine_build.cmd_build(args, output, why)
     require_root(args)
     quiet = args.quiet or args.progress == "quiet"
     options = options_from(
