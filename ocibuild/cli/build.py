@@ -15,7 +15,7 @@ from ocibuild.cli import build_compat, observe
 from ocibuild.cli.common import common_flags, kv, options_from, require_root
 from ocibuild.cli.registry import add_tls_flag
 from ocibuild.errors import OcibuildError
-from ocibuild.log import StreamReporter
+from ocibuild.log import Reporter, StreamReporter
 from ocibuild.options import COMPRESSIONS, NETWORK_MODES, PULL_POLICIES
 
 
@@ -95,6 +95,7 @@ def register(sub: Any) -> None:
 def cmd_build(args: argparse.Namespace) -> int:
     api.check_tags(args.tag)  # a bad name is refused before anything runs
     platforms = build_compat.check_platforms(args.platform) if args.platform else []
+    jobs = build_compat.platform_jobs(args.platform_jobs, platforms) if platforms else 1
     labels = dict(kv(text) for text in args.label)
     build_contexts = api.parse_build_contexts(args.build_context)
     output = api.Output.parse(args.output) if args.output else None
@@ -147,7 +148,9 @@ def cmd_build(args: argparse.Namespace) -> int:
             )
         multi = len(platforms) > 1
 
-        def build_one(platform: str | None, tags: Sequence[str]) -> BuildResult:
+        def build_one(
+            platform: str | None, tags: Sequence[str], reporter: Reporter = reporter
+        ) -> BuildResult:
             return api.build(
                 context.directory,
                 dockerfile=dockerfile if context.dockerfile_text is None else None,
@@ -166,7 +169,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         if multi:  # one build per platform, one image index over them
             result = build_compat.build_platforms(
-                build_one, platforms, args.tag, output, args.push, options, reporter
+                build_one, platforms, args.tag, output, args.push, options, reporter, jobs
             )
         else:
             result = build_one(platforms[0] if platforms else None, args.tag)

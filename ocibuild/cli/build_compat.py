@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -46,6 +47,13 @@ def add_flags(b: argparse.ArgumentParser) -> None:
         metavar="OS/ARCH[/VARIANT]",
         help=f"the target platform (default {host_platform()}, this machine's); another "
         "needs its emulator registered in binfmt_misc (see `ocibuild doctor --platform`)",
+    )
+    b.add_argument(
+        "--platform-jobs",
+        type=int,
+        metavar="N",
+        help="with several --platform: how many platforms build at once (default: one per "
+        "platform, at most one per CPU; 1 builds them one after the other)",
     )
     b.add_argument(
         "--progress",
@@ -158,6 +166,16 @@ def check_multi_output(output: Any, platforms: Sequence[str]) -> None:
         )
 
 
+def platform_jobs(jobs: int | None, platforms: Sequence[str]) -> int:
+    """How many platform builds run at once: ``--platform-jobs``, else one per platform
+    but at most one per CPU (an emulated RUN keeps a core busy)."""
+    if jobs is not None and jobs < 1:
+        raise OcibuildError(
+            f"--platform-jobs {jobs}: must be at least 1", hint="1 builds one platform at a time"
+        )
+    return min(len(platforms), jobs or os.cpu_count() or 1)
+
+
 def build_platforms(
     build_one: Any,
     platforms: Sequence[str],
@@ -166,29 +184,95 @@ def build_platforms(
     push: bool,
     options: Any,
     reporter: Reporter,
+    jobs: int = 1,
 ) -> Any:
-    """One build per platform (``build_one(platform, tags)`` -> BuildResult), then one
-    OCI image index over them: exported (type=oci / oci-archive) and pushed (type=registry,
-    --push) as one multi-platform image. The tags name this machine's platform's image in
-    the local store (or the first platform's when it is not among them). Returns that
-    build's result."""
+    """One build per platform (``build_one(platform, tags, reporter)`` -> BuildResult),
+    ``jobs`` of them at once (threads: a build's time is spent in the runtime, the
+    emulator and the compressors, outside the interpreter lock), then one OCI image index
+    over them: exported (type=oci / oci-archive) and pushed (type=registry, --push) as one
+    multi-platform image. Once every platform is built, the tags name this machine's
+    platform's image in the local store (or the first platform's when it is not among
+    them) and the store records the index under them too. Returns that build's result.
+    When a platform fails, the first failure (in platform order) is raised once every
+    started build has ended, and nothing is tagged."""
+    from ocibuild.image.store import Store
     from ocibuild.platforms import parse_platform
 
     host = host_platform()
     keep = host if host in platforms else platforms[0]
-    results = []
-    for plat in platforms:
-        reporter.info(f"=== platform {plat} ===")
-        results.append((plat, build_one(plat, tags if plat == keep else ())))
-    images = [(r.image_id, parse_platform(p).descriptor()) for p, r in results]
-    if output is not None:
-        write_index_output(images, output, tags, options, reporter)
-    if push:
-        from ocibuild.api import Output
+    with Store(options.root).in_use():  # the untagged platforms' images until recorded
+        results = _run_platforms(build_one, platforms, reporter, jobs)
+        images = [(r.image_id, parse_platform(p).descriptor()) for p, r in results]
+        kept = next(r for p, r in results if p == keep)
+        names = _record_index(images, kept.image_id, tags, options)
+        kept = dataclasses.replace(kept, tags=names)
+        if output is not None:
+            write_index_output(images, output, tags, options, reporter)
+        if push:
+            from ocibuild.api import Output
 
-        write_index_output(images, Output("registry"), tags, options, reporter)
+            write_index_output(images, Output("registry"), tags, options, reporter)
     reporter.info("platforms: " + ", ".join(f"{p} {r.image_id[:19]}" for p, r in results))
-    return next(r for p, r in results if p == keep)
+    return kept
+
+
+def _run_platforms(
+    build_one: Any, platforms: Sequence[str], reporter: Reporter, jobs: int
+) -> list[tuple[str, Any]]:
+    """``build_one`` for each platform, ``jobs`` at a time; (platform, result) in order."""
+    if jobs <= 1:
+        results = []
+        for plat in platforms:
+            reporter.info(f"=== platform {plat} ===")
+            try:
+                results.append((plat, build_one(plat, (), reporter)))
+            except OcibuildError as exc:
+                exc.message += f" (building for {plat})"
+                raise
+        return results
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ocibuild.log import StepBufferingReporter
+    from ocibuild.storage.overlay import ensure_mount_namespace
+
+    ensure_mount_namespace()  # in this (main) thread, before any build thread exists
+    lock = threading.Lock()
+    reporter.info(f"=== platforms {', '.join(platforms)} ({jobs} at a time) ===")
+
+    def one(plat: str) -> Any:
+        mine = StepBufferingReporter(reporter, lock, f"[{plat}] ")
+        try:
+            return build_one(plat, (), mine)
+        finally:
+            mine.flush()  # what a failed step held back explains the failure
+
+    with ThreadPoolExecutor(jobs, thread_name_prefix="platform") as pool:
+        futures = [(plat, pool.submit(one, plat)) for plat in platforms]
+    for plat, future in futures:
+        failure = future.exception()
+        if isinstance(failure, OcibuildError):
+            failure.message += f" (building for {plat})"
+        if failure is not None:
+            raise failure
+    return [(plat, future.result()) for plat, future in futures]
+
+
+def _record_index(
+    images: list[tuple[str, dict[str, str]]], image_id: str, tags: Sequence[str], options: Any
+) -> list[str]:
+    """``tags`` name ``image_id`` in the store, and the index over ``images`` is recorded
+    under them; returns the tags as the store keeps them."""
+    from ocibuild.api import check_tags
+    from ocibuild.image.store import Store
+
+    names = check_tags(tags)
+    if names:
+        store = Store(options.root)
+        for name in names:
+            store.tag(name, image_id)
+        store.put_index(images, names)
+    return names
 
 
 def write_index_output(
