@@ -377,7 +377,7 @@ class Store:
         tags = data.get("tags") if isinstance(data, dict) else None
         if not isinstance(tags, dict):
             raise StoreError(f"{self.images_file} has no 'tags' object")
-        indexes = data.get("indexes") or {}
+        indexes = data.get("indexes", {})
         if not isinstance(indexes, dict):
             raise StoreError(f"{self.images_file}: 'indexes' is not an object")
         return (
