@@ -60,11 +60,29 @@ LABEL arch=$TARGETARCH
 CMD ["uname", "-m"]
 """
 
+VARIANT = """\
+FROM scratch
+ARG TARGETPLATFORM TARGETARCH TARGETVARIANT
+ENV PLATFORM=$TARGETPLATFORM ARCH=$TARGETARCH VARIANT=$TARGETVARIANT
+COPY f /f
+"""
+
 CASES: list[Case] = [
     *per_platform("platform_debian_arch", ARCH),
     *per_platform("platform_debian_dpkg", DPKG),
     *per_platform("platform_debian_cross_stage", CROSS),
     *per_platform("platform_debian_config", CONFIG),
+    *[
+        Case(
+            f"platform_scratch_variant_{arch}",
+            VARIANT,
+            files={"f": "x\n"},
+            base="scratch",
+            platform="linux/amd64,linux/arm/v7",
+            pick=arch,
+        )
+        for arch in ("amd64", "arm")
+    ],
     Case(
         "platform_debian_single_arm64",
         ARCH,
