@@ -23,7 +23,7 @@ SECCOMP_DEB := golang-github-docker-docker-dev
 SECCOMP_MEMBER := ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
 
 .PHONY: setup system venv demo test lint unit integration clean bench conformance \
-	conformance-live conformance-regen hardening
+	conformance-live conformance-regen hardening test-platform
 
 setup: system venv
 
@@ -83,7 +83,12 @@ unit: venv
 
 # Everything that needs root, runtimes, mounts, registries (what `test` adds to unit).
 integration: setup
-	$(BIN)/pytest -q -ra -m 'integration and not slow_hardening'
+	$(BIN)/pytest -q -ra -m 'integration and not slow_hardening and not platform_debian'
+
+# Multi-platform builds from the two-platform Debian base (debootstrap amd64 + arm64, cached
+# in /var/tmp/ocibuild-conformance; RUN under QEMU): slow, so not in `make test`.
+test-platform: setup
+	$(BIN)/pytest -q -ra -m platform_debian tests/platform
 
 clean:
 	rm -rf $(VENV) build *.egg-info ocibuild/_ocibuild_native*.so

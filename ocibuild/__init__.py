@@ -18,6 +18,8 @@ The API the command line is built on (see examples/api_loop.py)::
             step.number, step.stage, step.instruction, step.cache, step.seconds
             step.timings.prepare if step.timings else None  # the time split (StepTimings)
 
+``build_platforms(context, platforms=["linux/amd64", "linux/arm64"], tags=..., output=...)``
+builds each platform (at once where the machine allows) and one image index over them.
 ``build`` may be called any number of times in one process. Reporters: ``SilentReporter``
 (the default: nothing printed), ``QuietReporter`` (warnings only), ``StreamReporter``
 (the command line's step lines on standard error) and ``JsonReporter`` (one JSON event a
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ocibuild.api import Output as Output
     from ocibuild.api import build as build
+    from ocibuild.api import build_platforms as build_platforms
     from ocibuild.builder.executor import BuildResult as BuildResult
     from ocibuild.builder.executor import StepRecord as StepRecord
     from ocibuild.errors import BuildError as BuildError
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "build": "ocibuild.api",
+    "build_platforms": "ocibuild.api",
     "Output": "ocibuild.api",
     "BuildResult": "ocibuild.builder.executor",
     "StepRecord": "ocibuild.builder.executor",

@@ -48,6 +48,13 @@ def add_flags(b: argparse.ArgumentParser) -> None:
         "needs its emulator registered in binfmt_misc (see `ocibuild doctor --platform`)",
     )
     b.add_argument(
+        "--platform-jobs",
+        type=int,
+        metavar="N",
+        help="with several --platform: how many platforms build at once (default: one per "
+        "platform, at most one per CPU; 1 builds them one after the other)",
+    )
+    b.add_argument(
         "--progress",
         choices=PROGRESS,
         default="auto",
@@ -156,96 +163,6 @@ def check_multi_output(output: Any, platforms: Sequence[str]) -> None:
             "--annotation: not supported with a multi-platform build yet",
             hint="build one platform at a time to annotate its manifest",
         )
-
-
-def build_platforms(
-    build_one: Any,
-    platforms: Sequence[str],
-    tags: Sequence[str],
-    output: Any,
-    push: bool,
-    options: Any,
-    reporter: Reporter,
-) -> Any:
-    """One build per platform (``build_one(platform, tags)`` -> BuildResult), then one
-    OCI image index over them: exported (type=oci / oci-archive) and pushed (type=registry,
-    --push) as one multi-platform image. The tags name this machine's platform's image in
-    the local store (or the first platform's when it is not among them). Returns that
-    build's result."""
-    from ocibuild.platforms import parse_platform
-
-    host = host_platform()
-    keep = host if host in platforms else platforms[0]
-    results = []
-    for plat in platforms:
-        reporter.info(f"=== platform {plat} ===")
-        results.append((plat, build_one(plat, tags if plat == keep else ())))
-    images = [(r.image_id, parse_platform(p).descriptor()) for p, r in results]
-    if output is not None:
-        write_index_output(images, output, tags, options, reporter)
-    if push:
-        from ocibuild.api import Output
-
-        write_index_output(images, Output("registry"), tags, options, reporter)
-    reporter.info("platforms: " + ", ".join(f"{p} {r.image_id[:19]}" for p, r in results))
-    return next(r for p, r in results if p == keep)
-
-
-def write_index_output(
-    images: list[tuple[str, dict[str, str]]],
-    output: Any,
-    tags: Sequence[str],
-    options: Any,
-    reporter: Reporter,
-) -> str:
-    """Export or push the image index over ``images``; returns the index's digest."""
-    from ocibuild.api import ref_names
-    from ocibuild.image.store import Store
-
-    store = Store(options.root)
-    with store.in_use():
-        if output.type == "registry":
-            from ocibuild.registry.base import push_index
-
-            names = [output.name] if output.name else list(tags)
-            if not names:
-                raise OcibuildError(
-                    "nothing to push to: the image has no name",
-                    hint="give -t NAME (a registry reference), or --output type=registry,name=REF",
-                )
-            digest = ""
-            for name in names:
-                digest = push_index(
-                    store,
-                    images,
-                    name,
-                    compression=options.compression,
-                    tls_verify=options.tls_verify,
-                    reporter=reporter,
-                )
-            return digest
-        from ocibuild.image.layout import export_oci_index
-
-        if output.type == "oci":
-            return export_oci_index(
-                store,
-                images,
-                output.dest,
-                ref_names=ref_names(tags),
-                compression=options.compression,
-            )
-        from ocibuild.image.archive import _tar_dir
-
-        work = store.tmpdir("index-")
-        try:
-            layout = os.path.join(work, "layout")
-            digest = export_oci_index(
-                store, images, layout, ref_names=ref_names(tags), compression=options.compression
-            )
-            _tar_dir(layout, output.dest)
-            return digest
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def check_writable_dir(path: str, what: str, hint: str) -> None:

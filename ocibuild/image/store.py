@@ -4,7 +4,8 @@
 ROOT/blobs/sha256/<hex>              configs, manifests, original compressed layer blobs
 ROOT/layers/<diffid-hex>/diff/       a layer in overlay lower-dir form
 ROOT/layers/<diffid-hex>/layer.json  {"diff_id", "size", "blob", "source_date_epoch"}
-ROOT/images.json                     {"tags": {"name:tag": "sha256:<config digest>"}}
+ROOT/images.json                     {"tags": {"name:tag": "sha256:<config digest>"},
+                                      "indexes": {"name:tag": "sha256:<index record>"}}
 ROOT/tmp/                            scratch on the same filesystem
 ROOT/lock                            flock for images.json and gc
 ```
@@ -18,8 +19,11 @@ take ROOT/lock. A looser store (made by an older ocibuild) is tightened when ope
 Every write is atomic: blobs go temp file -> hash while writing -> fsync -> rename; a layer
 dir is assembled in tmp/ and renamed into ``layers/`` in one step; ``images.json`` is
 rewritten through a temp file under the lock. A blob or layer that already exists is kept
-(content addressed: the new copy is identical). Layer trees are not fsynced file by file
-(too slow for big layers); a crash can lose a just-committed layer's data, not corrupt
+(content addressed: the new copy is identical). A multi-platform build's tags also name
+an index record (a blob: ``{"mediaType": MT_PLATFORM_INDEX, "manifests": [{"image":
+config digest, "platform": {...}}]}``): the platforms' images are kept (gc, rmi) while it
+is tagged; re-tagging the name to one image drops the record. Layer trees are not fsynced
+file by file (too slow for big layers); a crash can lose a just-committed layer's data, not corrupt
 the metadata that names it.
 """
 
@@ -48,6 +52,7 @@ from ocibuild.image.model import JSON, canonical_json, diff_ids_of
 _CHUNK = 1 << 20
 _TMP_PREFIX = "store-"
 _ID_PREFIX = re.compile(r"[0-9a-f]{12,64}")
+MT_PLATFORM_INDEX = "application/vnd.ocibuild.platform-index.v1+json"
 
 
 PRIVATE_DIR = 0o700
@@ -360,39 +365,108 @@ class Store:
             raise StoreError(f"image config {config_digest} is not a JSON object")
         return config
 
-    def _read_tags(self) -> dict[str, str]:
+    def _read_doc(self) -> tuple[dict[str, str], dict[str, str]]:
+        """images.json: (tags, indexes)."""
         try:
             with open(self.images_file, "rb") as f:
                 data: Any = json.load(f)
         except FileNotFoundError:
-            return {}
+            return {}, {}
         except ValueError as e:
             raise StoreError(f"{self.images_file} is corrupt: {e}") from e
         tags = data.get("tags") if isinstance(data, dict) else None
         if not isinstance(tags, dict):
             raise StoreError(f"{self.images_file} has no 'tags' object")
-        return {str(k): str(v) for k, v in tags.items()}
-
-    def _write_tags(self, tags: dict[str, str]) -> None:
-        write_atomic(
-            self.images_file,
-            canonical_json({"tags": tags}) + b"\n",
-            sync_dir=True,
-            mode=PRIVATE_FILE,
+        indexes = data.get("indexes", {})
+        if not isinstance(indexes, dict):
+            raise StoreError(f"{self.images_file}: 'indexes' is not an object")
+        return (
+            {str(k): str(v) for k, v in tags.items()},
+            {str(k): str(v) for k, v in indexes.items() if k in tags},
         )
+
+    def _read_tags(self) -> dict[str, str]:
+        return self._read_doc()[0]
+
+    def _write_tags(self, tags: dict[str, str], indexes: dict[str, str] | None = None) -> None:
+        """Rewrite images.json (caller holds the lock); index records of names no longer
+        tagged are dropped; ``indexes`` None keeps the current ones."""
+        if indexes is None:
+            indexes = self._read_doc()[1]
+        doc: dict[str, Any] = {"tags": tags}
+        kept = {k: v for k, v in indexes.items() if k in tags}
+        if kept:
+            doc["indexes"] = kept
+        write_atomic(self.images_file, canonical_json(doc) + b"\n", sync_dir=True,
+                     mode=PRIVATE_FILE)  # fmt: skip
+
+    # -- multi-platform index records ------------------------------------------------------
+    def put_index(self, images: list[tuple[str, dict[str, str]]], names: list[str]) -> str:
+        """Record the multi-platform image over ``images`` ((config digest, platform)
+        each, all in the store) under ``names`` (which keep naming the image they name);
+        returns the record's digest."""
+        for config_digest, _ in images:
+            if not self.has_blob(validate_digest(config_digest)):
+                raise ImageNotFound(f"image {config_digest} is not in the store")
+        record = {"mediaType": MT_PLATFORM_INDEX,
+                  "manifests": [{"image": d, "platform": dict(p)} for d, p in images]}  # fmt: skip
+        digest = self.put_blob(canonical_json(record))
+        with self.lock():
+            tags, indexes = self._read_doc()
+            for name in names:
+                key = normalize_tag(name)
+                if key not in tags:
+                    raise ImageNotFound(f"no image tagged {key!r}")
+                indexes[key] = digest
+            self._write_tags(tags, indexes)
+        return digest
+
+    def index_of(self, name: str) -> list[tuple[str, dict[str, str]]] | None:
+        """The platforms' images ((config digest, platform) each) a multi-platform name
+        records, or None when ``name`` names a single image (or is an ID)."""
+        try:
+            key = normalize_tag(name)
+        except StoreError:
+            return None
+        digest = self._read_doc()[1].get(key)
+        return None if digest is None else self._index_images(digest)
+
+    def _index_images(self, digest: str) -> list[tuple[str, dict[str, str]]]:
+        try:
+            record: Any = json.loads(self.read_blob(digest))
+            return [(str(m["image"]), dict(m["platform"])) for m in record["manifests"]]
+        except (StoreError, ValueError, KeyError, TypeError) as e:
+            raise StoreError(f"index record {digest} (in {self.images_file}) is unreadable: "
+                             f"{e}") from e  # fmt: skip
+
+    def indexes(self) -> dict[str, list[tuple[str, dict[str, str]]]]:
+        """Every multi-platform name -> its platforms' images."""
+        return {k: self._index_images(d) for k, d in self._read_doc()[1].items()}
+
+    def _used_images(self) -> set[str]:
+        """Config digests kept: tagged, or a platform of a tagged index (lock held)."""
+        tags, indexes = self._read_doc()
+        used = set(tags.values())
+        for digest in set(indexes.values()):
+            with suppress(OcibuildError):
+                used.update(d for d, _ in self._index_images(digest))
+        return used
 
     def tags(self) -> dict[str, str]:
         """All tags: ``name:tag`` -> config digest."""
         return self._read_tags()
 
     def tag(self, name: str, config_digest: str) -> None:
+        """Point ``name`` at one image (a multi-platform record it had is dropped)."""
         validate_digest(config_digest)
         if not self.has_blob(config_digest):
             raise ImageNotFound(f"image {config_digest} is not in the store")
         with self.lock():
-            tags = self._read_tags()
-            tags[normalize_tag(name)] = config_digest
-            self._write_tags(tags)
+            tags, indexes = self._read_doc()
+            key = normalize_tag(name)
+            tags[key] = config_digest
+            indexes.pop(key, None)
+            self._write_tags(tags, indexes)
 
     def untag(self, name: str) -> str:
         """Remove one tag; returns the config digest it pointed to."""
@@ -468,7 +542,7 @@ class Store:
             else:
                 tags = {k: v for k, v in tags.items() if v != digest}
             self._write_tags(tags)
-            if digest not in tags.values():
+            if digest not in self._used_images():
                 self.remove_blob(digest)
         return digest
 
@@ -492,7 +566,7 @@ class Store:
         try:
             with self.lock():
                 used: set[str] = set()
-                for digest in set(self._read_tags().values()):
+                for digest in self._used_images():
                     try:
                         used.update(diff_ids_of(self.get_config(digest)))
                     except OcibuildError:
