@@ -142,7 +142,9 @@ def test_tty_and_interactive(ocb: Ocibuild, base_image: str, runtime: str) -> No
     typed = b"echo $((6*7))\nexit 5\n"
     status, shown = _in_pty(ocb, *rt, "-it", base_image, "sh", typed=typed)
     assert status == 5, shown
-    assert "\n42\n" in shown.replace("\r", "")
+    # (only the shell's arithmetic prints 42: the typed line holds 6*7; where the echo of
+    # the typed line and the prompt fall depends on when the terminal went raw)
+    assert "42\n" in shown.replace("\r", ""), shown
     # -t with standard output a pipe: the output still went through a terminal
     r = _run(ocb, *rt, "-t", base_image, "sh", "-c", "test -t 1 && echo on-a-tty")
     assert (r.returncode, r.stdout.replace("\r", "")) == (0, "on-a-tty\n"), r.stderr
