@@ -16,13 +16,13 @@ from ocibuild import isolation
 from ocibuild.builder.context import SourceTree
 from ocibuild.builder.executor import BuildResult, StepRecord, execute
 from ocibuild.builder.source import check_stage_platforms
-from ocibuild.buildlog import BuildLog
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Instruction, Run
 from ocibuild.dockerfile.parser import parse
 from ocibuild.errors import DockerfileError, OcibuildError
 from ocibuild.image.store import Store, normalize_tag
-from ocibuild.log import Reporter, SilentReporter
+from ocibuild.observe.log import Reporter, SilentReporter
+from ocibuild.observe.records import BuildLog
 from ocibuild.options import Options
 from ocibuild.plan import Plan, make_plan, mount_from_refs
 from ocibuild.platforms import check_runnable, host_platform, parse_platform

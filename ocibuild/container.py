@@ -10,7 +10,7 @@ from ocibuild import isolation
 from ocibuild.builder.scratch import Scratch
 from ocibuild.errors import OcibuildError, RuntimeFailure
 from ocibuild.image.store import Store
-from ocibuild.log import Reporter, SilentReporter
+from ocibuild.observe.log import Reporter, SilentReporter
 from ocibuild.options import Options
 from ocibuild.runtime.process import Process, run_process
 from ocibuild.storage import driver

@@ -28,7 +28,7 @@ from ocibuild.errors import OcibuildError
 from ocibuild.image.diff import Change, compare, image_layers, layer_entries
 from ocibuild.image.model import diff_ids_of
 from ocibuild.image.store import Store
-from ocibuild.log import Reporter, SilentReporter
+from ocibuild.observe.log import Reporter, SilentReporter
 from ocibuild.options import Options
 from ocibuild.plan import make_plan
 

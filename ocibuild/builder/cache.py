@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 class CacheObserver(Protocol):
     """Told when a step begins, its cache decision before it runs, and when it ends
     (``record``: its ``--trace`` record; ``error`` when it failed). See
-    ``ocibuild.buildlog.BuildObserver``."""
+    ``ocibuild.observe.records.BuildObserver``."""
 
     def begin(
         self, ctx: StepContext, stage: Stage, number: int, index: int, instr: Instruction

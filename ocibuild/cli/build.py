@@ -15,7 +15,7 @@ from ocibuild.cli import build_compat, observe
 from ocibuild.cli.common import common_flags, kv, options_from, require_root
 from ocibuild.cli.registry import add_tls_flag
 from ocibuild.errors import OcibuildError
-from ocibuild.log import StreamReporter
+from ocibuild.observe.log import StreamReporter
 from ocibuild.options import COMPRESSIONS, NETWORK_MODES, PULL_POLICIES
 
 

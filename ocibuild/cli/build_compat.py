@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ocibuild.errors import OcibuildError
-from ocibuild.log import JsonReporter, QuietReporter, Reporter
+from ocibuild.observe.log import JsonReporter, QuietReporter, Reporter
 from ocibuild.options import PULL_POLICIES
 
 PROGRESS = ("auto", "plain", "tty", "quiet", "rawjson")

@@ -10,7 +10,7 @@ from ocibuild.cli.common import common_flags, options_from
 from ocibuild.errors import OcibuildError
 from ocibuild.image.model import diff_ids_of
 from ocibuild.image.store import Store
-from ocibuild.log import human_size
+from ocibuild.observe.log import human_size
 
 
 def register(sub: Any) -> None:

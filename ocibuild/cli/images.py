@@ -14,7 +14,7 @@ from ocibuild.cli.common import common_flags, options_from, require_root
 from ocibuild.dockerfile.parser import dump_buildkit, parse, to_json
 from ocibuild.errors import OcibuildError
 from ocibuild.image.store import Store
-from ocibuild.log import StreamReporter, human_size
+from ocibuild.observe.log import StreamReporter, human_size
 
 
 def register(sub: Any) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ocibuild.cli.common import common_flags, options_from, require_root
 from ocibuild.errors import OcibuildError
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
 from ocibuild.options import Options, parse_epoch
 
 
@@ -106,7 +106,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_builds(args: argparse.Namespace) -> int:
-    from ocibuild.buildlog import find_build, list_builds, read_build
+    from ocibuild.observe.records import find_build, list_builds, read_build
 
     root = options_from(args).root
     if args.build:
@@ -139,7 +139,7 @@ def cmd_builds(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from ocibuild.buildlog import find_build, read_build, step_log_path
+    from ocibuild.observe.records import find_build, read_build, step_log_path
 
     build_dir = find_build(options_from(args).root, args.build)
     doc = read_build(build_dir)
@@ -174,8 +174,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
-    from ocibuild import debug
     from ocibuild.image.store import Store
+    from ocibuild.observe import debug
 
     root = options_from(args).root
     kept, meta = debug.find_failure(root, args.build, args.step)

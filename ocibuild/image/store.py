@@ -36,7 +36,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO
 
@@ -252,6 +252,16 @@ class Store:
                 hint="rebuild or re-import the image that uses it",
             )
         return os.path.join(self._layer_root(diff_id), "diff")
+
+    def lower_dirs(self, diff_ids: Sequence[str]) -> list[str]:
+        """The layers' dirs as overlay lower dirs, top-most first; a layer repeated lower
+        down is shadowed, so it is dropped."""
+        out: list[str] = []
+        for diff_id in reversed(diff_ids):
+            path = self.layer_dir(diff_id)
+            if path not in out:
+                out.append(path)
+        return out
 
     def layer_info(self, diff_id: str) -> JSON:
         try:

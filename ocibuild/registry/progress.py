@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from ocibuild.log import Reporter, human_size
+from ocibuild.observe.log import Reporter, human_size
 
 
 class Progress(Protocol):
