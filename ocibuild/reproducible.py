@@ -26,7 +26,6 @@ from ocibuild.builder.executor import BuildResult
 from ocibuild.dockerfile.parser import parse
 from ocibuild.errors import OcibuildError
 from ocibuild.image.diff import Change, compare, image_layers, layer_entries
-from ocibuild.image.model import diff_ids_of
 from ocibuild.image.store import Store
 from ocibuild.observe.log import Reporter, SilentReporter
 from ocibuild.options import Options
@@ -87,8 +86,7 @@ def seed_store(src: Store, dst: Store, names: list[str]) -> None:
             image_id = src.resolve(name)
         except OcibuildError:
             continue  # not local: the build pulls it
-        config = src.get_config(image_id)
-        for diff_id in diff_ids_of(config):
+        for diff_id in src.get_image(image_id).diff_ids:
             hexpart = diff_id.partition(":")[2]
             target = os.path.join(dst.layers, hexpart)
             if not os.path.exists(target):
@@ -100,7 +98,7 @@ def seed_store(src: Store, dst: Store, names: list[str]) -> None:
             blob = (src.layer_info(diff_id).get("blob") or {}).get("digest")
             if isinstance(blob, str) and src.has_blob(blob) and not dst.has_blob(blob):
                 os.link(src.blob_path(blob), dst.blob_path(blob))
-        dst.put_config(config)
+        dst.put_blob(src.read_blob(image_id))  # the config, byte for byte
         dst.tag(name, image_id)
 
 

@@ -263,12 +263,12 @@ def source_layers(ctx: StepContext, instr: Instruction, ref: str) -> list[str]:
             image_id = import_oci_layout(ctx.store, os.path.abspath(path), tag)
         else:
             image_id = ctx.store.resolve(ref)
-        config = ctx.store.get_config(image_id)
+        found = ctx.store.get_image(image_id)
     except OcibuildError as exc:
         raise fail(
             instr, f"--from={ref}: not a stage and not an image in the local store", hint=exc.hint
         ) from None
-    return list((config.get("rootfs") or {}).get("diff_ids") or [])
+    return found.diff_ids
 
 
 def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyPlan) -> None:

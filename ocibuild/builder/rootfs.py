@@ -57,8 +57,7 @@ def commit_upper(ctx: StepContext, upper: str) -> StepOutcome:
         ctx.store.commit_layer_dir(
             upper, digest.diff_id, digest.size, source_date_epoch=ctx.options.source_date_epoch
         )
-    ctx.image.diff_ids.append(digest.diff_id)
-    ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=False)
+    ctx.image.add_layer(digest.diff_id, ctx.created, ctx.history_text)
     return StepOutcome(diff_id=digest.diff_id, size=digest.size)
 
 

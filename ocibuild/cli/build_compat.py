@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ocibuild.errors import OcibuildError
+from ocibuild.fs.atomic import write_atomic
 from ocibuild.observe.log import JsonReporter, QuietReporter, Reporter
 from ocibuild.options import PULL_POLICIES
 
@@ -407,10 +408,7 @@ def write_results(
 
 
 def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def make_reporter(progress: str, quiet: bool, debug: bool) -> Reporter | None:

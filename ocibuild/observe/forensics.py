@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ocibuild.errors import OcibuildError
+from ocibuild.fs.atomic import write_atomic
 
 if TYPE_CHECKING:
     from ocibuild.builder.step import StepContext
@@ -197,7 +198,4 @@ def _copy_tree(src: str, dst: str, *, link: bool) -> None:
 
 
 def _write(path: str, data: dict[str, Any]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
+    write_atomic(path, json.dumps(data, indent=2) + "\n", mode=0o600, durable=False)

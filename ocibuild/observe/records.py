@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ocibuild.builder.mounts import secret_value
 from ocibuild.errors import OcibuildError
+from ocibuild.fs.atomic import write_atomic
 from ocibuild.image.store import private_dir
 from ocibuild.observe.explain import Explainer, dockerfile_identity
 from ocibuild.observe.forensics import FAILED_DIR, StepHook
@@ -352,13 +352,4 @@ def _read_json(path: str) -> dict[str, Any] | None:
 def _write_json(path: str, data: dict[str, Any]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(data, indent=2) + "\n", mode=0o600, durable=False)
