@@ -92,11 +92,10 @@ def register(sub: Any) -> None:
 def _platform(store: Store, image_id: str) -> str:
     """os/architecture[/variant] from the image's config ("" when it names none)."""
     try:
-        config = store.get_config(image_id)
+        image = store.get_image(image_id)
     except OcibuildError:
         return ""
-    parts = [config.get("os"), config.get("architecture"), config.get("variant")]
-    return "/".join(str(p) for p in parts if p)
+    return "/".join(p for p in (image.os, image.architecture, image.variant) if p)
 
 
 def cmd_images(args: argparse.Namespace) -> int:
@@ -158,7 +157,7 @@ def cmd_save(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     store = Store(options_from(args).root)
     image_id = store.resolve(args.name)
-    config = store.get_config(image_id)
+    config = store.get_image(image_id).to_json()  # the stored document, field for field
     print(json.dumps({"Id": image_id, **config}, indent=2))
     return 0
 
