@@ -9,6 +9,8 @@ SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci s
 STAMP := $(VENV)/.installed
 # other architectures' RUN steps (--platform): QEMU registered in binfmt_misc, fix-binary
 SYSTEM_PACKAGES += qemu-user-static binfmt-support
+# the browser the HTML report is tested in (headless)
+SYSTEM_PACKAGES += chromium
 # what `make demo` needs: a runtime, the busybox the example copies, the RUN steps' network
 # (slirp4netns), the native helper's compiler and headers, and Python's venv
 DEMO_PACKAGES := runc busybox-static slirp4netns gcc libc6-dev libffi-dev python3-dev \
@@ -52,7 +54,15 @@ demo-system:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEMO_PACKAGES); \
 	fi
 
-demo: demo-system $(SECCOMP_PROFILE) venv
+# the demo's venv: ocibuild alone, not the test tools (`make test` adds them)
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): pyproject.toml setup.py native/ocibuild_native.c native/ocibuild_native.h native/build_native.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip 'setuptools>=68' wheel cffi
+	$(BIN)/pip install -q --no-build-isolation -e .
+	touch $(DEMO_STAMP)
+
+demo: demo-system $(SECCOMP_PROFILE) $(DEMO_STAMP)
 	cp /bin/busybox examples/hello/busybox
 	$(BIN)/ocibuild build -t hello examples/hello
 	$(BIN)/ocibuild run --rm hello

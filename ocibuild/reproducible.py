@@ -79,8 +79,8 @@ def base_images(
 
 
 def seed_store(src: Store, dst: Store, names: list[str]) -> None:
-    """Copy the images ``names`` (when ``src`` has them) into ``dst``: config, tag,
-    layers hard-linked, original blobs of pulled layers."""
+    """Copy the images ``names`` (when ``src`` has them) into ``dst``: config (the same
+    bytes), tag, layers hard-linked, original blobs of pulled layers."""
     for name in names:
         try:
             image_id = src.resolve(name)
@@ -98,7 +98,10 @@ def seed_store(src: Store, dst: Store, names: list[str]) -> None:
             blob = (src.layer_info(diff_id).get("blob") or {}).get("digest")
             if isinstance(blob, str) and src.has_blob(blob) and not dst.has_blob(blob):
                 os.link(src.blob_path(blob), dst.blob_path(blob))
-        dst.put_blob(src.read_blob(image_id))  # the config, byte for byte
+        # the config's own bytes: a pulled config is kept as the registry served it (its
+        # digest is the image ID); encoding it again would give another digest
+        if dst.put_blob(src.read_blob(image_id)) != image_id:
+            raise OcibuildError(f"image {image_id}: its config does not match its digest")
         dst.tag(name, image_id)
 
 

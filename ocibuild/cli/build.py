@@ -93,6 +93,11 @@ def register(sub: Any) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    with observe.html_report(args):  # --report-html, drawn whether the build fails or not
+        return _build(args)
+
+
+def _build(args: argparse.Namespace) -> int:
     api.check_tags(args.tag)  # a bad name is refused before anything runs
     platforms = build_compat.check_platforms(args.platform) if args.platform else []
     labels = dict(kv(text) for text in args.label)
@@ -171,6 +176,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         else:
             result = build_one(platforms[0] if platforms else None, args.tag)
     build_compat.write_results(args, result.image_id, result.tags, output)
+    if written := build_compat.describe_output(output):
+        reporter.info(written)
     layers = sum(1 for s in result.steps if s.diff_id and s.cache != "hit")
     cached = sum(1 for s in result.steps if s.cache == "hit")
     reporter.info(

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from ocibuild.errors import OcibuildError
 from ocibuild.fs.atomic import write_atomic
-from ocibuild.observe.log import JsonReporter, QuietReporter, Reporter
+from ocibuild.observe.log import JsonReporter, QuietReporter, Reporter, human_size
 from ocibuild.options import PULL_POLICIES
 
 PROGRESS = ("auto", "plain", "tty", "quiet", "rawjson")
@@ -405,6 +405,40 @@ def write_results(
         if tags:
             meta["image.name"] = ",".join(tags)
         _write(args.metadata_file, json.dumps(meta, indent=2) + "\n")
+
+
+OUTPUT_WORDS = {
+    "oci": "an OCI image layout",
+    "oci-archive": "an OCI image archive",
+    "docker-archive": "a docker archive (for docker load)",
+    "tar": "a tar of the root filesystem",
+    "local": "the root filesystem",
+}
+
+
+def describe_output(output: Any) -> str | None:
+    """What ``--output`` wrote, and where (a push says so itself)."""
+    if output is None or output.type not in OUTPUT_WORDS:
+        return None
+    what = OUTPUT_WORDS[output.type]
+    if output.dest == "-":
+        return f"wrote {what} to standard output"
+    path = os.path.abspath(output.dest)
+    return f"wrote {what} to {path} ({human_size(_disk_size(path))})"
+
+
+def _disk_size(path: str) -> int:
+    if not os.path.isdir(path):
+        try:
+            return os.lstat(path).st_size
+        except OSError:
+            return 0
+    total = 0
+    for top, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(top, name)).st_size
+    return total
 
 
 def _write(path: str, text: str) -> None:

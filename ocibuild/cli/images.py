@@ -60,7 +60,9 @@ def register(sub: Any) -> None:
         action="store_true",
         help="pass standard input even from a terminal (a pipe or file is always passed)",
     )
-    r.add_argument("-t", "--tty", action="store_true", help="a terminal (not supported yet)")
+    r.add_argument(
+        "-t", "--tty", action="store_true", help="give the command a terminal (with -i: yours)"
+    )
     r.add_argument(
         "-v",
         "--volume",
@@ -125,7 +127,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_save(args: argparse.Namespace) -> int:
-    from ocibuild.cli.build_compat import check_writable_dir
+    from ocibuild.cli.build_compat import check_writable_dir, describe_output
 
     options = options_from(args)
     store = Store(options.root)
@@ -151,6 +153,8 @@ def cmd_save(args: argparse.Namespace) -> int:
     require_root(args)  # an ordinary user: in its user namespace (layers hold its subids)
     output = api.Output(args.format, args.output)
     api.write_output(store, image_id, output, names, options, StreamReporter())
+    if args.output != "-" and (written := describe_output(output)):
+        print(written, file=sys.stderr)
     return 0
 
 
@@ -172,11 +176,6 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.tty:
-        raise OcibuildError(
-            "-t (a terminal for the container) is not supported yet",
-            hint="leave -t out: standard input and output are passed through as pipes",
-        )
     require_root()
     options = options_from(args)
     out = sys.stdout.buffer
@@ -207,6 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         volumes=args.volume,
         network=args.network,
         stdin=stdin,
+        tty=args.tty,
     )
 
 

@@ -8,12 +8,13 @@
   step leaves for study.
 * :mod:`~ocibuild.observe.explain`: why each step hit or missed the cache
   (``ocibuild explain``).
-* :mod:`~ocibuild.observe.report`: ``--report FILE``, the build's summary.
+* :mod:`~ocibuild.observe.report`: ``--report FILE``, the build's summary;
+  :mod:`~ocibuild.observe.html` draws it as one page (``--report-html``, ``report --html``).
 * :mod:`~ocibuild.observe.records`: the build records under ``ROOT/builds/``
   (``ocibuild logs``), the observer the executor calls at each step.
 * :mod:`~ocibuild.observe.debug`: ``ocibuild debug BUILD``, a shell in a kept failure.
 
 The modules sit at different layers (pyproject.toml's import-linter contract): ``log``,
-``trace`` and ``forensics`` below the builder, ``explain``, ``report`` and ``records``
-above it, ``debug`` beside the API. This file imports none of them.
+``trace`` and ``forensics`` below the builder, ``explain``, ``report``, ``html`` and
+``records`` above it, ``debug`` beside the API. This file imports none of them.
 """

@@ -240,6 +240,7 @@ class _Puller:
                             f"downloading {what} from {self.client.host} failed: {reason(e)}",
                             hint="run the pull again: complete layers are kept",
                         ) from e
+                    self.client.retrying(f"downloading {what}: {reason(e)}", attempt)
                     time.sleep(self.client.backoff * 2**attempt)
                     attempt += 1
                 finally:
@@ -333,6 +334,7 @@ def _pull(
     ropts = ropts or RegistryOptions()
     progress = progress or NoProgress()
     client = connect(ref, ropts)
+    client.on_retry = progress.note
     manifest, manifest_digest = resolve_manifest(client, ref, platform)
     meta = RegistryMeta(store)
     cache = os.path.join(meta.dir, "downloads")

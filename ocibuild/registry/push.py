@@ -151,9 +151,10 @@ class _Pusher:
             try:
                 self._upload_once(digest, size, src, key, url)
                 return
-            except Unreachable:
+            except Unreachable as e:
                 if attempt >= self.client.retries:
                     raise
+                self.client.retrying(f"uploading {digest[:19]}: {e.message}", attempt)
                 time.sleep(self.client.backoff * 2**attempt)
                 attempt += 1
                 url = None  # the old session may hold part of the body: start afresh
@@ -308,6 +309,7 @@ def _push(
     for diff_id in diff_ids:
         store.layer_dir(diff_id)  # every layer present before anything is sent
     client = connect(ref, ropts)
+    client.on_retry = progress.note
     pusher = _Pusher(store, client, ref, kind, progress)
     progress.note(f"pushing {ref.familiar()}: {len(diff_ids)} layers ({compression})")
     tasks = [partial(pusher.layer, d) for d in diff_ids]

@@ -77,6 +77,7 @@ class Process:
     network: Network = "host"  # host | none (empty namespace) | private (join ``netns``)
     mounts: Sequence[Mapping[str, Any]] = ()  # extra runtime-spec mounts (RUN --mount)
     netns: str | None = None  # the build's network namespace (network="private")
+    terminal: bool = False  # `ocibuild run -t`: the OCI runtime gives the process a pty
 
 
 def _mount_binary() -> str:
@@ -135,6 +136,8 @@ def run_process(
     )
     if host is not None:  # --add-host, --ulimit, --shm-size
         spec = with_host(spec, host, bundle, network)
+    if process.terminal:  # the runtime, in the foreground, relays its own stdio to it
+        spec["process"]["terminal"] = True
     if in_user_namespace():
         uids, gids = read_id_maps()
         check_mapped("uid", user.uid, uids)
