@@ -110,14 +110,11 @@ def write_html(doc: dict[str, Any], path: str) -> None:
         sys.stdout.write(page)
         sys.stdout.flush()
         return
-    tmp = f"{path}.tmp-{os.getpid()}"
+    from ocibuild.fs.atomic import write_atomic
+
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, path)
+        write_atomic(path, page)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise OcibuildError(f"cannot write {path}: {e.strerror or e}") from None
 
 
