@@ -41,13 +41,13 @@ if TYPE_CHECKING:
     from ocibuild.errors import DockerfileError as DockerfileError
     from ocibuild.errors import OcibuildError as OcibuildError
     from ocibuild.errors import RunError as RunError
-    from ocibuild.log import JsonReporter as JsonReporter
-    from ocibuild.log import QuietReporter as QuietReporter
-    from ocibuild.log import Reporter as Reporter
-    from ocibuild.log import SilentReporter as SilentReporter
-    from ocibuild.log import StreamReporter as StreamReporter
+    from ocibuild.observe.log import JsonReporter as JsonReporter
+    from ocibuild.observe.log import QuietReporter as QuietReporter
+    from ocibuild.observe.log import Reporter as Reporter
+    from ocibuild.observe.log import SilentReporter as SilentReporter
+    from ocibuild.observe.log import StreamReporter as StreamReporter
+    from ocibuild.observe.trace import StepTimings as StepTimings
     from ocibuild.options import Options as Options
-    from ocibuild.trace import StepTimings as StepTimings
 
 _WHERE = {
     "build": "ocibuild.api",
@@ -59,13 +59,13 @@ _WHERE = {
     "DockerfileError": "ocibuild.errors",
     "BuildError": "ocibuild.errors",
     "RunError": "ocibuild.errors",
-    "Reporter": "ocibuild.log",
-    "SilentReporter": "ocibuild.log",
-    "QuietReporter": "ocibuild.log",
-    "StreamReporter": "ocibuild.log",
-    "JsonReporter": "ocibuild.log",
+    "Reporter": "ocibuild.observe.log",
+    "SilentReporter": "ocibuild.observe.log",
+    "QuietReporter": "ocibuild.observe.log",
+    "StreamReporter": "ocibuild.observe.log",
+    "JsonReporter": "ocibuild.observe.log",
     "Options": "ocibuild.options",
-    "StepTimings": "ocibuild.trace",
+    "StepTimings": "ocibuild.observe.trace",
 }
 
 __all__ = sorted([*_WHERE, "__version__"])

@@ -18,13 +18,14 @@ from ocibuild import isolation
 from ocibuild.builder.context import SourceTree
 from ocibuild.builder.executor import BuildResult, StepRecord, execute
 from ocibuild.builder.source import check_stage_platforms
-from ocibuild.buildlog import BuildLog
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Instruction, Run
 from ocibuild.dockerfile.parser import parse
 from ocibuild.errors import DockerfileError, OcibuildError
+from ocibuild.image.model import ImageConfig
 from ocibuild.image.store import Store, normalize_tag
-from ocibuild.log import Reporter, SilentReporter, StepBufferingReporter
+from ocibuild.observe.log import Reporter, SilentReporter, StepBufferingReporter
+from ocibuild.observe.records import BuildLog
 from ocibuild.options import Options
 from ocibuild.plan import Plan, make_plan, mount_from_refs
 from ocibuild.platforms import check_runnable, host_platform, parse_platform, parse_platforms
@@ -144,7 +145,7 @@ def import_directory(store: Store, path: str) -> str:
     import tarfile
     import tempfile
 
-    from ocibuild.image.model import MT_OCI_LAYER, history_entry, new_config
+    from ocibuild.image.model import MT_OCI_LAYER, history_entry
 
     def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
@@ -162,12 +163,12 @@ def import_directory(store: Store, path: str) -> str:
         tmp.seek(0)
         diff_id = store.import_layer_blob(tmp, MT_OCI_LAYER, "sha256:" + digest.hexdigest())
     created = "1970-01-01T00:00:00Z"
-    config = new_config(
+    image = ImageConfig(
         created=created,
         diff_ids=[diff_id],
         history=[history_entry(created, f"build context {path}")],
     )
-    return store.put_config(config)
+    return store.put_image(image)
 
 
 def apply_build_contexts(df: Dockerfile, contexts: Mapping[str, str]) -> Dockerfile:
@@ -408,13 +409,14 @@ def build(
                 build_args=build_args or {},
                 observer=log.observer,
             )
-            config = state.image.to_image_config(created)
+            image = state.image
+            image.created = created
             if platform:  # BuildKit: an explicit target platform names the image's
-                _set_platform(config, target_platform.descriptor())
+                _set_platform(image, target_platform.descriptor())
             if labels:
-                inner = config.setdefault("config", {})
-                inner["Labels"] = {**(inner.get("Labels") or {}), **labels}
-            image_id = store.put_config(config)
+                image.config["Labels"] = {**(image.config.get("Labels") or {}), **labels}
+            config = image.to_json()
+            image_id = store.put_image(image)
             for tag in normalized:
                 store.tag(tag, image_id)
             if output is not None:
@@ -431,17 +433,11 @@ def build(
     return BuildResult(image_id, config, normalized, records, build_id=log.id)
 
 
-def _set_platform(config: dict[str, Any], platform: Mapping[str, str]) -> None:
-    """The config's architecture, os and variant as ``platform`` says (key order kept)."""
-    config.pop("variant", None)
-    for key in ("architecture", "os"):
-        config[key] = platform[key]
-    if platform.get("variant"):
-        items = list(config.items())
-        at = next(i for i, (k, _) in enumerate(items) if k == "os") + 1
-        items.insert(at, ("variant", platform["variant"]))
-        config.clear()
-        config.update(items)
+def _set_platform(image: ImageConfig, platform: Mapping[str, str]) -> None:
+    """The image's architecture, os and variant as ``platform`` says."""
+    image.architecture = platform["architecture"]
+    image.os = platform["os"]
+    image.variant = platform.get("variant") or ""
 
 
 def write_output(
@@ -541,7 +537,7 @@ def annotate_manifest(layout: str, digest: str, annotations: Mapping[str, str]) 
     import hashlib
     import json
 
-    from ocibuild.image.atomic import write_atomic
+    from ocibuild.fs.atomic import write_atomic
     from ocibuild.image.model import canonical_json
 
     blobs = os.path.join(layout, "blobs", "sha256")

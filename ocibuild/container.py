@@ -13,8 +13,9 @@ from typing import Any, Literal
 from ocibuild import isolation
 from ocibuild.builder.scratch import Scratch
 from ocibuild.errors import OcibuildError, RuntimeFailure
+from ocibuild.image.model import ImageConfig
 from ocibuild.image.store import Store
-from ocibuild.log import Reporter, SilentReporter
+from ocibuild.observe.log import Reporter, SilentReporter
 from ocibuild.options import Options
 from ocibuild.runtime.native import NAME as NATIVE
 from ocibuild.runtime.process import Process, run_process
@@ -23,11 +24,11 @@ from ocibuild.storage.overlay import ensure_mount_namespace
 
 
 def image_command(
-    config: dict[str, Any], override: Sequence[str], entrypoint: str | None = None
+    image: ImageConfig, override: Sequence[str], entrypoint: str | None = None
 ) -> list[str]:
     """ENTRYPOINT + CMD as docker run makes them: a command replaces CMD;
     ``--entrypoint`` replaces ENTRYPOINT and drops the image's CMD (``""``: none)."""
-    cfg = config.get("config") or {}
+    cfg = image.config
     if entrypoint is not None:
         args = ([entrypoint] if entrypoint else []) + list(override)
     else:
@@ -141,15 +142,10 @@ def run_image(
     net: Literal["host", "none"] = "none" if network == "none" else "host"
     mounts = [parse_volume(v) for v in volumes]
     store = Store(options.root)
-    config = store.get_config(store.resolve(name))
-    cfg = config.get("config") or {}
-    args = image_command(config, command, entrypoint)
-    diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-    lowers: list[str] = []
-    for diff_id in reversed(diff_ids):
-        path = store.layer_dir(diff_id)
-        if path not in lowers:
-            lowers.append(path)
+    image = store.get_image(store.resolve(name))
+    cfg = image.config
+    args = image_command(image, command, entrypoint)
+    lowers = store.lower_dirs(image.diff_ids)
     ensure_mount_namespace()
     reporter = reporter or SilentReporter()
     options = isolation.resolve(options, reporter, store.tmp)

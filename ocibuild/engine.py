@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from ocibuild.errors import OcibuildError
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
 from ocibuild.options import Options
 
 if TYPE_CHECKING:

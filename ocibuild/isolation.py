@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from ocibuild import _native, doctor
 from ocibuild.errors import OcibuildError
 from ocibuild.fs.idmap import in_user_namespace, newidmap_args, read_subids
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
 from ocibuild.options import Options, default_root
 from ocibuild.runtime import native
 from ocibuild.storage import driver

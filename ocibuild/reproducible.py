@@ -26,9 +26,8 @@ from ocibuild.builder.executor import BuildResult
 from ocibuild.dockerfile.parser import parse
 from ocibuild.errors import OcibuildError
 from ocibuild.image.diff import Change, compare, image_layers, layer_entries
-from ocibuild.image.model import diff_ids_of
 from ocibuild.image.store import Store
-from ocibuild.log import Reporter, SilentReporter
+from ocibuild.observe.log import Reporter, SilentReporter
 from ocibuild.options import Options
 from ocibuild.plan import make_plan
 
@@ -87,8 +86,7 @@ def seed_store(src: Store, dst: Store, names: list[str]) -> None:
             image_id = src.resolve(name)
         except OcibuildError:
             continue  # not local: the build pulls it
-        config = src.get_config(image_id)
-        for diff_id in diff_ids_of(config):
+        for diff_id in src.get_image(image_id).diff_ids:
             hexpart = diff_id.partition(":")[2]
             target = os.path.join(dst.layers, hexpart)
             if not os.path.exists(target):

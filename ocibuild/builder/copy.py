@@ -27,7 +27,7 @@ from ocibuild.fs.rootpath import resolve_in_root
 from ocibuild.image.layout import import_oci_layout
 from ocibuild.layers.apply import extract_archive
 from ocibuild.layers.compress import open_decompressed
-from ocibuild.log import human_size
+from ocibuild.observe.log import human_size
 from ocibuild.registry.progress import PlainLines
 from ocibuild.runtime.users import resolve_owner
 from ocibuild.storage import fsops
@@ -288,12 +288,12 @@ def source_layers(ctx: StepContext, instr: Instruction, ref: str) -> list[str]:
             image_id = import_oci_layout(ctx.store, os.path.abspath(path), tag)
         else:
             image_id = ctx.store.resolve(ref)
-        config = ctx.store.get_config(image_id)
+        found = ctx.store.get_image(image_id)
     except OcibuildError as exc:
         raise fail(
             instr, f"--from={ref}: not a stage and not an image in the local store", hint=exc.hint
         ) from None
-    return list((config.get("rootfs") or {}).get("diff_ids") or [])
+    return found.diff_ids
 
 
 def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyPlan) -> None:

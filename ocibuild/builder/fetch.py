@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from ocibuild.errors import OcibuildError
-from ocibuild.log import human_size
+from ocibuild.observe.log import human_size
 from ocibuild.registry.progress import Progress
 
 URL_RE = re.compile(r"^https?://", re.IGNORECASE)

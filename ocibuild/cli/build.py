@@ -13,7 +13,7 @@ from ocibuild.cli import build_compat, engine_build, observe
 from ocibuild.cli.common import common_flags, kv, options_from, require_root
 from ocibuild.cli.registry import add_tls_flag
 from ocibuild.errors import OcibuildError
-from ocibuild.log import StreamReporter
+from ocibuild.observe.log import StreamReporter
 from ocibuild.options import COMPRESSIONS, NETWORK_MODES, PULL_POLICIES
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ocibuild.errors import OcibuildError
-from ocibuild.log import JsonReporter, QuietReporter, Reporter, human_size
+from ocibuild.fs.atomic import write_atomic
+from ocibuild.observe.log import JsonReporter, QuietReporter, Reporter, human_size
 from ocibuild.options import PULL_POLICIES
 
 PROGRESS = ("auto", "plain", "tty", "quiet", "rawjson")
@@ -358,10 +359,7 @@ def _disk_size(path: str) -> int:
 
 
 def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def make_reporter(progress: str, quiet: bool, debug: bool) -> Reporter | None:

@@ -16,7 +16,7 @@ from typing import Any
 from ocibuild.cli import build_compat, observe
 from ocibuild.cli.common import options_from
 from ocibuild.errors import OcibuildError
-from ocibuild.log import StreamReporter
+from ocibuild.observe.log import StreamReporter
 
 
 def selected(args: argparse.Namespace) -> str | None:

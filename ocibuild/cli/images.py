@@ -14,7 +14,7 @@ from ocibuild.cli.common import common_flags, options_from, require_root
 from ocibuild.dockerfile.parser import dump_buildkit, parse, to_json
 from ocibuild.errors import OcibuildError
 from ocibuild.image.store import Store
-from ocibuild.log import StreamReporter, human_size
+from ocibuild.observe.log import StreamReporter, human_size
 
 
 def register(sub: Any) -> None:
@@ -102,11 +102,10 @@ def register(sub: Any) -> None:
 def _platform(store: Store, image_id: str) -> str:
     """os/architecture[/variant] from the image's config ("" when it names none)."""
     try:
-        config = store.get_config(image_id)
+        image = store.get_image(image_id)
     except OcibuildError:
         return ""
-    parts = [config.get("os"), config.get("architecture"), config.get("variant")]
-    return "/".join(str(p) for p in parts if p)
+    return "/".join(p for p in (image.os, image.architecture, image.variant) if p)
 
 
 def _platform_text(platform: dict[str, str]) -> str:
@@ -193,7 +192,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     multi = store.index_of(args.name)
     if args.platform:
         image_id = _pick_platform(store, args.name, image_id, multi, args.platform)
-    config = store.get_config(image_id)
+    config = store.get_image(image_id).to_json()  # the stored document, field for field
     doc: dict[str, Any] = {"Id": image_id, **config}
     if multi is not None:
         doc["Platforms"] = [{"Platform": d["platform"], "Id": d["id"]} for d in _platforms(multi)]

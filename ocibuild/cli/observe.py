@@ -16,7 +16,7 @@ from typing import Any
 
 from ocibuild.cli.common import common_flags, options_from, require_root
 from ocibuild.errors import OcibuildError
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
 from ocibuild.options import Options, parse_epoch
 
 
@@ -110,14 +110,11 @@ def write_html(doc: dict[str, Any], path: str) -> None:
         sys.stdout.write(page)
         sys.stdout.flush()
         return
-    tmp = f"{path}.tmp-{os.getpid()}"
+    from ocibuild.fs.atomic import write_atomic
+
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, path)
+        write_atomic(path, page)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise OcibuildError(f"cannot write {path}: {e.strerror or e}") from None
 
 
@@ -183,7 +180,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_builds(args: argparse.Namespace) -> int:
-    from ocibuild.buildlog import find_build, list_builds, read_build
+    from ocibuild.observe.records import find_build, list_builds, read_build
 
     root = options_from(args).root
     if args.build:
@@ -216,8 +213,8 @@ def cmd_builds(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ocibuild.buildlog import find_build, read_build
     from ocibuild.image.store import Store
+    from ocibuild.observe.records import find_build, read_build
 
     root = options_from(args).root
     doc = read_build(find_build(root, args.build))
@@ -239,7 +236,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def add_largest_files(store: Any, doc: dict[str, Any]) -> None:
     """A stored record has layer sizes but not the files (``--report`` adds those): read
     the largest files of each layer still in the store."""
-    from ocibuild.report import layer_changes
+    from ocibuild.observe.report import layer_changes
 
     for step in doc.get("steps") or []:
         layer = step.get("layer")
@@ -253,7 +250,7 @@ def add_largest_files(store: Any, doc: dict[str, Any]) -> None:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from ocibuild.buildlog import find_build, read_build, step_log_path
+    from ocibuild.observe.records import find_build, read_build, step_log_path
 
     build_dir = find_build(options_from(args).root, args.build)
     doc = read_build(build_dir)
@@ -288,8 +285,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
-    from ocibuild import debug
     from ocibuild.image.store import Store
+    from ocibuild.observe import debug
 
     root = options_from(args).root
     kept, meta = debug.find_failure(root, args.build, args.step)

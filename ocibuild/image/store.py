@@ -16,7 +16,8 @@ step can leave a setuid-root file in a cache mount or a kept failure, and a conf
 log can hold a build-arg or a printed secret: no other local user may reach any of it, nor
 take ROOT/lock. A looser store (made by an older ocibuild) is tightened when opened.
 
-Every write is atomic: blobs go temp file -> hash while writing -> fsync -> rename; a layer
+Every write is atomic and durable (:mod:`ocibuild.fs.atomic`): blobs go temp file -> hash
+while writing -> fsync -> rename -> fsync of the dir; a layer
 dir is assembled in tmp/ and renamed into ``layers/`` in one step; ``images.json`` is
 rewritten through a temp file under the lock. A blob or layer that already exists is kept
 (content addressed: the new copy is identical). A multi-platform build's tags also name
@@ -40,14 +41,14 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, BinaryIO
 
 from ocibuild.errors import ImageNotFound, OcibuildError, StoreError
-from ocibuild.image.atomic import unlink_quiet, write_atomic
+from ocibuild.fs.atomic import StagedFile, staged_file, unlink_quiet, write_atomic
 from ocibuild.image.digest import hexpart, validate_digest
-from ocibuild.image.model import JSON, canonical_json, diff_ids_of
+from ocibuild.image.model import JSON, ImageConfig, canonical_json
 
 _CHUNK = 1 << 20
 _TMP_PREFIX = "store-"
@@ -189,55 +190,48 @@ class Store:
         """Store ``data``; returns its digest."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if not self.has_blob(digest):
-            write_atomic(self.blob_path(digest), data, tmp_dir=self.tmp, mode=PRIVATE_FILE)
+            write_atomic(
+                self.blob_path(digest),
+                data,
+                mode=PRIVATE_FILE,
+                tmp_dir=self.tmp,
+                prefix=_TMP_PREFIX + "blob-",
+            )
         return digest
 
     def put_blob_stream(
         self, stream: BinaryIO, expected_digest: str | None = None
     ) -> tuple[str, int]:
         """Store a stream; (digest, size). A digest mismatch raises and leaves nothing."""
-        tmp, digest, size = self._stage_blob(stream, expected_digest)
-        try:
-            self._publish(tmp, digest)
-        except BaseException:
-            unlink_quiet(tmp)
-            raise
+        with self._staged_blob() as staged:
+            digest, size = self._stage_blob(staged, stream, expected_digest)
+            staged.commit(self.blob_path(digest), replace=False)
         return digest, size
 
-    def _stage_blob(self, stream: BinaryIO, expected: str | None) -> tuple[str, str, int]:
+    def _staged_blob(self) -> AbstractContextManager[StagedFile]:
+        """A temp file in ``tmp/`` that becomes a blob (fs/atomic.py: durable)."""
+        return staged_file(self.tmp, mode=PRIVATE_FILE, prefix=_TMP_PREFIX + "blob-")
+
+    @staticmethod
+    def _stage_blob(staged: StagedFile, stream: BinaryIO, expected: str | None) -> tuple[str, int]:
+        """Copy ``stream`` into ``staged`` while hashing it; (digest, size). A digest other
+        than ``expected`` raises."""
         if expected is not None:
             validate_digest(expected)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX + "blob-", dir=self.tmp)
         h = hashlib.sha256()
         size = 0
-        try:
-            with os.fdopen(fd, "wb") as f:
-                while chunk := stream.read(_CHUNK):
-                    h.update(chunk)
-                    f.write(chunk)
-                    size += len(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            digest = "sha256:" + h.hexdigest()
-            if expected is not None and digest != expected:
-                raise StoreError(
-                    f"digest mismatch: expected {expected}, content is {digest}",
-                    hint="the source is corrupt or was modified while being read",
-                )
-        except BaseException:
-            unlink_quiet(tmp)
-            raise
-        return tmp, digest, size
-
-    def _publish(self, tmp: str, digest: str) -> bool:
-        """Rename a verified temp file into place; False when the blob already existed."""
-        dest = self.blob_path(digest)
-        if os.path.exists(dest):
-            unlink_quiet(tmp)
-            return False
-        os.chmod(tmp, PRIVATE_FILE)
-        os.rename(tmp, dest)
-        return True
+        while chunk := stream.read(_CHUNK):
+            h.update(chunk)
+            staged.file.write(chunk)
+            size += len(chunk)
+        staged.file.flush()
+        digest = "sha256:" + h.hexdigest()
+        if expected is not None and digest != expected:
+            raise StoreError(
+                f"digest mismatch: expected {expected}, content is {digest}",
+                hint="the source is corrupt or was modified while being read",
+            )
+        return digest, size
 
     def remove_blob(self, digest: str) -> None:
         unlink_quiet(self.blob_path(digest))
@@ -257,6 +251,16 @@ class Store:
                 hint="rebuild or re-import the image that uses it",
             )
         return os.path.join(self._layer_root(diff_id), "diff")
+
+    def lower_dirs(self, diff_ids: Sequence[str]) -> list[str]:
+        """The layers' dirs as overlay lower dirs, top-most first; a layer repeated lower
+        down is shadowed, so it is dropped."""
+        out: list[str] = []
+        for diff_id in reversed(diff_ids):
+            path = self.layer_dir(diff_id)
+            if path not in out:
+                out.append(path)
+        return out
 
     def layer_info(self, diff_id: str) -> JSON:
         try:
@@ -316,19 +320,20 @@ class Store:
 
         All or nothing: on any failure neither the blob nor the layer is left behind.
         """
-        tmp, digest, size = self._stage_blob(stream, expected_digest)
         staging = self.tmpdir("unpack-")
         published = False
         try:
-            diff = os.path.join(staging, "diff")
-            os.mkdir(diff)
-            from ocibuild.layers.apply import unpack_layer  # tar + decompressors: lazily
+            with self._staged_blob() as staged:
+                digest, size = self._stage_blob(staged, stream, expected_digest)
+                diff = os.path.join(staging, "diff")
+                os.mkdir(diff)
+                from ocibuild.layers.apply import unpack_layer  # tar + decompressors: lazily
 
-            with open(tmp, "rb") as f:
-                unpacked = unpack_layer(f, diff)
-            if self.has_layer(unpacked.diff_id):
-                return unpacked.diff_id
-            published = self._publish(tmp, digest)
+                with open(staged.tmp, "rb") as f:
+                    unpacked = unpack_layer(f, diff)
+                if self.has_layer(unpacked.diff_id):
+                    return unpacked.diff_id
+                published = staged.commit(self.blob_path(digest), replace=False)
             blob = {"digest": digest, "mediaType": media_type, "size": size}
             self.commit_layer_dir(diff, unpacked.diff_id, unpacked.size, blob)
             return unpacked.diff_id
@@ -337,7 +342,6 @@ class Store:
                 self.remove_blob(digest)
             raise
         finally:
-            unlink_quiet(tmp)
             shutil.rmtree(staging, ignore_errors=True)
 
     def remove_layer(self, diff_id: str) -> None:
@@ -350,9 +354,17 @@ class Store:
         shutil.rmtree(trash, ignore_errors=True)
 
     # -- configs and tags ------------------------------------------------------------------
-    def put_config(self, config: JSON) -> str:
-        """Store an image config (canonical JSON); its digest is the image ID."""
-        return self.put_blob(canonical_json(config))
+    def put_image(self, image: ImageConfig) -> str:
+        """Store an image config (its canonical JSON); the digest is the image ID."""
+        return self.put_blob(image.to_bytes())
+
+    def get_image(self, config_digest: str) -> ImageConfig:
+        """The image config ``config_digest`` as the model (:class:`ImageConfig`)."""
+        config = self.get_config(config_digest)
+        try:
+            return ImageConfig.from_json(config)
+        except ValueError as e:
+            raise StoreError(f"image config {config_digest}: {e}") from None
 
     def get_config(self, config_digest: str) -> JSON:
         try:
@@ -397,7 +409,7 @@ class Store:
         kept = {k: v for k, v in indexes.items() if k in tags}
         if kept:
             doc["indexes"] = kept
-        write_atomic(self.images_file, canonical_json(doc) + b"\n", sync_dir=True,
+        write_atomic(self.images_file, canonical_json(doc) + b"\n",
                      mode=PRIVATE_FILE)  # fmt: skip
 
     # -- multi-platform index records ------------------------------------------------------
@@ -517,14 +529,14 @@ class Store:
         out = []
         for digest, names in by_digest.items():
             try:
-                config = self.get_config(digest)
+                image = self.get_image(digest)
             except OcibuildError:
                 continue
             size = 0
-            for diff_id in diff_ids_of(config):
+            for diff_id in image.diff_ids:
                 with suppress(OcibuildError):
                     size += int(self.layer_info(diff_id).get("size") or 0)
-            out.append((sorted(names), digest, str(config.get("created", "")), size))
+            out.append((sorted(names), digest, image.created, size))
         out.sort(key=lambda item: item[0])
         return out
 
@@ -568,7 +580,7 @@ class Store:
                 used: set[str] = set()
                 for digest in self._used_images():
                     try:
-                        used.update(diff_ids_of(self.get_config(digest)))
+                        used.update(self.get_image(digest).diff_ids)
                     except OcibuildError:
                         continue
                 for name in os.listdir(self.layers):

@@ -1,7 +1,7 @@
 """A build as one self-contained web page (``ocibuild report BUILD --html FILE``,
 ``ocibuild build --report-html FILE``).
 
-The page is rendered from the build's report (:mod:`ocibuild.report`, the document
+The page is rendered from the build's report (:mod:`ocibuild.observe.report`, the document
 ``build.json`` holds): a timeline with one lane per stage (stages that ran in parallel
 side by side, cache hits marked), each step's time split, its layer's size and the
 largest files, and for a failed build where it failed. Everything is inline (CSS, a
@@ -15,7 +15,7 @@ import html
 import time
 from typing import Any
 
-from ocibuild.log import human_size
+from ocibuild.observe.log import human_size
 
 # the report's time split, in the order a step goes through them; and their colours
 PHASES = (

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ocibuild.log import Reporter, human_size
+from ocibuild.observe.log import Reporter, human_size
 
 
 class Progress(Protocol):

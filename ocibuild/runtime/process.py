@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from ocibuild.errors import RuntimeFailure
 from ocibuild.fs.idmap import check_mapped, in_user_namespace, read_id_maps
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
 from ocibuild.runtime import native
 from ocibuild.runtime.bundle import write_bundle, write_etc_files
 from ocibuild.runtime.etcfiles import Network

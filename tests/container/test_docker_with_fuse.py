@@ -217,7 +217,7 @@ def test_auto_falls_back_where_native_cannot_run(
 
     from ocibuild.engine import Engine, ensure_image
     from ocibuild.image.store import Store
-    from ocibuild.log import SilentReporter
+    from ocibuild.observe.log import SilentReporter
 
     write_context(context)
     common = ["--build-arg", f"BASE={bases.busybox}", "--source-date-epoch", EPOCH]
@@ -275,7 +275,7 @@ def test_ordinary_user_gets_the_image_in_their_store(
     from hardening import modes
     from ocibuild.engine import Engine, ensure_image
     from ocibuild.image.store import Store
-    from ocibuild.log import SilentReporter
+    from ocibuild.observe.log import SilentReporter
 
     try:
         user = modes.ensure_user()

@@ -2,7 +2,7 @@
 in the build's record in the store).
 
 Per step: the instruction and its Dockerfile line, the cache decision and its reason,
-the time split (from the same :class:`~ocibuild.trace.StepTimings` ``--trace`` writes,
+the time split (from the same :class:`~ocibuild.observe.trace.StepTimings` ``--trace`` writes,
 nothing is timed twice), the layer (diffID, size as stored: the uncompressed tar) and,
 with ``--report``, what the layer does to the files below it: added, changed (the path
 exists in a lower layer) and deleted (whiteouts), with the largest files added. Totals
@@ -25,8 +25,8 @@ from ocibuild.image.diff import walk_tree
 
 if TYPE_CHECKING:
     from ocibuild.builder.executor import StepRecord
-    from ocibuild.buildlog import BuildLog
     from ocibuild.image.store import Store
+    from ocibuild.observe.records import BuildLog
 
 REPORT_VERSION = 1
 LARGEST = 10
