@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ocibuild.errors import ImageNotFound, StoreError
+from ocibuild.image.model import ImageConfig
 from ocibuild.image.store import Store
 
 AMD = {"architecture": "amd64", "os": "linux"}
@@ -16,8 +17,8 @@ ARM = {"architecture": "arm64", "os": "linux"}
 
 def _two(store: Store) -> tuple[str, str]:
     return (
-        store.put_config({"architecture": "amd64", "os": "linux", "rootfs": {"diff_ids": []}}),
-        store.put_config({"architecture": "arm64", "os": "linux", "rootfs": {"diff_ids": []}}),
+        store.put_image(ImageConfig.from_json({**AMD, "rootfs": {"diff_ids": []}})),
+        store.put_image(ImageConfig.from_json({**ARM, "rootfs": {"diff_ids": []}})),
     )
 
 
