@@ -92,12 +92,27 @@ def test_copy_chown_chmod(ocb: Ocibuild, base_image: str, context: Path) -> None
     ]
 
 
-def test_copy_chown_unknown_user_is_an_error(ocb: Ocibuild, base_image: str, context: Path) -> None:
-    write(context, f"FROM {base_image}\nCOPY --chown=nobody-here f /f\n", f="F")
+def test_copy_chown_unknown_user_is_root(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    """As BuildKit (v0.11.6 and current): a name the image lacks is id 0, not an error;
+    ocibuild says so in a warning with the position."""
+    write(
+        context,
+        f"FROM {base_image}\nCOPY --chown=nobody-here f /f\nCOPY --chown=1000:nogroup-here f /g\n",
+        f="F",
+    )
+    res = ocb.build(context, "-t", "t-chown-unknown")
+    assert "Dockerfile:2: COPY --chown=nobody-here: user 'nobody-here'" in res.stderr
+    assert "group 'nogroup-here'" in res.stderr
+    out = ocb.run("t-chown-unknown", "stat", "-c", "%u:%g", "/f", "/g").stdout
+    assert out.splitlines() == ["0:0", "1000:1000"]
+
+
+def test_copy_link_chown_name_is_an_error(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    write(context, f"FROM {base_image}\nCOPY --link --chown=daemon f /f\n", f="F")
     res = ocb.build(context, check=False)
     assert res.returncode == 1
     assert "Dockerfile:2: COPY:" in res.stderr
-    assert "unable to find user nobody-here" in res.stderr
+    assert "--link" in res.stderr and "numeric ids" in res.stderr
     assert "Traceback" not in res.stderr
 
 
