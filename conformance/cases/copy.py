@@ -225,20 +225,28 @@ CASES = [
     ),
     Case(
         "copy_chmod_octal_creates_parents",
-        B + "COPY --chmod=0750 a.txt /new/deep/a\nCOPY --chmod=1777 a.txt /st/\n"
+        B + "COPY --chmod=0750 a.txt /new/deep/a\n"
         "COPY --chmod=640 dir /nd\nRUN mkdir /have\nCOPY --chmod=700 a.txt /have/sub/\n",
         files=TREE,
         newer=Expect(
             modes={
                 "/new": 0o750,
                 "/new/deep": 0o750,
-                "/st": 0o777,
                 "/nd": 0o640,
                 "/have/sub": 0o700,
             }
         ),
         reason="v0.11.6 makes the dirs a COPY creates 0755; current BuildKit gives them an "
         "octal --chmod's permission bits (fsutil 13604323, cd3d07569; 75c457afd)",
+    ),
+    Case(
+        "copy_chmod_special_bits",
+        B + "COPY --chmod=1777 a.txt /st/\nCOPY --chmod=0755 suid /suid\n",
+        files={"a.txt": "A\n", "suid": File("#!/bin/sh\n", 0o4755)},
+        newer=Expect(modes={"/st": 0o777, "/st/a.txt": 0o1777, "/suid": 0o755}),
+        reason="v0.11.6 takes only the 0777 bits of an octal --chmod and keeps the source's "
+        "setuid/setgid/sticky bits; current BuildKit sets them from --chmod (fsutil "
+        "7a889f53dbf6, d6d008bc8); created dirs get the 0777 bits (cd3d07569)",
     ),
     Case(
         "copy_chmod_symbolic_creates_parents",
