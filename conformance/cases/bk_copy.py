@@ -424,6 +424,9 @@ CASES = [
         B + "ADD --chmod=0755 {http}/script /script\nADD --chmod=0400 {http}/script /d/\n",
         http={"script": b"#!/bin/sh\necho hi\n"},
         source=BA + "testAddURLChmod",
+        newer=Expect(modes={"/d": 0o400}),
+        reason="v0.11.6 makes the dir /d the ADD creates 0755; current BuildKit gives it the "
+        "octal --chmod's bits (fsutil 13604323, cd3d07569; 75c457afd)",
     ),
     Case(
         "add_url_in_dir_dest",

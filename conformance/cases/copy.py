@@ -72,6 +72,9 @@ CASES = [
         "copy_chmod_octal_files",
         B + "COPY --chmod=640 a.txt /a\nCOPY --chmod=0700 a.txt /m/\n",
         files=TREE,
+        newer=Expect(modes={"/m": 0o700}),
+        reason="v0.11.6 makes the dir /m the COPY creates 0755; current BuildKit gives it the "
+        "octal --chmod's bits (fsutil 13604323, cd3d07569; 75c457afd)",
     ),
     Case(
         "copy_chmod_octal_dir",
