@@ -294,3 +294,26 @@ def test_scratch_with_busybox_only(ocb: Ocibuild, context: Path) -> None:
     ]
     assert len(cfg["rootfs"]["diff_ids"]) == 1
     assert os.path.getsize(context / "busybox") > 0
+
+
+def test_onbuild_of_an_image_names_a_stage(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    """Current BuildKit (4cf7a1a0d): an ONBUILD COPY --from / RUN --mount=from of a base
+    *image* names a stage of the child Dockerfile; that stage (and what it needs) is built
+    when the trigger is read, even though nothing else in the target needs it."""
+    write(
+        context,
+        f"FROM {base_image}\nONBUILD COPY --from=src /src /got\n"
+        "ONBUILD RUN --mount=from=other,target=/m cat /m/other > /got2\n",
+    )
+    ocb.build(context, "-t", "t-onbuild-stage-base")
+    write(
+        context,
+        f"FROM {base_image} AS pre\nRUN echo pre > /pre\n"
+        "FROM pre AS src\nRUN cat /pre > /src && echo src >> /src\n"
+        f"FROM {base_image} AS other\nRUN echo other > /other\n"
+        "FROM t-onbuild-stage-base\n",
+    )
+    ocb.build(context, "-t", "t-onbuild-stage")
+    out = ocb.run("t-onbuild-stage", "cat", "/got", "/got2").stdout
+    assert out == "pre\nsrc\nother\n"
+    assert "OnBuild" not in (ocb.config("t-onbuild-stage").get("config") or {})
