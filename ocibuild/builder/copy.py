@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import posixpath
 import stat
 import tarfile
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from ocibuild.builder.chmod import Chmod, created_dir_mode, parse_chmod
 from ocibuild.builder.context import Source, SourceTree, has_glob
@@ -25,6 +28,8 @@ from ocibuild.fs.rootpath import resolve_in_root
 from ocibuild.image.layout import import_oci_layout
 from ocibuild.layers.apply import extract_archive
 from ocibuild.layers.compress import open_decompressed
+from ocibuild.observe.log import human_size
+from ocibuild.registry.progress import PlainLines
 from ocibuild.runtime.users import resolve_owner, unknown_owner_names
 from ocibuild.storage import fsops
 
@@ -45,6 +50,7 @@ class CopyPlan:
     hardlinks: dict[tuple[int, int], str] = field(default_factory=dict)
     dirs: list[tuple[str, os.stat_result]] = field(default_factory=list)
     exclude: IgnoreMatcher | None = None
+    say: Callable[[str], None] | None = None  # progress lines (ADD: downloads, archives)
 
     def owner(self, st: os.stat_result) -> tuple[int, int]:
         uid = st.st_uid if self.uid is None else self.uid
@@ -194,7 +200,8 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
                 continue
             src = ctx.expand(instr, raw)
             if is_add and is_url(src):
-                items.append(_url_item(instr, gen_tree, src, checksum, bool(unpack), count))
+                say = _say(ctx)
+                items.append(_url_item(instr, gen_tree, src, checksum, bool(unpack), count, say))
                 continue
             if is_add and is_git(src):
                 raise fail(instr, f"ADD from a Git repository is not supported: {src}")
@@ -234,6 +241,7 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
             if uid is None and from_ref is None:
                 uid, gid = 0, 0  # context files are copied as root, as BuildKit does
             plan = CopyPlan(uid, gid, chmod, created_dir_mode(chmod_value(ctx, instr)))
+            plan.say = _say(ctx) if is_add else None
             if excludes:
                 plan.exclude = IgnoreMatcher(load_patterns("\n".join(excludes), "--exclude"))
             # Several matches of one wildcard go one after the other onto ``dest``
@@ -269,15 +277,30 @@ def _heredoc_item(gen: SourceTree, doc: Heredoc, content: str, n: int) -> Item:
     return Item(gen, Source(path, f"{n}/{doc.name}"))
 
 
+def _say(ctx: StepContext) -> Callable[[str], None]:
+    """Progress lines under the step (plain output: logs and pipes see them too)."""
+    return lambda text: ctx.reporter.info(f"  {text}")
+
+
 def _url_item(
-    instr: Instruction, gen: SourceTree, url: str, checksum: str | None, unpack: bool, n: int
+    instr: Instruction,
+    gen: SourceTree,
+    url: str,
+    checksum: str | None,
+    unpack: bool,
+    n: int,
+    say: Callable[[str], None],
 ) -> Item:
     sub = os.path.join(gen.root, str(n))
     os.mkdir(sub)
+    lines = PlainLines(say)
+    started = time.monotonic()
     try:
-        got = download(url, sub, checksum)
+        got = download(url, sub, checksum, progress=lines)
     except OcibuildError as exc:
         raise fail(instr, exc.message, hint=exc.hint) from None
+    size = os.path.getsize(got.path)
+    lines.end(url, f"downloaded {human_size(size)} in {time.monotonic() - started:.1f}s")
     path = os.path.join(sub, got.name)
     os.rename(got.path, path)
     os.chmod(path, URL_FILE_MODE)
@@ -301,12 +324,12 @@ def source_layers(ctx: StepContext, instr: Instruction, ref: str) -> list[str]:
             image_id = import_oci_layout(ctx.store, os.path.abspath(path), tag)
         else:
             image_id = ctx.store.resolve(ref)
-        config = ctx.store.get_config(image_id)
+        found = ctx.store.get_image(image_id)
     except OcibuildError as exc:
         raise fail(
             instr, f"--from={ref}: not a stage and not an image in the local store", hint=exc.hint
         ) from None
-    return list((config.get("rootfs") or {}).get("diff_ids") or [])
+    return found.diff_ids
 
 
 def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyPlan) -> None:
@@ -337,14 +360,43 @@ def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyP
     if item.extract and is_archive(src.host_path):
         # BuildKit's unpack makes the destination 0755 whatever --chmod says
         target_dir = fsops.makedirs(root, dest, **{**_parent_owner(plan), "mode": 0o755})
-        with open(src.host_path, "rb") as raw:
+        name = src.name or os.path.basename(src.host_path)
+        lines = PlainLines(plan.say) if plan.say is not None else None
+        if lines is not None:
+            lines.note(f"unpacking {name} ({human_size(st.st_size)}) into {dest}")
+            lines.begin(name, name, st.st_size)
+        started = time.monotonic()
+        with _ReadingArchive(src.host_path, lines, name) as raw:
             extract_archive(open_decompressed(raw), root, os.path.relpath(target_dir, root))
+        if lines is not None:
+            lines.end(name, f"unpacked into {dest} in {time.monotonic() - started:.1f}s")
         return
     target_path = dest
     if dest_is_dir or os.path.isdir(fsops.host_path(root, dest)):
         target_path = posixpath.join(dest, src.name or "file")
     fsops.makedirs(root, posixpath.dirname(target_path) or "/", **_parent_owner(plan))
     copy_entry(src.host_path, st, root, target_path, plan)
+
+
+class _ReadingArchive(io.FileIO):
+    """A local archive ADD unpacks: tells ``lines`` how far it has been read."""
+
+    def __init__(self, path: str, lines: PlainLines | None, key: str) -> None:
+        super().__init__(path, "rb")
+        self.lines = lines
+        self.key = key
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if self.lines is not None:
+            self.lines.update(self.key, self.tell())
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        got = super().readinto(buffer)
+        if self.lines is not None:
+            self.lines.update(self.key, self.tell())
+        return got
 
 
 def _parent_owner(plan: CopyPlan) -> dict[str, int]:

@@ -35,11 +35,11 @@ from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import Arg, Copy, Instruction, Run
 from ocibuild.errors import Interrupted
 from ocibuild.image.store import Store
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
+from ocibuild.observe.trace import StepTimings, Tracer, step_record
 from ocibuild.options import Options
 from ocibuild.plan import PROXY_ARGS, Plan, Stage
 from ocibuild.runtime.network import BuildNetwork
-from ocibuild.trace import StepTimings, Tracer, step_record
 
 Handler = Callable[[StepContext, Instruction], StepOutcome]
 
@@ -192,7 +192,7 @@ def execute(
         no_cache_filter=options.no_cache_filter,
         remote=remote,
     )
-    cache.observer = observer  # explains decisions, records the build (ocibuild.buildlog)
+    cache.observer = observer  # explains decisions, records the build (ocibuild.observe.records)
     tracer = Tracer(options.trace) if options.trace else None
     network = BuildNetwork(tmp.path, debug=reporter.debug)
     try:

@@ -18,8 +18,8 @@ from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.step import StepContext
 from ocibuild.dockerfile.instructions import Copy, Instruction, Run
 from ocibuild.dockerfile.parser import parse_trigger
+from ocibuild.observe.trace import StepTimings
 from ocibuild.plan import Stage, copy_from_ref, mount_from_refs, stage_dependencies
-from ocibuild.trace import StepTimings
 
 
 def onbuild_triggers(ctx: StepContext, stage: Stage) -> tuple[Instruction, ...]:

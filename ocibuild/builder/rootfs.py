@@ -16,13 +16,8 @@ from ocibuild.storage.base import Rootfs
 
 
 def lower_dirs(ctx: StepContext, diff_ids: Sequence[str]) -> list[str]:
-    """Layer dirs top-most first; a layer repeated lower down is shadowed, so drop it."""
-    out: list[str] = []
-    for diff_id in reversed(diff_ids):
-        path = ctx.store.layer_dir(diff_id)
-        if path not in out:
-            out.append(path)
-    return out
+    """Layer dirs top-most first (:meth:`Store.lower_dirs`)."""
+    return ctx.store.lower_dirs(diff_ids)
 
 
 @contextmanager
@@ -62,8 +57,7 @@ def commit_upper(ctx: StepContext, upper: str) -> StepOutcome:
         ctx.store.commit_layer_dir(
             upper, digest.diff_id, digest.size, source_date_epoch=ctx.options.source_date_epoch
         )
-    ctx.image.diff_ids.append(digest.diff_id)
-    ctx.image.add_history(ctx.created, ctx.history_text, empty_layer=False)
+    ctx.image.add_layer(digest.diff_id, ctx.created, ctx.history_text)
     return StepOutcome(diff_id=digest.diff_id, size=digest.size)
 
 

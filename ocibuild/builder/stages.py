@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.step import StepContext
-from ocibuild.log import StepBufferingReporter
+from ocibuild.observe.log import StepBufferingReporter
+from ocibuild.observe.trace import StepTimings, step_record
 from ocibuild.plan import Plan, Stage
 from ocibuild.plan import stage_dependencies as plan_dependencies
-from ocibuild.trace import StepTimings, step_record
 
 if TYPE_CHECKING:
     from concurrent.futures import Future

@@ -11,17 +11,17 @@ from ocibuild.builder.state import ImageState, StageState
 from ocibuild.dockerfile.expand import expand_word, expand_words
 from ocibuild.dockerfile.instructions import Instruction
 from ocibuild.errors import BuildError, ExpansionError
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
+from ocibuild.observe.trace import StepTimings
 from ocibuild.options import Options
 from ocibuild.plan import Plan
-from ocibuild.trace import StepTimings
 
 if TYPE_CHECKING:
     from ocibuild.builder.cache import StepCache
     from ocibuild.builder.context import SourceTree
     from ocibuild.image.store import Store
+    from ocibuild.observe.trace import Tracer
     from ocibuild.runtime.network import BuildNetwork
-    from ocibuild.trace import Tracer
 
 
 @dataclass

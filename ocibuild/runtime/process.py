@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from ocibuild.errors import RuntimeFailure
 from ocibuild.fs.idmap import check_mapped, in_user_namespace, read_id_maps
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
 from ocibuild.runtime import native
 from ocibuild.runtime.bundle import write_bundle, write_etc_files
 from ocibuild.runtime.etcfiles import Network
@@ -78,6 +78,7 @@ class Process:
     network: Network = "host"  # host | none (empty namespace) | private (join ``netns``)
     mounts: Sequence[Mapping[str, Any]] = ()  # extra runtime-spec mounts (RUN --mount)
     netns: str | None = None  # the build's network namespace (network="private")
+    terminal: bool = False  # `ocibuild run -t`: the OCI runtime gives the process a pty
 
 
 def _mount_binary() -> str:
@@ -137,6 +138,8 @@ def run_process(
     )
     if host is not None:  # --add-host, --ulimit, --shm-size
         spec = with_host(spec, host, bundle, network)
+    if process.terminal:  # the runtime, in the foreground, relays its own stdio to it
+        spec["process"]["terminal"] = True
     if in_user_namespace():
         uids, gids = read_id_maps()
         check_mapped("uid", user.uid, uids)
