@@ -480,14 +480,20 @@ def report(outcomes: list[Outcome], seconds: float) -> int:
         print(f"matching a written expectation ({len(written)}):")
         for o in written:
             print(f"    {o.case.name}: {o.case.reason}")
-    print("differing (one line each):" if differing else "differing: none")
+    counts = (
+        f"{len(identical)} identical to BuildKit v0.11.6, {len(written)} matching a written "
+        "expectation"
+    )
+    if not differing:  # the two counts and nothing else
+        print(f"{counts} in {seconds:.0f}s")
+        return 0
+    print("differing (one line each):")
     for o in differing:
         first = o.problems[0] if o.problems else ""
         tag = " [known]" if o.case.name in KNOWN else ""
         print(f"    {o.case.name}{tag}: {first[:160]}")
     print(
-        f"{len(identical)} identical to BuildKit v0.11.6, {len(written)} matching a written "
-        f"expectation, {len(differing)} differing ({len(differing) - len(unknown)} known, "
+        f"{counts}, {len(differing)} differing ({len(differing) - len(unknown)} known, "
         f"{len(unknown)} new) in {seconds:.0f}s"
     )
     return 1 if unknown else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import posixpath
@@ -13,7 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocibuild.builder.chmod import Chmod, parse_chmod
+from ocibuild.builder.chmod import Chmod, created_dir_mode, parse_chmod
 from ocibuild.builder.context import Source, SourceTree, has_glob
 from ocibuild.builder.fetch import download, is_git, is_url
 from ocibuild.builder.heredoc import heredoc_content, is_heredoc_word
@@ -29,7 +30,7 @@ from ocibuild.layers.apply import extract_archive
 from ocibuild.layers.compress import open_decompressed
 from ocibuild.observe.log import human_size
 from ocibuild.registry.progress import PlainLines
-from ocibuild.runtime.users import resolve_owner
+from ocibuild.runtime.users import resolve_owner, unknown_owner_names
 from ocibuild.storage import fsops
 
 COPY_FLAGS = frozenset({"from", "chown", "chmod", "link", "parents", "exclude"})
@@ -45,6 +46,7 @@ class CopyPlan:
     uid: int | None  # None: keep the source's owner (COPY --from), else this owner
     gid: int | None
     chmod: Chmod | None
+    dir_mode: int = 0o755  # of the directories the copy creates (an octal --chmod's)
     hardlinks: dict[tuple[int, int], str] = field(default_factory=dict)
     dirs: list[tuple[str, os.stat_result]] = field(default_factory=list)
     exclude: IgnoreMatcher | None = None
@@ -69,11 +71,16 @@ class Item:
     keep: str = ""  # --parents: the path kept below the destination
 
 
-def chmod_flag(ctx: StepContext, instr: Instruction) -> Chmod | None:
+def chmod_value(ctx: StepContext, instr: Instruction) -> str | None:
+    """The expanded --chmod value, None without the flag."""
     flag = instr.flag("chmod")
-    if flag is None:
+    return None if flag is None else ctx.expand(instr, flag.value or "")
+
+
+def chmod_flag(ctx: StepContext, instr: Instruction) -> Chmod | None:
+    value = chmod_value(ctx, instr)
+    if value is None:
         return None
-    value = ctx.expand(instr, flag.value or "")
     parsed = parse_chmod(value)
     if parsed is None:
         raise fail(
@@ -84,19 +91,45 @@ def chmod_flag(ctx: StepContext, instr: Instruction) -> Chmod | None:
     return parsed
 
 
-def resolve_chown(instr: Instruction, rootfs: str, spec: str) -> tuple[int, int]:
-    """--chown=user[:group]: names looked up in the image. With no group, a user name
-    takes that user's primary gid from the image's /etc/passwd and a numeric uid is also
-    the gid (BuildKit's readUser: ``--chown=bob`` gives bob's uid:gid, ``--chown=1001``
-    1001:1001 even when passwd gives uid 1001 another group). An empty part is id 0
-    (BuildKit v0.11.6: ``--chown=:`` is 0:0, ``1:`` is 1:0)."""
+def resolve_chown(
+    instr: Instruction, rootfs: str, spec: str, warn: Callable[[str], None] | None = None
+) -> tuple[int, int]:
+    """--chown=user[:group], as BuildKit's readUser (see ``resolve_owner``): with no
+    group, a user name takes that user's primary gid and a numeric uid is also the gid;
+    a name the image does not have is id 0 (``warn`` is told). An empty user is 0; an
+    empty group is no group (current BuildKit, 07aa65e08: ``--chown=app:`` is app's
+    primary gid; v0.11.6 took gid 0), so ``--chown=:`` is 0:0."""
     user, sep, group = spec.partition(":")
     user = user or "0"
-    spec = f"{user}:{group or '0'}" if sep else user
+    spec = f"{user}:{group}" if sep and group else user
     try:
-        return resolve_owner(rootfs, spec)
+        owner = resolve_owner(rootfs, spec)
+        unknown = unknown_owner_names(rootfs, spec) if warn is not None else []
     except OcibuildError as exc:
         raise fail(instr, f"--chown={spec}: {exc.message}", hint=exc.hint) from None
+    if warn is not None and unknown:
+        warn(
+            f"warning: {instr.pos}: {instr.keyword} --chown={spec}: "
+            + ", ".join(unknown)
+            + f"; files are owned by {owner[0]}:{owner[1]}, as BuildKit does"
+        )
+    return owner
+
+
+def _check_link_chown(instr: Instruction, chown: str) -> None:
+    """COPY --link --chown=NAME fails in BuildKit (v0.11.6 and current): a --link copy
+    (without --chmod) is made on an empty filesystem, so there is no /etc/passwd or
+    /etc/group to look a name up in ("invalid user index: -1"). Only numeric ids (and
+    ``root``) work; say so here, before anything is copied."""
+    names = [p for p in chown.split(":", 1) if p and p != "root" and not p.isdigit()]
+    if names:
+        raise fail(
+            instr,
+            f"--chown={chown} with --link: the name {names[0]!r} cannot be looked up, a "
+            "--link copy does not see the image's /etc/passwd and /etc/group (BuildKit "
+            "fails the same way: invalid user index -1)",
+            hint="give numeric ids (e.g. --chown=1000:1000), or drop --link",
+        )
 
 
 def _check_flags(instr: Copy) -> None:
@@ -138,6 +171,8 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
     from_flag = instr.flag("from")
     from_ref = ctx.expand(instr, from_flag.value or "") if from_flag else None
     parents = _bool_flag(instr, "parents")
+    if _bool_flag(instr, "link") and chmod is None:
+        _check_link_chown(instr, chown)
     excludes = [ctx.expand(instr, v) for v in instr.flag_values("exclude")]
     checksum_flag = instr.flag("checksum")
     checksum = ctx.expand(instr, checksum_flag.value or "") if checksum_flag else None
@@ -200,10 +235,13 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
         work = stack.enter_context(workspace(ctx, "copy-"))
         with mounted(ctx, ctx.image.diff_ids, work) as mnt:
             root = mnt.target
-            uid, gid = resolve_chown(instr, root, chown) if chown else (None, None)
+            uid, gid = (None, None)
+            if chown:
+                uid, gid = resolve_chown(instr, root, chown, ctx.reporter.info)
             if uid is None and from_ref is None:
                 uid, gid = 0, 0  # context files are copied as root, as BuildKit does
-            plan = CopyPlan(uid, gid, chmod, say=_say(ctx) if is_add else None)
+            plan = CopyPlan(uid, gid, chmod, created_dir_mode(chmod_value(ctx, instr)))
+            plan.say = _say(ctx) if is_add else None
             if excludes:
                 plan.exclude = IgnoreMatcher(load_patterns("\n".join(excludes), "--exclude"))
             # Several matches of one wildcard go one after the other onto ``dest``
@@ -216,9 +254,7 @@ def copy_step(ctx: StepContext, instr: Instruction) -> StepOutcome:
                 for item in items:
                     item_plan = plan
                     if item.tree is gen_tree and uid is None:
-                        item_plan = CopyPlan(
-                            0, 0, chmod, plan.hardlinks, plan.dirs, plan.exclude, plan.say
-                        )
+                        item_plan = dataclasses.replace(plan, uid=0, gid=0)
                     target = posixpath.join(dest, item.keep) if item.keep else dest
                     copy_source(item, root, target, dest_is_dir and not item.keep, item_plan)
                 for host, st in reversed(plan.dirs):
@@ -306,20 +342,24 @@ def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyP
     if stat.S_ISDIR(st.st_mode):
         target = fsops.host_path(root, dest)
         if not os.path.lexists(target):
-            # BuildKit makes a missing destination dir 0755, owned by --chown or root,
+            # BuildKit makes a missing destination dir as it makes the parents: 0755
+            # (an octal --chmod's mode in current BuildKit), owned by --chown or root,
             # whatever the source dir's mode and owner; it keeps the source's mtime.
             fsops.makedirs(root, posixpath.dirname(dest) or "/", **_parent_owner(plan))
-            os.mkdir(target, 0o755)
+            os.mkdir(target, plan.dir_mode)
             os.chown(target, plan.uid or 0, plan.gid or 0, follow_symlinks=False)
-            os.chmod(target, 0o755)
+            os.chmod(target, plan.dir_mode)
             plan.dirs.append((target, st))
+        elif not os.path.isdir(target):
+            raise _not_a_directory(dest)
         for host, rel, entry_st in tree.walk(src):
             if plan.exclude is not None and plan.exclude.matches(rel):
                 continue
             copy_entry(host, entry_st, root, posixpath.join(dest, rel), plan)
         return
     if item.extract and is_archive(src.host_path):
-        target_dir = fsops.makedirs(root, dest, **_parent_owner(plan))
+        # BuildKit's unpack makes the destination 0755 whatever --chmod says
+        target_dir = fsops.makedirs(root, dest, **{**_parent_owner(plan), "mode": 0o755})
         name = src.name or os.path.basename(src.host_path)
         lines = PlainLines(plan.say) if plan.say is not None else None
         if lines is not None:
@@ -360,7 +400,23 @@ class _ReadingArchive(io.FileIO):
 
 
 def _parent_owner(plan: CopyPlan) -> dict[str, int]:
-    return {"uid": plan.uid or 0, "gid": plan.gid or 0}
+    return {"uid": plan.uid or 0, "gid": plan.gid or 0, "mode": plan.dir_mode}
+
+
+def _not_a_directory(path: str) -> OcibuildError:
+    """BuildKit's "cannot copy to non-directory": a directory copied onto a file."""
+    return OcibuildError(
+        f"cannot copy a directory to {path}: it exists and is not a directory",
+        hint=f"remove {path} first (RUN rm {path}) or copy to another destination",
+    )
+
+
+def _is_a_directory(path: str) -> OcibuildError:
+    """BuildKit's "cannot replace to directory ... with file"."""
+    return OcibuildError(
+        f"cannot replace the directory {path} with a file",
+        hint=f"remove it first (RUN rm -r {path}) or copy to another destination",
+    )
 
 
 def copy_entry(src: str, st: os.stat_result, root: str, path: str, plan: CopyPlan) -> None:
@@ -368,9 +424,16 @@ def copy_entry(src: str, st: os.stat_result, root: str, path: str, plan: CopyPla
     dst = os.path.join(parent, name)
     mode = st.st_mode
     existing = os.lstat(dst) if os.path.lexists(dst) else None
-    if existing is not None and not (stat.S_ISDIR(mode) and stat.S_ISDIR(existing.st_mode)):
-        fsops.remove_any(dst)
-        existing = None
+    if existing is not None:
+        # BuildKit merges a dir into a dir, replaces a non-dir by a non-dir, and fails
+        # otherwise (fsutil copy: copyDirectoryOnly, ensureEmptyFileTarget)
+        if stat.S_ISDIR(mode) and not stat.S_ISDIR(existing.st_mode):
+            raise _not_a_directory(path)
+        if not stat.S_ISDIR(mode) and stat.S_ISDIR(existing.st_mode):
+            raise _is_a_directory(path)
+        if not stat.S_ISDIR(mode):
+            fsops.remove_any(dst)
+            existing = None
     key = (st.st_dev, st.st_ino)
     if stat.S_ISDIR(mode):
         if existing is None:

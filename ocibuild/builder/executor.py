@@ -26,7 +26,7 @@ from ocibuild.builder.metadata import (
     user_step,
     volume_step,
 )
-from ocibuild.builder.onbuild import onbuild_triggers
+from ocibuild.builder.onbuild import build_trigger_stages, onbuild_triggers
 from ocibuild.builder.scratch import Scratch
 from ocibuild.builder.source import base_state
 from ocibuild.builder.stages import run_stages
@@ -251,6 +251,9 @@ def run_stage(
     ctx.reporter.step_done(seconds)
     records.append(
         StepRecord(number, stage.label, "FROM " + stage.base, stage.from_.pos.line, seconds)
+    )
+    number = build_trigger_stages(  # stages an ONBUILD of a base image names
+        ctx, triggers, number, lambda c, s, n: run_stage(c, s, n, total, records)
     )
     observer = ctx.cache.observer if ctx.cache is not None else None
     for index, instr in enumerate((*triggers, *stage.instructions)):

@@ -42,6 +42,7 @@ from ocibuild.runtime.stubs import (
     check_kernel_dirs,
     existing_parents,
     find_missing,
+    make_kernel_dirs,
     remove_copied_up_parents,
     remove_stubs,
     restore_dir_times,
@@ -110,6 +111,7 @@ def run_process(
     ``host``: ``--add-host``, ``--ulimit`` and ``--shm-size`` (see :func:`with_host`).
     """
     check_kernel_dirs(rootfs)
+    made = make_kernel_dirs(rootfs)  # kept after the step, as BuildKit's layers keep them
     user = resolve_user(rootfs, process.user or "0")
     fsops.makedirs(rootfs, process.workdir)
     env = env_list_to_map(list(process.env))
@@ -183,7 +185,7 @@ def run_process(
     remove_stubs(upper, missing)
     if not in_place:
         # With an upper dir, parents copied up only to hold a stub go too.
-        remove_copied_up_parents(upper, parents)
+        remove_copied_up_parents(upper, {k: v for k, v in parents.items() if k not in made})
     # Without one (vfs: the tree is its own "upper"), those dirs were there before: keep
     # them, with the times they had (the stubs' creation moved them), through dir fds
     # that follow no link the step put in their place.
