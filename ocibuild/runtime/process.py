@@ -13,6 +13,7 @@ process runs as must be mapped. Every sandbox gets Docker's default seccomp prof
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shlex
@@ -28,7 +29,7 @@ from ocibuild.runtime import native
 from ocibuild.runtime.bundle import write_bundle, write_etc_files
 from ocibuild.runtime.etcfiles import Network
 from ocibuild.runtime.runner import is_crun, make_runner
-from ocibuild.runtime.seccomp import spec_seccomp
+from ocibuild.runtime.seccomp import compile_bpf_cached, spec_seccomp
 from ocibuild.runtime.spec import (
     DEFAULT_CAPABILITIES,
     DEFAULT_PATH,
@@ -37,6 +38,7 @@ from ocibuild.runtime.spec import (
     make_spec,
     rootless_variant,
     with_nodev_rootfs_hook,
+    with_seccomp_program,
 )
 from ocibuild.runtime.stubs import (
     check_kernel_dirs,
@@ -79,14 +81,27 @@ class Process:
     netns: str | None = None  # the build's network namespace (network="private")
 
 
-def _mount_binary() -> str:
-    path = shutil.which("mount", path="/usr/bin:/bin:/usr/sbin:/sbin")
+def _host_binary(name: str, package: str) -> str:
+    path = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
     if path is None:
         raise RuntimeFailure(
-            "mount(8) is not installed: crun needs it to keep the rootfs nodev",
-            hint="apt-get install -y mount, or use --runtime runc",
+            f"{name} is not installed: crun needs it to keep the rootfs nodev",
+            hint=f"apt-get install -y {package}, or use --runtime runc",
         )
     return path
+
+
+def _crun_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` for crun: the nodev hook, and the seccomp filter compiled once per build
+    (crun would compile Docker's profile again for every step: ~6 ms of CPU each)."""
+    spec = with_nodev_rootfs_hook(
+        spec, _host_binary("mount", "mount"), _host_binary("cat", "coreutils")
+    )
+    profile = spec.get("linux", {}).get("seccomp")
+    if profile:
+        program = compile_bpf_cached(json.dumps(profile, sort_keys=True))
+        spec = with_seccomp_program(spec, program)
+    return spec
 
 
 def run_process(
@@ -142,7 +157,7 @@ def run_process(
             check_mapped("gid", gid, gids)
         spec = rootless_variant(spec, gids.contains)
     if is_crun(runtime):
-        spec = with_nodev_rootfs_hook(spec, _mount_binary())
+        spec = _crun_spec(spec)
     missing = find_missing(rootfs, container_mount_destinations(spec))
     parents = existing_parents(rootfs, missing)
     in_place = os.path.realpath(upper) == os.path.realpath(rootfs)
