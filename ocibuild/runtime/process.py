@@ -13,6 +13,7 @@ process runs as must be mapped. Every sandbox gets Docker's default seccomp prof
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -81,8 +82,11 @@ class Process:
     netns: str | None = None  # the build's network namespace (network="private")
 
 
+_SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+
+
 def _host_binary(name: str, package: str) -> str:
-    path = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    path = shutil.which(name, path=_SYSTEM_PATH)
     if path is None:
         raise RuntimeFailure(
             f"{name} is not installed: crun needs it to keep the rootfs nodev",
@@ -91,12 +95,22 @@ def _host_binary(name: str, package: str) -> str:
     return path
 
 
+@functools.cache
+def _busybox() -> str | None:
+    """The host's busybox (Debian's busybox-static, which make setup installs), or None."""
+    return shutil.which("busybox", path=_SYSTEM_PATH)
+
+
 def _crun_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """``spec`` for crun: the nodev hook, and the seccomp filter compiled once per build
     (crun would compile Docker's profile again for every step: ~6 ms of CPU each)."""
-    spec = with_nodev_rootfs_hook(
-        spec, _host_binary("mount", "mount"), _host_binary("cat", "coreutils")
-    )
+    busybox = _busybox()
+    if busybox:
+        spec = with_nodev_rootfs_hook(spec, "", busybox=busybox)
+    else:
+        spec = with_nodev_rootfs_hook(
+            spec, _host_binary("mount", "mount"), _host_binary("cat", "coreutils")
+        )
     profile = spec.get("linux", {}).get("seccomp")
     if profile:
         program = compile_bpf_cached(json.dumps(profile, sort_keys=True))

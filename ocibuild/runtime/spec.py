@@ -242,7 +242,11 @@ def make_spec(
 
 
 def with_nodev_rootfs_hook(
-    spec: Mapping[str, Any], mount_binary: str, cat_binary: str = "cat"
+    spec: Mapping[str, Any],
+    mount_binary: str,
+    cat_binary: str = "cat",
+    *,
+    busybox: str | None = None,
 ) -> dict[str, Any]:
     """``spec`` plus a createContainer hook that makes the rootfs mount ``nodev`` again.
 
@@ -250,6 +254,10 @@ def with_nodev_rootfs_hook(
     prepares it, which clears the ``nodev`` the storage driver set (runc keeps it). The
     hook runs in the container's mount namespace after that and before pivot_root; when
     the remount fails, the hook fails and so does the container.
+
+    With ``busybox``, the hook is that one binary: its shell, mount
+    and cat applets (about 2 ms of CPU less per step than /bin/sh, util-linux's mount
+    with its shared libraries, and cat); else ``mount_binary`` and ``cat_binary``.
     """
     out = copy.deepcopy(dict(spec))
     root = str(out["root"]["path"])
@@ -257,8 +265,12 @@ def with_nodev_rootfs_hook(
     # seccomp program is 10 kB of it): a hook that exits without reading it can make crun
     # fail with "writing to pipe: Broken pipe", and the shell's `read` takes one syscall
     # per byte. cat drains it in one read, after the remount.
-    script = '"$0" -o remount,bind,nodev -- "$1" && exec "$2" >/dev/null'
-    hook = {"path": "/bin/sh", "args": ["sh", "-c", script, mount_binary, root, cat_binary]}
+    if busybox:
+        script = '"$0" mount -o remount,bind,nodev -- "$1" && exec "$0" cat >/dev/null'
+        hook = {"path": busybox, "args": ["sh", "-c", script, busybox, root]}
+    else:
+        script = '"$0" -o remount,bind,nodev -- "$1" && exec "$2" >/dev/null'
+        hook = {"path": "/bin/sh", "args": ["sh", "-c", script, mount_binary, root, cat_binary]}
     out.setdefault("hooks", {}).setdefault("createContainer", []).append(hook)
     return out
 

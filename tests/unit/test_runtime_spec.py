@@ -136,6 +136,11 @@ def test_seccomp_and_crun_hook() -> None:
     # the remount comes first and its failure fails the hook; cat drains crun's state
     assert '-o remount,bind,nodev -- "$1" && exec "$2"' in hook["args"][2]
     assert "hooks" not in s
+    boxed = with_nodev_rootfs_hook(s, "", busybox="/bin/busybox")
+    (hook,) = boxed["hooks"]["createContainer"]
+    assert hook["path"] == "/bin/busybox" and hook["args"][0] == "sh"
+    assert hook["args"][-2:] == ["/bin/busybox", "/r/merged"]
+    assert '"$0" mount -o remount,bind,nodev -- "$1" && exec "$0" cat' in hook["args"][2]
     program = b"\x06\x00\x00\x00\x00\x00\xff\x7f"  # ret ALLOW
     annotated = with_seccomp_program(s, program)
     assert annotated["annotations"] == {"run.oci.seccomp_bpf_data": "BgAAAAAA/38="}
