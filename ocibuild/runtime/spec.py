@@ -259,7 +259,7 @@ def with_nodev_rootfs_hook(
     and cat applets (about 2 ms of CPU less per step than /bin/sh, util-linux's mount
     with its shared libraries, and cat); else ``mount_binary`` and ``cat_binary``.
     """
-    out = copy.deepcopy(dict(spec))
+    out = dict(spec)  # (shallow: only "hooks" changes, and is a new object)
     root = str(out["root"]["path"])
     # crun writes the container state to the hook's stdin (with the annotations: the
     # seccomp program is 10 kB of it): a hook that exits without reading it can make crun
@@ -271,7 +271,9 @@ def with_nodev_rootfs_hook(
     else:
         script = '"$0" -o remount,bind,nodev -- "$1" && exec "$2" >/dev/null'
         hook = {"path": "/bin/sh", "args": ["sh", "-c", script, mount_binary, root, cat_binary]}
-    out.setdefault("hooks", {}).setdefault("createContainer", []).append(hook)
+    hooks = dict(out.get("hooks") or {})
+    hooks["createContainer"] = [*hooks.get("createContainer", []), hook]
+    out["hooks"] = hooks
     return out
 
 
@@ -288,11 +290,12 @@ def with_seccomp_program(spec: Mapping[str, Any], program: bytes) -> dict[str, A
     the spec: crun still takes the filter flags from it, and a runtime that does not know
     the annotation applies the profile itself.
     """
-    out = copy.deepcopy(dict(spec))
-    if "seccomp" not in out.get("linux", {}):
+    if "seccomp" not in spec.get("linux", {}):
         raise OcibuildError("a seccomp program without a linux.seccomp profile")
-    annotations = out.setdefault("annotations", {})
+    out = dict(spec)  # (shallow: only "annotations" changes, and is a new object)
+    annotations = dict(out.get("annotations") or {})
     annotations[CRUN_SECCOMP_ANNOTATION] = base64.b64encode(program).decode("ascii")
+    out["annotations"] = annotations
     return out
 
 
