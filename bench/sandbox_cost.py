@@ -9,6 +9,7 @@ with config.json variants, the variants interleaved round-robin ``--rounds`` tim
 * ``bare``: the spec without the security work (no seccomp, the host network, /dev
   without nodev and its devices made by the runtime: the sandbox as of f8393de);
 * ``+seccomp (compiled by runtime)``: Docker's profile in ``linux.seccomp``;
+* ``+seccomp with x32``: the same with the x32 ABI in ``architectures`` (as before);
 * ``+seccomp (precompiled)``: the same plus crun's ``run.oci.seccomp_bpf_data``;
 * ``+netns``: joining the build's network namespace;
 * ``+devices``: /dev nodev, the default devices bound from the host;
@@ -97,6 +98,10 @@ def main() -> int:
         def seccomp(s: dict[str, Any]) -> dict[str, Any]:
             return {**s, "linux": {**s["linux"], "seccomp": profile}}
 
+        def seccomp_x32(s: dict[str, Any]) -> dict[str, Any]:
+            arches = [*profile.get("architectures", []), "SCMP_ARCH_X32"]
+            return {**s, "linux": {**s["linux"], "seccomp": {**profile, "architectures": arches}}}
+
         def netjoin(s: dict[str, Any]) -> dict[str, Any]:
             ns = [*s["linux"]["namespaces"], {"type": "network", "path": netns}]
             return {**s, "linux": {**s["linux"], "namespaces": ns}}
@@ -112,6 +117,7 @@ def main() -> int:
         variants: dict[str, dict[str, Any]] = {
             "bare": b,
             "+seccomp (compiled by runtime)": seccomp(b),
+            "+seccomp with x32 (compiled by runtime)": seccomp_x32(b),
             "+netns": netjoin(b),
             "+devices": spec,
         }
