@@ -44,7 +44,7 @@ from ocibuild.runtime import spec as S
 from ocibuild.runtime.bundle import write_bundle, write_etc_files
 from ocibuild.runtime.network import BuildNetwork
 from ocibuild.runtime.runner import make_runner
-from ocibuild.runtime.seccomp import compile_bpf, spec_seccomp
+from ocibuild.runtime.seccomp import compile_bpf, host_arch, spec_seccomp
 from ocibuild.storage import driver
 
 Variant = Callable[[dict[str, Any]], dict[str, Any]]
@@ -117,10 +117,11 @@ def main() -> int:
         variants: dict[str, dict[str, Any]] = {
             "bare": b,
             "+seccomp (compiled by runtime)": seccomp(b),
-            "+seccomp with x32 (compiled by runtime)": seccomp_x32(b),
             "+netns": netjoin(b),
             "+devices": spec,
         }
+        if host_arch() == "amd64":
+            variants["+seccomp with x32 (compiled by runtime)"] = seccomp_x32(b)
         crun_only = {
             "+seccomp (precompiled)": S.with_seccomp_program(seccomp(b), program),
             "+nodev hook (busybox)": hook(b),
