@@ -9,6 +9,8 @@ SYSTEM_PACKAGES := runc crun fuse-overlayfs uidmap busybox-static skopeo umoci s
 STAMP := $(VENV)/.installed
 # other architectures' RUN steps (--platform): QEMU registered in binfmt_misc, fix-binary
 SYSTEM_PACKAGES += qemu-user-static binfmt-support
+# the browser the HTML report is tested in (headless)
+SYSTEM_PACKAGES += chromium
 # what `make demo` needs: a runtime, the busybox the example copies, the RUN steps' network
 # (slirp4netns), the native helper's compiler and headers, and Python's venv
 DEMO_PACKAGES := runc busybox-static slirp4netns gcc libc6-dev libffi-dev python3-dev \
@@ -21,7 +23,7 @@ SECCOMP_DEB := golang-github-docker-docker-dev
 SECCOMP_MEMBER := ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
 
 .PHONY: setup system venv demo test lint unit integration clean bench conformance \
-	conformance-live conformance-regen hardening
+	conformance-live conformance-regen hardening test-platform
 
 setup: system venv
 
@@ -52,7 +54,15 @@ demo-system:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEMO_PACKAGES); \
 	fi
 
-demo: demo-system $(SECCOMP_PROFILE) venv
+# the demo's venv: ocibuild alone, not the test tools (`make test` adds them)
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): pyproject.toml setup.py native/ocibuild_native.c native/ocibuild_native.h native/build_native.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip 'setuptools>=68' wheel cffi
+	$(BIN)/pip install -q --no-build-isolation -e .
+	touch $(DEMO_STAMP)
+
+demo: demo-system $(SECCOMP_PROFILE) $(DEMO_STAMP)
 	cp /bin/busybox examples/hello/busybox
 	$(BIN)/ocibuild build -t hello examples/hello
 	$(BIN)/ocibuild run --rm hello
@@ -73,7 +83,12 @@ unit: venv
 
 # Everything that needs root, runtimes, mounts, registries (what `test` adds to unit).
 integration: setup
-	$(BIN)/pytest -q -ra -m 'integration and not slow_hardening'
+	$(BIN)/pytest -q -ra -m 'integration and not slow_hardening and not platform_debian'
+
+# Multi-platform builds from the two-platform Debian base (debootstrap amd64 + arm64, cached
+# in /var/tmp/ocibuild-conformance; RUN under QEMU): slow, so not in `make test`.
+test-platform: setup
+	$(BIN)/pytest -q -ra -m platform_debian tests/platform
 
 clean:
 	rm -rf $(VENV) build *.egg-info ocibuild/_ocibuild_native*.so
@@ -102,3 +117,27 @@ conformance-regen: setup
 hardening: setup
 	$(BIN)/pytest -q -ra -m slow_hardening tests/hardening/test_escapes.py
 	$(BIN)/python -m hardening.escapes
+
+# The ocibuild image (Dockerfile), built by ocibuild itself into the default store as
+# ocibuild:latest and ocibuild:VERSION; BASE=REF starts from another Debian 12 image. The
+# Python dependencies are downloaded here first (build/image-wheels, with this machine's
+# pip configuration); `ocibuild push ocibuild:latest REF` sends the image anywhere.
+.PHONY: image test-container seccomp-profile
+# podman: builds inside containers and --isolation docker-with-fuse (make test-container);
+# appended here, at the end, so the list above merges apart (recipes expand it later)
+SYSTEM_PACKAGES += podman
+BASE ?=
+image: venv $(SECCOMP_PROFILE)
+	$(BIN)/pip download -q -d build/image-wheels 'setuptools>=68' wheel cffi .
+	$(BIN)/ocibuild build $(if $(BASE),--build-arg BASE=$(BASE)) -t ocibuild:latest \
+		-t ocibuild:$$($(BIN)/ocibuild --version | cut -d' ' -f2) .
+
+# The seccomp profile a container needs to build inside (Docker's default + unshare,
+# mount, pivot_root...: ocibuild/engine.py), next to the default one.
+seccomp-profile: venv $(SECCOMP_PROFILE)
+	$(BIN)/python -m ocibuild.engine seccomp-profile $(dir $(SECCOMP_PROFILE))ocibuild-in-container.json
+
+# Builds inside the ocibuild image under podman, and --isolation docker-with-fuse (root;
+# podman from Debian; several minutes: they build the image first). Not in `make test`.
+test-container: setup
+	$(BIN)/pytest -q -ra -m container tests/container

@@ -91,7 +91,7 @@ def push_base(name: str, layout: Path, tag: str) -> str:
                            capture_output=True)  # fmt: skip
     if check.returncode != 0:
         subprocess.run(
-            ["skopeo", "copy", "-q", "--preserve-digests", "--dest-tls-verify=false",
+            ["skopeo", "copy", "-q", "--all", "--preserve-digests", "--dest-tls-verify=false",
              f"oci:{layout}:{tag}", f"docker://{REGISTRY}/conformance/{name}:{tag}"],
             check=True, capture_output=True,
         )  # fmt: skip
@@ -100,8 +100,9 @@ def push_base(name: str, layout: Path, tag: str) -> str:
 
 def build(context: Path, dockerfile: Path, out_dir: Path, *, build_args: dict[str, str],
           target: str | None, secrets: dict[str, Path], timeout: int = 600,
-          ) -> tuple[Path | None, str]:  # fmt: skip
-    """Build with BuildKit; the unpacked OCI layout (or None) and the build log."""
+          platform: str = "") -> tuple[Path | None, str]:  # fmt: skip
+    """Build with BuildKit; the unpacked OCI layout (or None) and the build log.
+    ``platform``: ``--opt platform=...`` (several: one multi-platform index)."""
     tar = out_dir.with_suffix(".tar")
     cmd = [BUILDCTL, "--addr", ADDR, "build", "--progress", "plain",
            "--frontend", "dockerfile.v0", "--local", f"context={context}",
@@ -111,6 +112,8 @@ def build(context: Path, dockerfile: Path, out_dir: Path, *, build_args: dict[st
         cmd += ["--opt", f"build-arg:{k}={v}"]
     if target:
         cmd += ["--opt", f"target={target}"]
+    if platform:
+        cmd += ["--opt", f"platform={platform}"]
     for sid, path in secrets.items():
         cmd += ["--secret", f"id={sid},src={path}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)

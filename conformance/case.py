@@ -19,6 +19,10 @@ cannot be the reference, each with its one-line ``reason``:
 A case with ``error`` must fail to build (BuildKit too), with that text in ocibuild's
 message. ``rebuild`` builds twice: the second build must hit the cache and give the same
 image ID. ``layers`` also compares the entry names of the image's last layer.
+
+``platform`` builds for other platforms (both builders get ``--platform``; several, comma
+separated, make one multi-platform index) and ``pick`` names the architecture whose image
+(and base image, from a multi-platform base such as ``{debian-multi}``) is compared.
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ class Case:
     rebuild: bool = False  # a second build must be a cache hit with the same image ID
     layers: bool = False  # compare the last layer's entry names too
     source: str = ""  # where the case comes from (a BuildKit or buildah test)
+    platform: str = ""  # --platform for both builders (empty: this machine's)
+    pick: str = ""  # the architecture compared (from the index of a multi-platform build)
 
     @property
     def written(self) -> bool:

@@ -89,7 +89,11 @@ def result_of(image: Image, base: Image, case: Case, busybox: Image | None = Non
     """The result of ``case`` (files equal to busybox's big files recorded by name)."""
     layer = image.layers[-1] if case.layers and image.layers else None
     named = _base_digests(busybox) if busybox is not None else None
-    return Result(files=diff(image, base, named), config=config_fields(image), last_layer=layer)
+    config = config_fields(image)
+    if case.platform:  # the image's platform too (os/architecture[/variant] of its config)
+        parts = (image.config.get(k) for k in ("os", "architecture", "variant"))
+        config["platform"] = "/".join(str(p) for p in parts if p)
+    return Result(files=diff(image, base, named), config=config, last_layer=layer)
 
 
 # -- the case's inputs ---------------------------------------------------------------------
@@ -104,6 +108,8 @@ def input_digest(case: Case, context: Path) -> str:
              "http": {k: hashlib.sha256(v).hexdigest() for k, v in sorted(case.http.items())},
              "base": case.base, "rebuild": case.rebuild, "layers": case.layers,
              "error": case.error is not None}  # fmt: skip
+    if case.platform:  # only then: the other cases' recorded digests stay as they were
+        fixed.update(platform=case.platform, pick=case.pick)
     h.update(json.dumps(fixed, sort_keys=True).encode())
     skip = context / case.dockerfile_name
     for dirpath, dirnames, filenames in os.walk(context):

@@ -56,9 +56,11 @@ from conformance.golden import (
 )
 from conformance.known_differences import KNOWN
 from conformance.layout import Image, read_image
+from conformance.multiarch import debian_index_layout
 
 REPO = Path(__file__).resolve().parents[1]
-TAGS = {"busybox": "latest", "debian": "bookworm"}
+TAGS = {"busybox": "latest", "debian": "bookworm", "debian-multi": "bookworm"}
+LAYOUTS = {"busybox": busybox_layout, "debian": debian_layout, "debian-multi": debian_index_layout}
 
 
 @dataclass
@@ -96,7 +98,7 @@ class Harness:
         self.live = live
         self.buildah = buildah
         self.layouts: dict[str, Path] = {}
-        self.bases: dict[str, Image] = {}
+        self.bases: dict[tuple[str, str], Image] = {}
         self.refs: dict[str, str] = {}
         self.lock = threading.Lock()
         self.server: http.server.ThreadingHTTPServer | None = None
@@ -109,23 +111,24 @@ class Harness:
     def layout(self, name: str) -> Path:
         with self.lock:
             if name not in self.layouts:
-                self.layouts[name] = busybox_layout() if name == "busybox" else debian_layout()
+                self.layouts[name] = LAYOUTS[name]()
             return self.layouts[name]
 
-    def base(self, name: str) -> Image:
+    def base(self, name: str, arch: str = "") -> Image:
+        """The base image (``arch``'s from a multi-platform base)."""
         if name == "scratch":
             return Image()
         layout = self.layout(name)
         with self.lock:
-            if name not in self.bases:
-                self.bases[name] = read_image(layout)
-            return self.bases[name]
+            if (name, arch) not in self.bases:
+                self.bases[name, arch] = read_image(layout, arch)
+            return self.bases[name, arch]
 
-    def base_id(self, name: str) -> str:
+    def base_id(self, name: str, arch: str = "") -> str:
         """The diffID of the base's (single) layer: which base a golden was made from."""
         if name == "scratch":
             return ""
-        rootfs = self.base(name).config.get("rootfs", {})
+        rootfs = self.base(name, arch).config.get("rootfs", {})
         return str(rootfs.get("diff_ids", [""])[-1])
 
     def registry_ref(self, name: str) -> str:
@@ -211,12 +214,14 @@ class Harness:
                    "-f", str(df), "--output", f"type=oci,dest={out}"]  # fmt: skip
             if not cache:
                 cmd.append("--no-cache")
+            if case.platform:
+                cmd += ["--platform", case.platform]
             cmd += _common_args(case)
             proc = subprocess.run([*cmd, str(ctx)], capture_output=True, text=True, env=env,
                                   cwd=REPO, timeout=600)  # fmt: skip
             if proc.returncode != 0:
                 return None, proc.stderr.strip() or proc.stdout.strip()
-            return read_image(out), proc.stderr
+            return read_image(out, case.pick), proc.stderr
 
         if case.rebuild:  # its own store: the second build must hit the first one's cache
             first, log = once(tmp / "out-ocibuild", tmp / "store", True)
@@ -225,7 +230,7 @@ class Harness:
             second, log = once(tmp / "out-ocibuild-2", tmp / "store", True)
             if second is None:
                 return Result(error=log)
-            result = result_of(second, self.base(case.base), case, self.base("busybox"))
+            result = result_of(second, self.base(case.base, case.pick), case, self.base("busybox"))
             result.same_id_on_rebuild = _image_id(tmp / "out-ocibuild") == _image_id(
                 tmp / "out-ocibuild-2"
             )
@@ -239,7 +244,7 @@ class Harness:
                 self.free_stores.append(store)
         if image is None:
             return Result(error=log)
-        return result_of(image, self.base(case.base), case, self.base("busybox"))
+        return result_of(image, self.base(case.base, case.pick), case, self.base("busybox"))
 
     def run_buildkit(self, case: Case, tmp: Path) -> Result:
         ctx = tmp / "ctx-buildkit"
@@ -248,13 +253,13 @@ class Harness:
 
         def once(out: Path) -> tuple[Path | None, str]:
             return buildkit.build(ctx, df, out, build_args=case.build_args, target=case.target,
-                                  secrets=secrets)  # fmt: skip
+                                  secrets=secrets, platform=case.platform)  # fmt: skip
 
         layout, log = once(tmp / "out-buildkit")
         if layout is None:
             return Result(error=buildkit.error_message(log))
-        image = read_image(layout)
-        result = result_of(image, self.base(case.base), case, self.base("busybox"))
+        image = read_image(layout, case.pick)
+        result = result_of(image, self.base(case.base, case.pick), case, self.base("busybox"))
         if case.rebuild:
             again, log = once(tmp / "out-buildkit-2")
             if again is None:
@@ -271,6 +276,8 @@ class Harness:
         tag = f"localhost/conformance-{case.name}"
         cmd = [*root, "bud", "--isolation", "chroot", "-q", "--layers=false", "-f", str(df),
                "-t", tag, *_common_args(case)]  # fmt: skip
+        if case.pick:
+            cmd += ["--platform", f"linux/{case.pick}"]
         for sid, p in self.secrets(case, tmp).items():
             cmd += ["--secret", f"id={sid},src={p}"]
         proc = subprocess.run([*cmd, str(ctx)], capture_output=True, text=True, timeout=600)
@@ -280,7 +287,8 @@ class Harness:
                               capture_output=True, text=True)  # fmt: skip
         if push.returncode != 0:
             return Result(error=push.stderr.strip() or "push failed")
-        return result_of(read_image(out), self.base(case.base), case, self.base("busybox"))
+        base = self.base(case.base, case.pick)
+        return result_of(read_image(out), base, case, self.base("busybox"))
 
     # -- one case -------------------------------------------------------------------
     def case_digest(self, case: Case, tmp: Path) -> str:
@@ -293,7 +301,8 @@ class Harness:
 
         def body(tmp: Path) -> Outcome:
             result = self.run_buildkit(case, tmp)
-            write_golden(case, result, self.case_digest(case, tmp), self.base_id(case.base))
+            base_id = self.base_id(case.base, case.pick)
+            write_golden(case, result, self.case_digest(case, tmp), base_id)
             what = f"error: {result.error}" if result.error else f"{len(result.files)} paths"
             return Outcome(case, "identical", notes=[what])
 
@@ -318,7 +327,7 @@ class Harness:
         notes: list[str] = []
         stale = False
         ours = self.run_ocibuild(case, tmp)
-        exact, fields = True, CONFIG_FIELDS
+        exact, fields = True, CONFIG_FIELDS + (("platform",) if case.platform else ())
         if case.expect is not None:
             fields = tuple(case.expect.config)
             want: Result | None = written_result(case.expect)
@@ -328,7 +337,7 @@ class Harness:
         else:
             golden = read_golden(case.name)
             stale = golden is not None and golden.input != self.case_digest(case, tmp)
-            if golden is not None and golden.base_layer != self.base_id(case.base):
+            if golden is not None and golden.base_layer != self.base_id(case.base, case.pick):
                 notes.append(f"golden made from another {case.base} base layer")
             if self.live:
                 fresh = self.run_buildkit(case, tmp)
@@ -471,14 +480,20 @@ def report(outcomes: list[Outcome], seconds: float) -> int:
         print(f"matching a written expectation ({len(written)}):")
         for o in written:
             print(f"    {o.case.name}: {o.case.reason}")
-    print("differing (one line each):" if differing else "differing: none")
+    counts = (
+        f"{len(identical)} identical to BuildKit v0.11.6, {len(written)} matching a written "
+        "expectation"
+    )
+    if not differing:  # the two counts and nothing else
+        print(f"{counts} in {seconds:.0f}s")
+        return 0
+    print("differing (one line each):")
     for o in differing:
         first = o.problems[0] if o.problems else ""
         tag = " [known]" if o.case.name in KNOWN else ""
         print(f"    {o.case.name}{tag}: {first[:160]}")
     print(
-        f"{len(identical)} identical to BuildKit v0.11.6, {len(written)} matching a written "
-        f"expectation, {len(differing)} differing ({len(differing) - len(unknown)} known, "
+        f"{counts}, {len(differing)} differing ({len(differing) - len(unknown)} known, "
         f"{len(unknown)} new) in {seconds:.0f}s"
     )
     return 1 if unknown else 0

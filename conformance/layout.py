@@ -108,12 +108,18 @@ def _norm(name: str) -> str:
     return os.path.normpath("/" + name).lstrip("/")
 
 
-def read_image(layout: Path) -> Image:
+def read_image(layout: Path, arch: str = "") -> Image:
+    """The first image of the layout, or (``arch``) that architecture's from its index."""
     index = json.loads((layout / "index.json").read_text())
     desc = index["manifests"][0]
     manifest = json.loads(_blob(layout, desc["digest"]).read_text())
     if "manifests" in manifest:  # an index inside
-        manifest = json.loads(_blob(layout, manifest["manifests"][0]["digest"]).read_text())
+        entries = manifest["manifests"]
+        if arch:
+            entries = [e for e in entries if (e.get("platform") or {}).get("architecture") == arch]
+            if not entries:
+                raise ValueError(f"{layout}: no {arch} image in its index")
+        manifest = json.loads(_blob(layout, entries[0]["digest"]).read_text())
     image = Image(config=json.loads(_blob(layout, manifest["config"]["digest"]).read_text()))
     for layer in manifest.get("layers") or []:
         with _open_layer(_blob(layout, layer["digest"])) as stream:

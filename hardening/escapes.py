@@ -300,10 +300,12 @@ def _symlink_fs(cell: Cell, fs: str, host_dir: str) -> Outcome:
         "sys": f"echo {MARKER} > /sys/kernel/uevent_helper; ls /sys/block",
         "dev": "head -c1 /dev/null; ls -la /dev",
     }[fs]
+    # The base has /proc, /sys, /dev (its RUN left them, as BuildKit's layers do): the
+    # attacked image is the base's tree without them, and the link in their place.
     dockerfile = (
         f"FROM {BASE_TAG} AS evil\n"
-        f"RUN mkdir -p /x && ln -s {target} /x/{fs}\n"
-        f"FROM {BASE_TAG}\n"
+        f"RUN mkdir -p /x && ln -s {target} /x/{fs} && cp -a /bin /etc /x/\n"
+        "FROM scratch\n"
         "COPY --from=evil /x/ /\n"
         f"RUN {probe}; true\n"
     )

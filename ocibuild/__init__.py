@@ -18,6 +18,8 @@ The API the command line is built on (see examples/api_loop.py)::
             step.number, step.stage, step.instruction, step.cache, step.seconds
             step.timings.prepare if step.timings else None  # the time split (StepTimings)
 
+``build_platforms(context, platforms=["linux/amd64", "linux/arm64"], tags=..., output=...)``
+builds each platform (at once where the machine allows) and one image index over them.
 ``build`` may be called any number of times in one process. Reporters: ``SilentReporter``
 (the default: nothing printed), ``QuietReporter`` (warnings only), ``StreamReporter``
 (the command line's step lines on standard error) and ``JsonReporter`` (one JSON event a
@@ -32,22 +34,24 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ocibuild.api import Output as Output
     from ocibuild.api import build as build
+    from ocibuild.api import build_platforms as build_platforms
     from ocibuild.builder.executor import BuildResult as BuildResult
     from ocibuild.builder.executor import StepRecord as StepRecord
     from ocibuild.errors import BuildError as BuildError
     from ocibuild.errors import DockerfileError as DockerfileError
     from ocibuild.errors import OcibuildError as OcibuildError
     from ocibuild.errors import RunError as RunError
-    from ocibuild.log import JsonReporter as JsonReporter
-    from ocibuild.log import QuietReporter as QuietReporter
-    from ocibuild.log import Reporter as Reporter
-    from ocibuild.log import SilentReporter as SilentReporter
-    from ocibuild.log import StreamReporter as StreamReporter
+    from ocibuild.observe.log import JsonReporter as JsonReporter
+    from ocibuild.observe.log import QuietReporter as QuietReporter
+    from ocibuild.observe.log import Reporter as Reporter
+    from ocibuild.observe.log import SilentReporter as SilentReporter
+    from ocibuild.observe.log import StreamReporter as StreamReporter
+    from ocibuild.observe.trace import StepTimings as StepTimings
     from ocibuild.options import Options as Options
-    from ocibuild.trace import StepTimings as StepTimings
 
 _WHERE = {
     "build": "ocibuild.api",
+    "build_platforms": "ocibuild.api",
     "Output": "ocibuild.api",
     "BuildResult": "ocibuild.builder.executor",
     "StepRecord": "ocibuild.builder.executor",
@@ -55,13 +59,13 @@ _WHERE = {
     "DockerfileError": "ocibuild.errors",
     "BuildError": "ocibuild.errors",
     "RunError": "ocibuild.errors",
-    "Reporter": "ocibuild.log",
-    "SilentReporter": "ocibuild.log",
-    "QuietReporter": "ocibuild.log",
-    "StreamReporter": "ocibuild.log",
-    "JsonReporter": "ocibuild.log",
+    "Reporter": "ocibuild.observe.log",
+    "SilentReporter": "ocibuild.observe.log",
+    "QuietReporter": "ocibuild.observe.log",
+    "StreamReporter": "ocibuild.observe.log",
+    "JsonReporter": "ocibuild.observe.log",
     "Options": "ocibuild.options",
-    "StepTimings": "ocibuild.trace",
+    "StepTimings": "ocibuild.observe.trace",
 }
 
 __all__ = sorted([*_WHERE, "__version__"])

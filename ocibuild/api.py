@@ -8,7 +8,9 @@ import difflib
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,16 +18,17 @@ from ocibuild import isolation
 from ocibuild.builder.context import SourceTree
 from ocibuild.builder.executor import BuildResult, StepRecord, execute
 from ocibuild.builder.source import check_stage_platforms
-from ocibuild.buildlog import BuildLog
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Instruction, Run
 from ocibuild.dockerfile.parser import parse
 from ocibuild.errors import DockerfileError, OcibuildError
+from ocibuild.image.model import ImageConfig
 from ocibuild.image.store import Store, normalize_tag
-from ocibuild.log import Reporter, SilentReporter
+from ocibuild.observe.log import Reporter, SilentReporter, StepBufferingReporter
+from ocibuild.observe.records import BuildLog
 from ocibuild.options import Options
 from ocibuild.plan import Plan, make_plan, mount_from_refs
-from ocibuild.platforms import check_runnable, host_platform, parse_platform
+from ocibuild.platforms import check_runnable, host_platform, parse_platform, parse_platforms
 from ocibuild.registry.base import push_name
 from ocibuild.registry.reference import ReferenceError, parse_reference
 from ocibuild.storage.overlay import ensure_mount_namespace
@@ -142,7 +145,7 @@ def import_directory(store: Store, path: str) -> str:
     import tarfile
     import tempfile
 
-    from ocibuild.image.model import MT_OCI_LAYER, history_entry, new_config
+    from ocibuild.image.model import MT_OCI_LAYER, history_entry
 
     def owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
@@ -160,12 +163,12 @@ def import_directory(store: Store, path: str) -> str:
         tmp.seek(0)
         diff_id = store.import_layer_blob(tmp, MT_OCI_LAYER, "sha256:" + digest.hexdigest())
     created = "1970-01-01T00:00:00Z"
-    config = new_config(
+    image = ImageConfig(
         created=created,
         diff_ids=[diff_id],
         history=[history_entry(created, f"build context {path}")],
     )
-    return store.put_config(config)
+    return store.put_image(image)
 
 
 def apply_build_contexts(df: Dockerfile, contexts: Mapping[str, str]) -> Dockerfile:
@@ -402,13 +405,14 @@ def build(
                 build_args=build_args or {},
                 observer=log.observer,
             )
-            config = state.image.to_image_config(created)
+            image = state.image
+            image.created = created
             if platform:  # BuildKit: an explicit target platform names the image's
-                _set_platform(config, target_platform.descriptor())
+                _set_platform(image, target_platform.descriptor())
             if labels:
-                inner = config.setdefault("config", {})
-                inner["Labels"] = {**(inner.get("Labels") or {}), **labels}
-            image_id = store.put_config(config)
+                image.config["Labels"] = {**(image.config.get("Labels") or {}), **labels}
+            config = image.to_json()
+            image_id = store.put_image(image)
             for tag in normalized:
                 store.tag(tag, image_id)
             if output is not None:
@@ -425,17 +429,11 @@ def build(
     return BuildResult(image_id, config, normalized, records, build_id=log.id)
 
 
-def _set_platform(config: dict[str, Any], platform: Mapping[str, str]) -> None:
-    """The config's architecture, os and variant as ``platform`` says (key order kept)."""
-    config.pop("variant", None)
-    for key in ("architecture", "os"):
-        config[key] = platform[key]
-    if platform.get("variant"):
-        items = list(config.items())
-        at = next(i for i, (k, _) in enumerate(items) if k == "os") + 1
-        items.insert(at, ("variant", platform["variant"]))
-        config.clear()
-        config.update(items)
+def _set_platform(image: ImageConfig, platform: Mapping[str, str]) -> None:
+    """The image's architecture, os and variant as ``platform`` says."""
+    image.architecture = platform["architecture"]
+    image.os = platform["os"]
+    image.variant = platform.get("variant") or ""
 
 
 def write_output(
@@ -535,7 +533,7 @@ def annotate_manifest(layout: str, digest: str, annotations: Mapping[str, str]) 
     import hashlib
     import json
 
-    from ocibuild.image.atomic import write_atomic
+    from ocibuild.fs.atomic import write_atomic
     from ocibuild.image.model import canonical_json
 
     blobs = os.path.join(layout, "blobs", "sha256")
@@ -588,3 +586,161 @@ def _write_to_stdout(
         sys.stdout.buffer.flush()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# -- multi-platform builds ---------------------------------------------------------------
+
+
+def platform_jobs(jobs: int | None, platforms: Sequence[str]) -> int:
+    """How many platform builds run at once: ``jobs`` (``--platform-jobs``), else one per
+    platform but at most one per CPU (an emulated RUN keeps a core busy)."""
+    if jobs is not None and jobs < 1:
+        raise OcibuildError(
+            f"--platform-jobs {jobs}: must be at least 1", hint="1 builds one platform at a time"
+        )
+    return max(1, min(len(platforms), jobs or os.cpu_count() or 1))
+
+
+def build_platforms(
+    context: str = ".",
+    *,
+    platforms: Sequence[str],
+    jobs: int | None = None,
+    tags: Sequence[str] = (),
+    output: Output | None = None,
+    push: bool = False,
+    options: Options | None = None,
+    reporter: Reporter | None = None,
+    **kwargs: Any,
+) -> BuildResult:
+    """Build for each of ``platforms`` (``OS/ARCH[/VARIANT]`` each; :func:`build` with
+    ``kwargs`` per platform), ``jobs`` at once (see :func:`platform_jobs`; threads: a
+    build's time is spent in the runtime, the emulator and the compressors, outside the
+    interpreter lock), then one OCI image index over them: exported (``output``
+    type=oci / oci-archive) and pushed (type=registry, ``push``) as one multi-platform
+    image. Once every platform is built, ``tags`` name this machine's platform's image in
+    the store (or the first platform's when it is not among them) and the store records
+    the index under them. Returns that build's result. A platform that cannot run here
+    is refused before any build starts; when a build fails, the first failure (in
+    platform order, its platform named) is raised once every started build has ended,
+    and nothing is tagged."""
+    wanted = [str(p) for p in parse_platforms(list(platforms))]
+    for plat in wanted:
+        check_runnable(parse_platform(plat))
+    normalized = check_tags(tags)
+    options = options or Options.resolve()
+    reporter = reporter or SilentReporter()
+    jobs = platform_jobs(jobs, wanted)
+    host = str(host_platform())
+    keep = host if host in wanted else wanted[0]
+    store = Store(options.root)
+
+    def one(plat: str, rep: Reporter) -> BuildResult:
+        return build(context, tags=(), options=options, reporter=rep, platform=plat, **kwargs)
+
+    with store.in_use():  # the untagged platforms' images until the index is recorded
+        results = _run_platforms(one, wanted, reporter, jobs)
+        images = [(r.image_id, parse_platform(p).descriptor()) for p, r in results]
+        kept = next(r for p, r in results if p == keep)
+        for name in normalized:
+            store.tag(name, kept.image_id)
+        if normalized:
+            store.put_index(images, normalized)
+        kept = dataclasses.replace(kept, tags=normalized)
+        if output is not None:
+            write_index_output(images, output, normalized, options, reporter)
+        if push:
+            write_index_output(images, Output("registry"), normalized, options, reporter)
+    reporter.info("platforms: " + ", ".join(f"{p} {r.image_id[:19]}" for p, r in results))
+    return kept
+
+
+def _run_platforms(
+    one: Callable[[str, Reporter], BuildResult],
+    platforms: Sequence[str],
+    reporter: Reporter,
+    jobs: int,
+) -> list[tuple[str, BuildResult]]:
+    """``one(platform, reporter)`` for each platform, ``jobs`` at a time; (platform,
+    result) in platform order."""
+    if jobs <= 1:
+        results = []
+        for plat in platforms:
+            reporter.info(f"=== platform {plat} ===")
+            try:
+                results.append((plat, one(plat, reporter)))
+            except OcibuildError as exc:
+                exc.message += f" (building for {plat})"
+                raise
+        return results
+    ensure_mount_namespace()  # in this (main) thread, before any build thread exists
+    lock = threading.Lock()
+    reporter.info(f"=== platforms {', '.join(platforms)} ({jobs} at a time) ===")
+
+    def run(plat: str) -> BuildResult:
+        mine = StepBufferingReporter(reporter, lock, f"[{plat}] ")
+        try:
+            return one(plat, mine)
+        finally:
+            mine.flush()  # what a failed step held back explains the failure
+
+    with ThreadPoolExecutor(jobs, thread_name_prefix="platform") as pool:
+        futures = [(plat, pool.submit(run, plat)) for plat in platforms]
+    for plat, future in futures:
+        failure = future.exception()
+        if isinstance(failure, OcibuildError):
+            failure.message += f" (building for {plat})"
+        if failure is not None:
+            raise failure
+    return [(plat, future.result()) for plat, future in futures]
+
+
+def write_index_output(
+    images: list[tuple[str, dict[str, str]]],
+    output: Output,
+    tags: Sequence[str],
+    options: Options,
+    reporter: Reporter,
+) -> str:
+    """Export or push the image index over ``images``; returns the index's digest."""
+    from ocibuild.image.layout import export_oci_index
+
+    store = Store(options.root)
+    with store.in_use():
+        if output.type == "registry":
+            from ocibuild.registry.base import push_index
+
+            names = [output.name] if output.name else list(tags)
+            if not names:
+                raise OcibuildError(
+                    "nothing to push to: the image has no name",
+                    hint="give -t NAME (a registry reference), or --output type=registry,name=REF",
+                )
+            digest = ""
+            for name in names:
+                digest = push_index(
+                    store,
+                    images,
+                    name,
+                    compression=options.compression,
+                    tls_verify=options.tls_verify,
+                    reporter=reporter,
+                )
+            return digest
+        if output.type == "oci":
+            return export_oci_index(
+                store, images, output.dest, ref_names=ref_names(tags),
+                compression=options.compression,
+            )  # fmt: skip
+        from ocibuild.image.archive import _tar_dir
+
+        work = store.tmpdir("index-")
+        try:
+            layout = os.path.join(work, "layout")
+            digest = export_oci_index(
+                store, images, layout, ref_names=ref_names(tags), compression=options.compression
+            )
+            _tar_dir(layout, output.dest)
+            return digest
+        finally:
+            shutil.rmtree(work, ignore_errors=True)

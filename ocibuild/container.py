@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import termios
+import tty as ttymode
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from ocibuild import isolation
 from ocibuild.builder.scratch import Scratch
 from ocibuild.errors import OcibuildError, RuntimeFailure
+from ocibuild.image.model import ImageConfig
 from ocibuild.image.store import Store
-from ocibuild.log import Reporter, SilentReporter
+from ocibuild.observe.log import Reporter, SilentReporter
 from ocibuild.options import Options
+from ocibuild.runtime.native import NAME as NATIVE
 from ocibuild.runtime.process import Process, run_process
 from ocibuild.storage import driver
 from ocibuild.storage.overlay import ensure_mount_namespace
 
 
 def image_command(
-    config: dict[str, Any], override: Sequence[str], entrypoint: str | None = None
+    image: ImageConfig, override: Sequence[str], entrypoint: str | None = None
 ) -> list[str]:
     """ENTRYPOINT + CMD as docker run makes them: a command replaces CMD;
     ``--entrypoint`` replaces ENTRYPOINT and drops the image's CMD (``""``: none)."""
-    cfg = config.get("config") or {}
+    cfg = image.config
     if entrypoint is not None:
         args = ([entrypoint] if entrypoint else []) + list(override)
     else:
@@ -120,12 +126,15 @@ def run_image(
     volumes: Sequence[str] = (),
     network: str = "host",
     stdin: int | None = None,
+    tty: bool = False,
 ) -> int:
     """Run the image's entrypoint+cmd (or ``command``); returns the exit status.
 
     The container's changes go to a scratch upper dir that is removed afterwards.
     ``stdin`` is a descriptor the process reads (else /dev/null); ``volumes`` are
-    ``HOST:CONTAINER[:ro]``; ``network`` is ``host`` or ``none``. A command that cannot
+    ``HOST:CONTAINER[:ro]``; ``network`` is ``host`` or ``none``. ``tty``: the process
+    gets a terminal (the OCI runtime's: it relays ``stdin`` and the output through it, and
+    puts a terminal ``stdin`` in raw mode while the process runs). A command that cannot
     be started raises :class:`RunFailure` with docker's status (127 or 126).
     """
     if network not in ("host", "none"):
@@ -133,21 +142,26 @@ def run_image(
     net: Literal["host", "none"] = "none" if network == "none" else "host"
     mounts = [parse_volume(v) for v in volumes]
     store = Store(options.root)
-    config = store.get_config(store.resolve(name))
-    cfg = config.get("config") or {}
-    args = image_command(config, command, entrypoint)
-    diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
-    lowers: list[str] = []
-    for diff_id in reversed(diff_ids):
-        path = store.layer_dir(diff_id)
-        if path not in lowers:
-            lowers.append(path)
+    image = store.get_image(store.resolve(name))
+    cfg = image.config
+    args = image_command(image, command, entrypoint)
+    lowers = store.lower_dirs(image.diff_ids)
     ensure_mount_namespace()
     reporter = reporter or SilentReporter()
     options = isolation.resolve(options, reporter, store.tmp)
+    if tty and options.runtime == NATIVE:
+        raise OcibuildError(
+            "-t (a terminal) needs an OCI runtime; the native-chroot sandbox has none",
+            hint="use --runtime runc or crun, or leave -t out",
+        )
     scratch = Scratch(store, "run-")
     work = scratch.path
     output = RuntimeLineFilter(on_output)
+    quiet_tty: tuple[int, int] | None = None
+    if tty and stdin is None:  # -t without -i: a terminal that types nothing
+        quiet_tty = _idle_terminal()
+        stdin = quiet_tty[1]
+    saved = _raw(stdin) if tty else None  # -it on a terminal: keys go through as typed
     try:
         mount = driver.prepare(options.storage_driver, lowers, work)
         with mount:
@@ -163,6 +177,7 @@ def run_image(
                         workdir=workdir or str(cfg.get("WorkingDir") or "/"),
                         network=net,
                         mounts=mounts,
+                        terminal=tty,
                     ),
                     runtime=options.runtime,
                     reporter=reporter,
@@ -175,6 +190,36 @@ def run_image(
         return status
     finally:
         scratch.close()
+        if saved is not None and stdin is not None:
+            with contextlib.suppress(OSError):
+                termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+        for fd in quiet_tty or ():
+            os.close(fd)
+
+
+def _raw(fd: int | None) -> list[Any] | None:
+    """Put the terminal ``fd`` in raw mode (as docker run -it does: the container's
+    terminal does the echo, line editing and Ctrl-C); its settings before, to restore."""
+    if fd is None or not os.isatty(fd):
+        return None
+    try:
+        saved = termios.tcgetattr(fd)
+        ttymode.setraw(fd, termios.TCSADRAIN)
+    except (OSError, termios.error):
+        return None
+    return saved
+
+
+def _idle_terminal() -> tuple[int, int]:
+    """A new pty pair (master, slave) the size of this terminal: the runtime wants a
+    terminal on its standard input to size the process's one from."""
+    master, slave = os.openpty()
+    for fd in (1, 2, 0):
+        with contextlib.suppress(OSError):
+            size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
+            break
+    return master, slave
 
 
 class RunFailure(OcibuildError):

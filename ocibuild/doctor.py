@@ -119,7 +119,8 @@ def check_fuse(needs: Needs) -> Finding:
     try:
         st = os.stat("/dev/fuse")
     except OSError:
-        return Finding("fuse-overlayfs", False, "/dev/fuse is missing", "modprobe fuse", required)
+        fix = "--device /dev/fuse" if container_engine() else "modprobe fuse"
+        return Finding("fuse-overlayfs", False, "/dev/fuse is missing", fix, required)
     if needs.rootless and st.st_mode & 0o006 != 0o006 and needs.uid != 0:
         return Finding(
             "fuse-overlayfs",
@@ -227,6 +228,188 @@ def check_runtime(needs: Needs, runtime: str) -> Finding:
     return Finding(name, True, detail)
 
 
+# -- inside a container ----------------------------------------------------------------------
+
+ENGINE_PROFILE_HINT = (
+    "--security-opt seccomp=ocibuild-in-container.json (`python3 -m ocibuild.engine "
+    "seccomp-profile FILE` writes it: Docker's default plus unshare, mount, pivot_root...)"
+)
+
+
+def container_engine() -> str | None:
+    """The engine this process runs under (podman, docker, kubernetes, a container), or
+    None outside any container."""
+    if os.path.exists("/run/.containerenv"):
+        return "podman"
+    if os.path.exists("/.dockerenv"):
+        return "docker"
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return "kubernetes"
+    engine = os.environ.get("container")  # noqa: SIM112 - systemd's name, lower case
+    if engine:
+        return engine
+    return None
+
+
+def _status_field(name: str) -> str:
+    for line in (_read("/proc/self/status") or "").splitlines():
+        key, _, value = line.partition(":")
+        if key == name:
+            return value.strip()
+    return ""
+
+
+def probe_userns() -> int:
+    """0 when this process can create a user namespace, else the errno unshare gave
+    (in a forked child: this process is not changed)."""
+    from ocibuild import _native
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            _native.unshare(_native.CLONE_NEWUSER)
+            os._exit(0)
+        except OSError as exc:
+            os._exit(min(exc.errno or 1, 255))
+        except BaseException:
+            os._exit(255)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def userns_diagnosis(code: int) -> tuple[str, str]:
+    """(what refuses unshare(CLONE_NEWUSER), the fix) for the errno ``code`` it gave."""
+    why = os.strerror(code) if 0 < code < 255 else f"status {code}"
+    maximum = _read("/proc/sys/user/max_user_namespaces")
+    engine = container_engine()
+    if maximum == "0":
+        return (
+            f"unshare(CLONE_NEWUSER): {why}: user.max_user_namespaces is 0",
+            f"sysctl -w user.max_user_namespaces={MIN_USERNS}"
+            + (" on the host (a container cannot change it)" if engine else ""),
+        )
+    if _status_field("Seccomp") == "2":
+        fix = (
+            ENGINE_PROFILE_HINT
+            if engine != "kubernetes"
+            else "securityContext.seccompProfile: {type: Localhost, localhostProfile: "
+            "ocibuild-in-container.json} (see examples/kubernetes/)"
+        )
+        return (
+            f"unshare(CLONE_NEWUSER): {why}: a seccomp filter refuses it"
+            + (f" (the {engine} default profile?)" if engine else ""),
+            fix,
+        )
+    return f"unshare(CLONE_NEWUSER): {why}", "`ocibuild doctor` lists what is missing"
+
+
+def userns_blocked(needs: Needs) -> Finding:
+    """Whether unshare(CLONE_NEWUSER) works here, and if not, what refuses it."""
+    name = "user namespace creation"
+    if in_user_namespace_already():
+        return Finding(name, True, "inside the build's user namespace")
+    code = probe_userns()
+    if code == 0:
+        return Finding(name, True, "unshare(CLONE_NEWUSER) works")
+    detail, fix = userns_diagnosis(code)
+    return Finding(name, False, detail, fix, needs.rootless)
+
+
+def in_user_namespace_already() -> bool:
+    from ocibuild.fs.idmap import in_user_namespace
+
+    return in_user_namespace()
+
+
+def check_proc_masks(needs: Needs) -> Finding:
+    """A user namespace mounts a fresh /proc (the RUN step's) only where nothing of the
+    container's /proc is masked or read-only (the kernel's mount_too_revealing)."""
+    name = "/proc masks"
+    masked = []
+    for line in (_read("/proc/self/mountinfo") or "").splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4].startswith("/proc/"):
+            target = fields[4]
+            if target.startswith("/proc/sys/fs/binfmt_misc"):
+                continue  # an empty procfs directory: allowed
+            masked.append(target)
+    if not masked:
+        return Finding(name, True, "nothing of /proc is masked: RUN steps can mount /proc")
+    engine = container_engine()
+    fix = {
+        "podman": "--security-opt unmask=/proc/*",
+        "docker": "--security-opt systempaths=unconfined",
+        "kubernetes": "securityContext.procMount: Unmasked (with hostUsers: false)",
+    }.get(
+        engine or "",
+        "podman: --security-opt unmask=/proc/*; docker: --security-opt systempaths=unconfined",
+    )
+    shown = ", ".join(masked[:4]) + (f" and {len(masked) - 4} more" if len(masked) > 4 else "")
+    return Finding(
+        name,
+        False,
+        f"the container masks or makes read-only {shown}: a user namespace cannot mount a "
+        "fresh /proc for RUN steps",
+        fix,
+        needs.rootless,
+    )
+
+
+def check_apparmor(needs: Needs) -> Finding:
+    name = "AppArmor"
+    label = _read("/proc/self/attr/apparmor/current") or _read("/proc/self/attr/current") or ""
+    if not label or label.startswith("unconfined"):
+        return Finding(name, True, label or "not confined")
+    return Finding(
+        name,
+        False,
+        f"confined by {label}: the engines' default profiles deny mount",
+        "--security-opt apparmor=unconfined (or a profile that allows mount); Kubernetes: "
+        "securityContext.appArmorProfile: {type: Unconfined}",
+        needs.rootless,
+    )
+
+
+def check_container_devices(needs: Needs) -> list[Finding]:
+    found = []
+    if os.path.exists("/dev/fuse"):
+        found.append(Finding("/dev/fuse", True, "present"))
+    else:
+        found.append(
+            Finding(
+                "/dev/fuse",
+                False,
+                "missing: fuse-overlayfs cannot run (kernel overlay or vfs is used)",
+                "--device /dev/fuse (Kubernetes: a device plugin, see examples/kubernetes/)",
+                needs.storage_driver == "fuse-overlayfs",
+            )
+        )
+    if os.path.exists("/dev/net/tun"):
+        found.append(Finding("/dev/net/tun", True, "present"))
+    else:
+        found.append(
+            Finding(
+                "/dev/net/tun",
+                False,
+                "missing: RUN steps' own network (slirp4netns) cannot start",
+                "--device /dev/net/tun, or build with --network host (the container's network)",
+            )
+        )
+    return found
+
+
+def container_checks(needs: Needs) -> list[Finding]:
+    """What a build inside a container needs from its engine (empty outside one)."""
+    engine = container_engine()
+    if engine is None:
+        return []
+    found = [Finding("container", True, f"running inside {engine}")]
+    found += check_container_devices(needs)
+    if needs.rootless:
+        found += [userns_blocked(needs), check_proc_masks(needs), check_apparmor(needs)]
+    return found
+
+
 def run_checks(needs: Needs) -> list[Finding]:
     """Every finding for ``needs`` (required ones are marked)."""
     runtimes = [needs.runtime] if needs.runtime else []
@@ -239,7 +422,7 @@ def run_checks(needs: Needs) -> list[Finding]:
             finding = dataclasses.replace(finding, applies=False)
         found.append(finding)
     found += [check_runtime(needs, r) for r in runtimes]
-    return found
+    return found + container_checks(needs)
 
 
 def first_failure(needs: Needs) -> Finding | None:

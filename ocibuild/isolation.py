@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from ocibuild import _native, doctor
 from ocibuild.errors import OcibuildError
 from ocibuild.fs.idmap import in_user_namespace, newidmap_args, read_subids
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
 from ocibuild.options import Options, default_root
 from ocibuild.runtime import native
 from ocibuild.storage import driver
@@ -76,6 +76,12 @@ def decide(options: Options) -> Decision:
             "ocibuild.isolation.reexec_in_user_namespace() first",
         )
     mode = options.isolation
+    if mode == "docker-with-fuse":
+        raise OcibuildError(
+            "--isolation docker-with-fuse runs `ocibuild build` in a container; this command "
+            "runs natively",
+            hint="use --isolation auto",
+        )
     if mode == "auto":
         if not has_runtime:
             return Decision(
@@ -120,14 +126,15 @@ def resolve(options: Options, reporter: Reporter, scratch: str) -> Options:
         why_not = driver.probe_kernel_overlay(scratch)
         if why_not:
             fuse = doctor.check_fuse(dataclasses.replace(needs, storage_driver="fuse-overlayfs"))
-            if not fuse.ok:
-                raise OcibuildError(
-                    f"kernel overlayfs cannot be mounted here ({why_not}) and "
-                    f"fuse-overlayfs is not usable: {fuse.detail}",
-                    hint=f"{fuse.fix}, or use --storage-driver vfs",
+            if fuse.ok:
+                storage = "fuse-overlayfs"
+                reporter.debug(f"storage: overlay -> fuse-overlayfs (kernel overlay: {why_not})")
+            else:  # the last resort: full copies, slower, but a build (a container's case)
+                storage = "vfs"
+                reporter.debug(
+                    f"storage: overlay -> vfs (kernel overlay: {why_not}; fuse-overlayfs: "
+                    f"{fuse.detail}, fix: {fuse.fix})"
                 )
-            storage = "fuse-overlayfs"
-            reporter.debug(f"storage: overlay -> fuse-overlayfs (kernel overlay: {why_not})")
         else:
             opts = driver.kernel_overlay_opts()
             reporter.debug("storage: overlay -> kernel overlayfs" + (f" ({opts})" if opts else ""))
@@ -143,7 +150,7 @@ def resolve(options: Options, reporter: Reporter, scratch: str) -> Options:
 
 def needs_user_namespace(isolation: str) -> bool:
     """Whether this process must re-execute itself in a user namespace first."""
-    if in_user_namespace():
+    if in_user_namespace() or isolation == "docker-with-fuse":
         return False
     return os.geteuid() != 0 or isolation == "native-rootless"
 
@@ -234,7 +241,9 @@ def _child(argv: Sequence[str]) -> int:
     try:
         _native.unshare(_native.CLONE_NEWUSER)
     except OSError as exc:
-        print(f"error: cannot create a user namespace: {exc}", file=sys.stderr)
+        detail, fix = doctor.userns_diagnosis(exc.errno or 0)
+        print(f"error: cannot create a user namespace: {detail}", file=sys.stderr)
+        print(f"hint: {fix}", file=sys.stderr)
         return 1
     os.write(to_parent, b"u")
     os.close(to_parent)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ocibuild.errors import OcibuildError
 
 COMPRESSIONS = ("gzip", "zstd", "none")
-ISOLATIONS = ("auto", "native-chroot", "native-rootless", "oci")
+ISOLATIONS = ("auto", "native-chroot", "native-rootless", "oci", "docker-with-fuse")
 STORAGE_DRIVERS = ("overlay", "fuse-overlayfs", "vfs")
 NETWORK_MODES = ("default", "none", "host")  # RUN steps' network (BuildKit's names)
 
@@ -207,7 +207,7 @@ class Options:
     cache_to: tuple[str, ...] = ()  # --cache-to type=registry,ref=REF[,mode=min|max]
     pull: str = "missing"  # FROM: always | missing | never pull from the registry
     tls_verify: bool | None = None  # None: HTTPS verified, plain HTTP for loopback
-    isolation: str = "auto"  # auto | native-chroot | native-rootless | oci (runtime as root)
+    isolation: str = "auto"  # auto | native-chroot | native-rootless | oci | docker-with-fuse
     storage_driver: str = "overlay"  # overlay | fuse-overlayfs | vfs
     secrets: Mapping[str, Secret] = field(default_factory=dict)  # --secret id=...
     ssh: Mapping[str, str] = field(default_factory=dict)  # --ssh: id -> agent socket

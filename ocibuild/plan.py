@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ocibuild.dockerfile.expand import expand_word, go_quote
-from ocibuild.dockerfile.instructions import Arg, Copy, Dockerfile, From, Instruction, Run
+from ocibuild.dockerfile.instructions import (
+    Arg,
+    Copy,
+    Dockerfile,
+    From,
+    Instruction,
+    Onbuild,
+    Run,
+)
 from ocibuild.errors import DockerfileError, ExpansionError
 from ocibuild.platforms import Platform, host_platform
 
@@ -245,11 +253,16 @@ def _check_from_refs(stages: list[Stage], escape: str) -> None:
 
 
 def _dependencies(stages: list[Stage], stage: Stage) -> set[int]:
-    """The earlier stages ``stage`` needs: its FROM, COPY --from, RUN --mount=from."""
+    """The earlier stages ``stage`` needs: its FROM, COPY --from, RUN --mount=from, and
+    those of the ONBUILD triggers of a base stage, which run in ``stage`` (current
+    BuildKit, 4cf7a1a0d: ``ONBUILD COPY --from=NAME`` names a stage of the child)."""
     deps: set[int] = set()
+    body = list(stage.instructions)
     if stage.base_stage is not None:
         deps.add(stage.base_stage)
-    for instr in stage.instructions:
+        base = stages[stage.base_stage].instructions
+        body += [i.trigger for i in base if isinstance(i, Onbuild) and i.trigger is not None]
+    for instr in body:
         refs: list[str] = []
         if isinstance(instr, Copy):
             if instr.from_ is not None:

@@ -12,7 +12,6 @@ import signal
 from dataclasses import dataclass, field
 
 from ocibuild import _native
-from ocibuild.buildlog import remove_kept_failures
 from ocibuild.errors import StoreError
 from ocibuild.image.fsck import (
     check_blobs,
@@ -23,6 +22,7 @@ from ocibuild.image.fsck import (
     stale_scratch_dirs,
 )
 from ocibuild.image.store import Store
+from ocibuild.observe.records import remove_kept_failures
 from ocibuild.runtime.runner import Runner
 
 

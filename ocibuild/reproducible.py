@@ -26,9 +26,8 @@ from ocibuild.builder.executor import BuildResult
 from ocibuild.dockerfile.parser import parse
 from ocibuild.errors import OcibuildError
 from ocibuild.image.diff import Change, compare, image_layers, layer_entries
-from ocibuild.image.model import diff_ids_of
 from ocibuild.image.store import Store
-from ocibuild.log import Reporter, SilentReporter
+from ocibuild.observe.log import Reporter, SilentReporter
 from ocibuild.options import Options
 from ocibuild.plan import make_plan
 
@@ -80,15 +79,14 @@ def base_images(
 
 
 def seed_store(src: Store, dst: Store, names: list[str]) -> None:
-    """Copy the images ``names`` (when ``src`` has them) into ``dst``: config, tag,
-    layers hard-linked, original blobs of pulled layers."""
+    """Copy the images ``names`` (when ``src`` has them) into ``dst``: config (the same
+    bytes), tag, layers hard-linked, original blobs of pulled layers."""
     for name in names:
         try:
             image_id = src.resolve(name)
         except OcibuildError:
             continue  # not local: the build pulls it
-        config = src.get_config(image_id)
-        for diff_id in diff_ids_of(config):
+        for diff_id in src.get_image(image_id).diff_ids:
             hexpart = diff_id.partition(":")[2]
             target = os.path.join(dst.layers, hexpart)
             if not os.path.exists(target):
@@ -100,7 +98,10 @@ def seed_store(src: Store, dst: Store, names: list[str]) -> None:
             blob = (src.layer_info(diff_id).get("blob") or {}).get("digest")
             if isinstance(blob, str) and src.has_blob(blob) and not dst.has_blob(blob):
                 os.link(src.blob_path(blob), dst.blob_path(blob))
-        dst.put_config(config)
+        # the config's own bytes: a pulled config is kept as the registry served it (its
+        # digest is the image ID); encoding it again would give another digest
+        if dst.put_blob(src.read_blob(image_id)) != image_id:
+            raise OcibuildError(f"image {image_id}: its config does not match its digest")
         dst.tag(name, image_id)
 
 

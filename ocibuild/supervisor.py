@@ -29,6 +29,11 @@ FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 BINFMT_MISC = "/proc/sys/fs/binfmt_misc"
+PROC_HINT = (
+    "hint: inside a container, a user namespace mounts /proc only where nothing of /proc is "
+    "masked: podman --security-opt unmask=/proc/*, docker --security-opt "
+    "systempaths=unconfined (`ocibuild doctor` checks it)"
+)
 
 
 def _host_binfmt_misc() -> bool:
@@ -51,9 +56,14 @@ def _child(fn: Callable[[], int], parent_alive: int) -> None:
         # Our own /proc: runtimes look themselves up there by their pid in this namespace.
         binfmt = _host_binfmt_misc()
         _native.enter_mount_namespace()
-        _native.mount_fs(
-            "proc", "/proc", "proc", _native.MS_NOSUID | _native.MS_NODEV | _native.MS_NOEXEC
-        )
+        try:
+            _native.mount_fs(
+                "proc", "/proc", "proc", _native.MS_NOSUID | _native.MS_NODEV | _native.MS_NOEXEC
+            )
+        except OSError as exc:  # a container that masks parts of /proc (ocibuild doctor)
+            print(f"error: cannot mount /proc for the build: {exc.strerror}", file=sys.stderr)
+            print(PROC_HINT, file=sys.stderr)
+            raise SystemExit(1) from None
         if binfmt:  # the emulators' registry, seen again (ocibuild.platforms reads it)
             with contextlib.suppress(OSError):
                 _native.mount_fs(

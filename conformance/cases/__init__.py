@@ -16,6 +16,7 @@ def all_cases() -> list[Case]:
         heredocs,
         metadata,
         mounts,
+        platforms,
         realistic,
         run,
         stages,
@@ -23,7 +24,7 @@ def all_cases() -> list[Case]:
 
     cases: list[Case] = []
     modules = (metadata, args, run, copy, heredocs, mounts, stages, realistic, errors, bugs,
-               bk_copy, bk_misc)  # fmt: skip
+               bk_copy, bk_misc, platforms)  # fmt: skip
     for module in modules:
         cases.extend(module.CASES)
     names = [c.name for c in cases]

@@ -457,6 +457,15 @@ CASES = [
         "current BuildKit can (4cf7a1a0d)",
     ),
     Case(
+        "onbuild_run_mount_from_stage",
+        "FROM {busybox} AS src\nRUN echo src > /src\nFROM {busybox} AS p\n"
+        "ONBUILD RUN --mount=from=src,target=/m cat /m/src > /got\nFROM p\n",
+        source=T + "dockerfile_onbuild_test.go testOnBuildNamedContext (RUN --mount=from)",
+        expect=Expect(files={"/got": f("src\n")}),
+        reason="v0.11.6 cannot resolve a stage named by an inherited ONBUILD RUN "
+        "--mount=from; current BuildKit can (4cf7a1a0d)",
+    ),
+    Case(
         "onbuild_with_cache_mount",
         "FROM {busybox} AS p\nONBUILD RUN --mount=type=cache,target=/c,id=conf-ob "
         "echo ob > /c/x && cat /c/x > /ob\nFROM p\n",

@@ -4,7 +4,7 @@ Each pins what BuildKit does (its golden file), whatever ocibuild does today; th
 ones are listed in ``conformance.known_differences``.
 """
 
-from conformance.case import HEREDOC_0644, Case, Dir, Expect, File, Link, heredoc_files
+from conformance.case import HEREDOC_0644, Case, Dir, Expect, File, Link, f, heredoc_files
 
 B = "FROM {busybox}\n"
 BASE = "FROM {busybox} AS base\n"
@@ -241,6 +241,14 @@ CASES = [
     Case("bug18_bare_run", B + "RUN\n"),
     Case("bug18_chown_colon_only", B + "COPY --chown=: a.txt /a\n", files=FILES),
     Case("bug18_chown_empty", B + "COPY --chown= a.txt /a\n", files=FILES),
+    Case(
+        "bug18_chown_trailing_colon",
+        B + "COPY --chown=app: a.txt /a\nCOPY --chown=1234: b.txt /b\nCOPY --chown=:app c.txt /c\n",
+        files=FILES,
+        newer=Expect(files={"/a": f("A\n", 0o644, 1000, 1000), "/b": f("B\n", 0o644, 1234, 1234)}),
+        reason="v0.11.6 takes an empty group after the colon as gid 0; current BuildKit as no "
+        "group: the user's primary gid, a numeric uid's own (07aa65e08)",
+    ),
     # 19 COPY <<EOF rebuilt: a cache hit, the same image ID
     Case(
         "bug19_heredoc_copy_rebuild_cached",

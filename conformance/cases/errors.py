@@ -24,6 +24,12 @@ CASES = [
         B + "COPY --chown=nobodyhere a /a\n",
         files={"a": "a"},
     ),
+    Case(
+        "chown_unknown_user_known_group",
+        B + "COPY --chown=ghost:extra a /a\nCOPY --chown=app:ghosts a /b\n",
+        files={"a": "a"},
+    ),
+    Case("workdir_unknown_user_is_root", B + "USER ghost\nWORKDIR /wd/sub\n"),
     Case("error_unterminated_quote", B + 'ENV A="open\n', error="matching double-quote"),
     Case(
         "error_bad_json_exec",

@@ -30,7 +30,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,7 +43,7 @@ from ocibuild.builder.step import StepOutcome
 from ocibuild.dockerfile.instructions import FLAG_FIELDS, Arg, Copy, Instruction, Run
 from ocibuild.dockerfile.mounts import MountFlag, resolve_mount
 from ocibuild.errors import OcibuildError
-from ocibuild.image.atomic import unlink_quiet
+from ocibuild.fs.atomic import write_atomic
 from ocibuild.image.model import canonical_json
 from ocibuild.plan import Stage
 
@@ -57,7 +56,7 @@ if TYPE_CHECKING:
 class CacheObserver(Protocol):
     """Told when a step begins, its cache decision before it runs, and when it ends
     (``record``: its ``--trace`` record; ``error`` when it failed). See
-    ``ocibuild.buildlog.BuildObserver``."""
+    ``ocibuild.observe.records.BuildObserver``."""
 
     def begin(
         self, ctx: StepContext, stage: Stage, number: int, index: int, instr: Instruction
@@ -254,14 +253,7 @@ class StepCache:
 
     def put(self, key: str, entry: CacheEntry) -> None:
         data = canonical_json({"version": KEY_VERSION, "key": key, **dataclasses.asdict(entry)})
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.steps)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.rename(tmp, self._path(key))
-        except BaseException:
-            unlink_quiet(tmp)
-            raise
+        write_atomic(self._path(key), data, mode=0o600, durable=False)
 
     # -- keys --------------------------------------------------------------------------------
     def key(

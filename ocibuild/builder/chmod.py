@@ -14,6 +14,16 @@ _OP = re.compile(r"([-+=])([ugo]|[rwxXst]*)")
 _WHO = {"u": 0o4700, "g": 0o2070, "o": 0o1007}
 
 
+def created_dir_mode(value: str | None) -> int:
+    """The mode of the directories a COPY/ADD creates on the way to its destination: 0755,
+    or an octal --chmod's permission bits (current BuildKit: fsutil 13604323, vendored by
+    BuildKit cd3d07569, gives MkdirAll the copy's mode; its testCopyChmod, 75c457afd; v0.11.6
+    made them 0755). A symbolic --chmod leaves them 0755 (it never sets that mode)."""
+    if value is None or not _OCTAL.fullmatch(value):
+        return 0o755
+    return int(value, 8) & 0o777
+
+
 def parse_chmod(value: str) -> Chmod | None:
     """A function giving the new mode bits for a file's ``st_mode``; None if malformed."""
     if _OCTAL.fullmatch(value):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 import posixpath
 import stat
 import tarfile
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
-from ocibuild.builder.chmod import Chmod, parse_chmod
+from ocibuild.builder.chmod import Chmod, created_dir_mode, parse_chmod
 from ocibuild.builder.context import Source, SourceTree, has_glob
 from ocibuild.builder.fetch import download, is_git, is_url
 from ocibuild.builder.heredoc import heredoc_content, is_heredoc_word
@@ -23,7 +28,9 @@ from ocibuild.fs.rootpath import resolve_in_root
 from ocibuild.image.layout import import_oci_layout
 from ocibuild.layers.apply import extract_archive
 from ocibuild.layers.compress import open_decompressed
-from ocibuild.runtime.users import resolve_owner
+from ocibuild.observe.log import human_size
+from ocibuild.registry.progress import PlainLines
+from ocibuild.runtime.users import resolve_owner, unknown_owner_names
 from ocibuild.storage import fsops
 
 HEREDOC_FILE_MODE = 0o644  # BuildKit's Mkfile for COPY <<EOF
@@ -35,9 +42,11 @@ class CopyPlan:
     uid: int | None  # None: keep the source's owner (COPY --from), else this owner
     gid: int | None
     chmod: Chmod | None
+    dir_mode: int = 0o755  # of the directories the copy creates (an octal --chmod's)
     hardlinks: dict[tuple[int, int], str] = field(default_factory=dict)
     dirs: list[tuple[str, os.stat_result]] = field(default_factory=list)
     exclude: IgnoreMatcher | None = None
+    say: Callable[[str], None] | None = None  # progress lines (ADD: downloads, archives)
 
     def owner(self, st: os.stat_result) -> tuple[int, int]:
         uid = st.st_uid if self.uid is None else self.uid
@@ -58,10 +67,15 @@ class Item:
     keep: str = ""  # --parents: the path kept below the destination
 
 
+def chmod_value(ctx: StepContext, instr: Copy) -> str | None:
+    """The --chmod value (expanded before dispatch), None without the flag."""
+    return instr.chmod
+
+
 def chmod_flag(ctx: StepContext, instr: Copy) -> Chmod | None:
-    if instr.chmod is None:
+    value = chmod_value(ctx, instr)
+    if value is None:
         return None
-    value = instr.chmod  # (expanded before dispatch)
     parsed = parse_chmod(value)
     if parsed is None:
         raise fail(
@@ -72,19 +86,45 @@ def chmod_flag(ctx: StepContext, instr: Copy) -> Chmod | None:
     return parsed
 
 
-def resolve_chown(instr: Instruction, rootfs: str, spec: str) -> tuple[int, int]:
-    """--chown=user[:group]: names looked up in the image. With no group, a user name
-    takes that user's primary gid from the image's /etc/passwd and a numeric uid is also
-    the gid (BuildKit's readUser: ``--chown=bob`` gives bob's uid:gid, ``--chown=1001``
-    1001:1001 even when passwd gives uid 1001 another group). An empty part is id 0
-    (BuildKit v0.11.6: ``--chown=:`` is 0:0, ``1:`` is 1:0)."""
+def resolve_chown(
+    instr: Instruction, rootfs: str, spec: str, warn: Callable[[str], None] | None = None
+) -> tuple[int, int]:
+    """--chown=user[:group], as BuildKit's readUser (see ``resolve_owner``): with no
+    group, a user name takes that user's primary gid and a numeric uid is also the gid;
+    a name the image does not have is id 0 (``warn`` is told). An empty user is 0; an
+    empty group is no group (current BuildKit, 07aa65e08: ``--chown=app:`` is app's
+    primary gid; v0.11.6 took gid 0), so ``--chown=:`` is 0:0."""
     user, sep, group = spec.partition(":")
     user = user or "0"
-    spec = f"{user}:{group or '0'}" if sep else user
+    spec = f"{user}:{group}" if sep and group else user
     try:
-        return resolve_owner(rootfs, spec)
+        owner = resolve_owner(rootfs, spec)
+        unknown = unknown_owner_names(rootfs, spec) if warn is not None else []
     except OcibuildError as exc:
         raise fail(instr, f"--chown={spec}: {exc.message}", hint=exc.hint) from None
+    if warn is not None and unknown:
+        warn(
+            f"warning: {instr.pos}: {instr.keyword} --chown={spec}: "
+            + ", ".join(unknown)
+            + f"; files are owned by {owner[0]}:{owner[1]}, as BuildKit does"
+        )
+    return owner
+
+
+def _check_link_chown(instr: Instruction, chown: str) -> None:
+    """COPY --link --chown=NAME fails in BuildKit (v0.11.6 and current): a --link copy
+    (without --chmod) is made on an empty filesystem, so there is no /etc/passwd or
+    /etc/group to look a name up in ("invalid user index: -1"). Only numeric ids (and
+    ``root``) work; say so here, before anything is copied."""
+    names = [p for p in chown.split(":", 1) if p and p != "root" and not p.isdigit()]
+    if names:
+        raise fail(
+            instr,
+            f"--chown={chown} with --link: the name {names[0]!r} cannot be looked up, a "
+            "--link copy does not see the image's /etc/passwd and /etc/group (BuildKit "
+            "fails the same way: invalid user index -1)",
+            hint="give numeric ids (e.g. --chown=1000:1000), or drop --link",
+        )
 
 
 def _parents_keep(pattern: str, rel: str) -> str:
@@ -106,6 +146,8 @@ def copy_step(ctx: StepContext, instr: Copy) -> StepOutcome:
     chown = instr.chown or ""
     from_ref = instr.from_  # never expanded (the plan refuses a variable there)
     parents = instr.parents
+    if instr.link and chmod is None:
+        _check_link_chown(instr, chown)
     excludes = list(instr.exclude)
     checksum = instr.checksum
     unpack = instr.unpack
@@ -131,7 +173,8 @@ def copy_step(ctx: StepContext, instr: Copy) -> StepOutcome:
                 continue
             src = raw
             if is_add and is_url(src):
-                items.append(_url_item(instr, gen_tree, src, checksum, bool(unpack), count))
+                say = _say(ctx)
+                items.append(_url_item(instr, gen_tree, src, checksum, bool(unpack), count, say))
                 continue
             if is_add and is_git(src):
                 raise fail(instr, f"ADD from a Git repository is not supported: {src}")
@@ -165,10 +208,13 @@ def copy_step(ctx: StepContext, instr: Copy) -> StepOutcome:
         work = stack.enter_context(workspace(ctx, "copy-"))
         with mounted(ctx, ctx.image.diff_ids, work) as mnt:
             root = mnt.target
-            uid, gid = resolve_chown(instr, root, chown) if chown else (None, None)
+            uid, gid = (None, None)
+            if chown:
+                uid, gid = resolve_chown(instr, root, chown, ctx.reporter.info)
             if uid is None and from_ref is None:
                 uid, gid = 0, 0  # context files are copied as root, as BuildKit does
-            plan = CopyPlan(uid, gid, chmod)
+            plan = CopyPlan(uid, gid, chmod, created_dir_mode(chmod_value(ctx, instr)))
+            plan.say = _say(ctx) if is_add else None
             if excludes:
                 plan.exclude = IgnoreMatcher(load_patterns("\n".join(excludes), "--exclude"))
             # Several matches of one wildcard go one after the other onto ``dest``
@@ -181,7 +227,7 @@ def copy_step(ctx: StepContext, instr: Copy) -> StepOutcome:
                 for item in items:
                     item_plan = plan
                     if item.tree is gen_tree and uid is None:
-                        item_plan = CopyPlan(0, 0, chmod, plan.hardlinks, plan.dirs, plan.exclude)
+                        item_plan = dataclasses.replace(plan, uid=0, gid=0)
                     target = posixpath.join(dest, item.keep) if item.keep else dest
                     copy_source(item, root, target, dest_is_dir and not item.keep, item_plan)
                 for host, st in reversed(plan.dirs):
@@ -204,15 +250,30 @@ def _heredoc_item(gen: SourceTree, doc: Heredoc, content: str, n: int) -> Item:
     return Item(gen, Source(path, f"{n}/{doc.name}"))
 
 
+def _say(ctx: StepContext) -> Callable[[str], None]:
+    """Progress lines under the step (plain output: logs and pipes see them too)."""
+    return lambda text: ctx.reporter.info(f"  {text}")
+
+
 def _url_item(
-    instr: Instruction, gen: SourceTree, url: str, checksum: str | None, unpack: bool, n: int
+    instr: Instruction,
+    gen: SourceTree,
+    url: str,
+    checksum: str | None,
+    unpack: bool,
+    n: int,
+    say: Callable[[str], None],
 ) -> Item:
     sub = os.path.join(gen.root, str(n))
     os.mkdir(sub)
+    lines = PlainLines(say)
+    started = time.monotonic()
     try:
-        got = download(url, sub, checksum)
+        got = download(url, sub, checksum, progress=lines)
     except OcibuildError as exc:
         raise fail(instr, exc.message, hint=exc.hint) from None
+    size = os.path.getsize(got.path)
+    lines.end(url, f"downloaded {human_size(size)} in {time.monotonic() - started:.1f}s")
     path = os.path.join(sub, got.name)
     os.rename(got.path, path)
     os.chmod(path, URL_FILE_MODE)
@@ -236,12 +297,12 @@ def source_layers(ctx: StepContext, instr: Instruction, ref: str) -> list[str]:
             image_id = import_oci_layout(ctx.store, os.path.abspath(path), tag)
         else:
             image_id = ctx.store.resolve(ref)
-        config = ctx.store.get_config(image_id)
+        found = ctx.store.get_image(image_id)
     except OcibuildError as exc:
         raise fail(
             instr, f"--from={ref}: not a stage and not an image in the local store", hint=exc.hint
         ) from None
-    return list((config.get("rootfs") or {}).get("diff_ids") or [])
+    return found.diff_ids
 
 
 def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyPlan) -> None:
@@ -254,22 +315,34 @@ def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyP
     if stat.S_ISDIR(st.st_mode):
         target = fsops.host_path(root, dest)
         if not os.path.lexists(target):
-            # BuildKit makes a missing destination dir 0755, owned by --chown or root,
+            # BuildKit makes a missing destination dir as it makes the parents: 0755
+            # (an octal --chmod's mode in current BuildKit), owned by --chown or root,
             # whatever the source dir's mode and owner; it keeps the source's mtime.
             fsops.makedirs(root, posixpath.dirname(dest) or "/", **_parent_owner(plan))
-            os.mkdir(target, 0o755)
+            os.mkdir(target, plan.dir_mode)
             os.chown(target, plan.uid or 0, plan.gid or 0, follow_symlinks=False)
-            os.chmod(target, 0o755)
+            os.chmod(target, plan.dir_mode)
             plan.dirs.append((target, st))
+        elif not os.path.isdir(target):
+            raise _not_a_directory(dest)
         for host, rel, entry_st in tree.walk(src):
             if plan.exclude is not None and plan.exclude.matches(rel):
                 continue
             copy_entry(host, entry_st, root, posixpath.join(dest, rel), plan)
         return
     if item.extract and is_archive(src.host_path):
-        target_dir = fsops.makedirs(root, dest, **_parent_owner(plan))
-        with open(src.host_path, "rb") as raw:
+        # BuildKit's unpack makes the destination 0755 whatever --chmod says
+        target_dir = fsops.makedirs(root, dest, **{**_parent_owner(plan), "mode": 0o755})
+        name = src.name or os.path.basename(src.host_path)
+        lines = PlainLines(plan.say) if plan.say is not None else None
+        if lines is not None:
+            lines.note(f"unpacking {name} ({human_size(st.st_size)}) into {dest}")
+            lines.begin(name, name, st.st_size)
+        started = time.monotonic()
+        with _ReadingArchive(src.host_path, lines, name) as raw:
             extract_archive(open_decompressed(raw), root, os.path.relpath(target_dir, root))
+        if lines is not None:
+            lines.end(name, f"unpacked into {dest} in {time.monotonic() - started:.1f}s")
         return
     target_path = dest
     if dest_is_dir or os.path.isdir(fsops.host_path(root, dest)):
@@ -278,8 +351,45 @@ def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyP
     copy_entry(src.host_path, st, root, target_path, plan)
 
 
+class _ReadingArchive(io.FileIO):
+    """A local archive ADD unpacks: tells ``lines`` how far it has been read."""
+
+    def __init__(self, path: str, lines: PlainLines | None, key: str) -> None:
+        super().__init__(path, "rb")
+        self.lines = lines
+        self.key = key
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if self.lines is not None:
+            self.lines.update(self.key, self.tell())
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        got = super().readinto(buffer)
+        if self.lines is not None:
+            self.lines.update(self.key, self.tell())
+        return got
+
+
 def _parent_owner(plan: CopyPlan) -> dict[str, int]:
-    return {"uid": plan.uid or 0, "gid": plan.gid or 0}
+    return {"uid": plan.uid or 0, "gid": plan.gid or 0, "mode": plan.dir_mode}
+
+
+def _not_a_directory(path: str) -> OcibuildError:
+    """BuildKit's "cannot copy to non-directory": a directory copied onto a file."""
+    return OcibuildError(
+        f"cannot copy a directory to {path}: it exists and is not a directory",
+        hint=f"remove {path} first (RUN rm {path}) or copy to another destination",
+    )
+
+
+def _is_a_directory(path: str) -> OcibuildError:
+    """BuildKit's "cannot replace to directory ... with file"."""
+    return OcibuildError(
+        f"cannot replace the directory {path} with a file",
+        hint=f"remove it first (RUN rm -r {path}) or copy to another destination",
+    )
 
 
 def copy_entry(src: str, st: os.stat_result, root: str, path: str, plan: CopyPlan) -> None:
@@ -287,9 +397,16 @@ def copy_entry(src: str, st: os.stat_result, root: str, path: str, plan: CopyPla
     dst = os.path.join(parent, name)
     mode = st.st_mode
     existing = os.lstat(dst) if os.path.lexists(dst) else None
-    if existing is not None and not (stat.S_ISDIR(mode) and stat.S_ISDIR(existing.st_mode)):
-        fsops.remove_any(dst)
-        existing = None
+    if existing is not None:
+        # BuildKit merges a dir into a dir, replaces a non-dir by a non-dir, and fails
+        # otherwise (fsutil copy: copyDirectoryOnly, ensureEmptyFileTarget)
+        if stat.S_ISDIR(mode) and not stat.S_ISDIR(existing.st_mode):
+            raise _not_a_directory(path)
+        if not stat.S_ISDIR(mode) and stat.S_ISDIR(existing.st_mode):
+            raise _is_a_directory(path)
+        if not stat.S_ISDIR(mode):
+            fsops.remove_any(dst)
+            existing = None
     key = (st.st_dev, st.st_ino)
     if stat.S_ISDIR(mode):
         if existing is None:

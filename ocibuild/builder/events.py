@@ -4,8 +4,8 @@ The executor (and the cache wrapper, and RUN's output pump) emit; every consumer
 subscribes to the same stream instead of being called through its own channel:
 
 - the terminal (:class:`TerminalSink`: ``[n/N] ...``, the output indented, ``-> HIT`` or
-  ``-> done``), through the build's ``Reporter`` (``ocibuild.log``);
-- ``--trace`` (:class:`TraceSink`: one JSON record per finished step, ``ocibuild.trace``);
+  ``-> done``), through the build's ``Reporter`` (``ocibuild.observe.log``);
+- ``--trace`` (:class:`TraceSink`: one JSON record per finished step, ``ocibuild.observe.trace``);
 - the step records of the API's ``BuildResult`` (:class:`RecordSink`);
 - the build record, ``--report``, cache explanations and ``--keep-failed`` hooks
   (:class:`ObserverSink` around ``buildlog.BuildObserver`` / ``explain.Explainer``).
@@ -21,14 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
-from ocibuild.trace import StepTimings, step_record
+from ocibuild.observe.trace import StepTimings, step_record
 
 if TYPE_CHECKING:
     from ocibuild.builder.cache import CacheObserver
     from ocibuild.builder.step import StepContext
     from ocibuild.dockerfile.instructions import Instruction
+    from ocibuild.observe.trace import Tracer
     from ocibuild.plan import Stage
-    from ocibuild.trace import Tracer
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class EventStream:
 
 
 def TerminalSink(ctx: StepContext, event: Event) -> None:
-    """The step lines, through the stage's reporter (``ocibuild.log``)."""
+    """The step lines, through the stage's reporter (``ocibuild.observe.log``)."""
     reporter = ctx.reporter
     if isinstance(event, StepStarted):
         reporter.step(event.number, event.total, event.text)

@@ -21,7 +21,7 @@ from ocibuild.builder.events import (
     TerminalSink,
     TraceSink,
 )
-from ocibuild.builder.onbuild import onbuild_triggers
+from ocibuild.builder.onbuild import build_trigger_stages, onbuild_triggers
 from ocibuild.builder.scratch import Scratch
 from ocibuild.builder.source import base_state
 from ocibuild.builder.stages import run_stages
@@ -33,11 +33,11 @@ from ocibuild.dockerfile.instructions import (
 )
 from ocibuild.errors import Interrupted
 from ocibuild.image.store import Store
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
+from ocibuild.observe.trace import StepTimings, Tracer
 from ocibuild.options import Options
 from ocibuild.plan import PROXY_ARGS, Plan, Stage
 from ocibuild.runtime.network import BuildNetwork
-from ocibuild.trace import StepTimings, Tracer
 
 
 def dispatch(ctx: StepContext, instr: Instruction) -> StepOutcome:
@@ -196,6 +196,9 @@ def run_stage(ctx: StepContext, stage: Stage, number: int, total: int) -> int:
     seconds = time.monotonic() - started
     line = stage.from_.pos.line
     ctx.emit(StepFinished(number, stage, "FROM " + stage.base, line, seconds, is_from=True))
+    number = build_trigger_stages(  # stages an ONBUILD of a base image names
+        ctx, triggers, number, lambda c, s, n: run_stage(c, s, n, total)
+    )
     for index, instr in enumerate((*triggers, *stage.instructions)):
         number += 1
         if ctx.cancelled.is_set():

@@ -19,6 +19,8 @@ import urllib.request
 from dataclasses import dataclass
 
 from ocibuild.errors import OcibuildError
+from ocibuild.observe.log import human_size
+from ocibuild.registry.progress import Progress
 
 URL_RE = re.compile(r"^https?://", re.IGNORECASE)
 GIT_RE = re.compile(r"^(git://|git@|ssh://|[^/]+\.git(#|$))|\.git(#.*)?$")
@@ -64,18 +66,30 @@ def filename_for(url: str, disposition: str | None) -> str:
     return urllib.parse.unquote(name) or "index.html"
 
 
-def download(url: str, dest_dir: str, checksum: str | None) -> Download:
-    """Fetch ``url`` into ``dest_dir``; raise OcibuildError on HTTP errors or mismatch."""
+def download(
+    url: str, dest_dir: str, checksum: str | None, progress: Progress | None = None
+) -> Download:
+    """Fetch ``url`` into ``dest_dir``; raise OcibuildError on HTTP errors or mismatch.
+    ``progress`` hears of it under the key ``url`` (the caller ends it)."""
     algo_hex = parse_checksum(checksum) if checksum else None
     hasher = hashlib.new(algo_hex[0] if algo_hex else "sha256")
     path = os.path.join(dest_dir, "download")
     request = urllib.request.Request(url, headers={"User-Agent": "ocibuild"})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:
+            length = resp.headers.get("Content-Length", "")
+            total = int(length) if length.isdigit() else 0
+            if progress is not None:
+                progress.begin(url, url, total)
+                progress.note(f"downloading {url}" + (f" ({human_size(total)})" if total else ""))
+            done = 0
             with open(path, "wb") as f:
                 while chunk := resp.read(1 << 20):
                     hasher.update(chunk)
                     f.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress.update(url, done)
             disposition = resp.headers.get("Content-Disposition")
             modified = resp.headers.get("Last-Modified")
     except urllib.error.HTTPError as exc:

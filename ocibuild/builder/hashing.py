@@ -24,13 +24,12 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 
 from ocibuild.builder.context import Source, SourceTree
-from ocibuild.image.atomic import unlink_quiet
+from ocibuild.fs.atomic import write_atomic
 
 RACY_NS = 20_000_000  # 20 ms
 _READ = 1 << 20
@@ -108,14 +107,7 @@ class StatCache:
             self._dirty = False
         directory = os.path.dirname(self.path)
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-            os.rename(tmp, self.path)
-        except BaseException:
-            unlink_quiet(tmp)
-            raise
+        write_atomic(self.path, data, mode=0o600, durable=False)
 
 
 def _entry_line(rel: str, st: os.stat_result, content: str) -> bytes:

@@ -52,7 +52,7 @@ from ocibuild.registry.transfer import RegistryOptions, connect, run_jobs
 
 if TYPE_CHECKING:
     from ocibuild.image.store import Store
-    from ocibuild.log import Reporter
+    from ocibuild.observe.log import Reporter
 
 MT_CACHE_CONFIG = "application/vnd.ocibuild.cache.config.v1+json"
 ANNOTATION_DIFF_ID = "containerd.io/uncompressed"

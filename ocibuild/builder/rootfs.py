@@ -16,13 +16,8 @@ from ocibuild.storage.base import Rootfs
 
 
 def lower_dirs(ctx: StepContext, diff_ids: Sequence[str]) -> list[str]:
-    """Layer dirs top-most first; a layer repeated lower down is shadowed, so drop it."""
-    out: list[str] = []
-    for diff_id in reversed(diff_ids):
-        path = ctx.store.layer_dir(diff_id)
-        if path not in out:
-            out.append(path)
-    return out
+    """Layer dirs top-most first (:meth:`Store.lower_dirs`)."""
+    return ctx.store.lower_dirs(diff_ids)
 
 
 @contextmanager

@@ -16,7 +16,6 @@ import shlex
 from contextlib import ExitStack
 from typing import Any
 
-from ocibuild.builder import forensics
 from ocibuild.builder.heredoc import run_script
 from ocibuild.builder.metadata import command_args
 from ocibuild.builder.mounts import mount_specs, prepare_mounts
@@ -24,6 +23,7 @@ from ocibuild.builder.rootfs import commit_upper, mounted, workspace
 from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import Command, Run
 from ocibuild.errors import OcibuildError, RunError
+from ocibuild.observe import forensics
 from ocibuild.plan import PROXY_ARGS
 from ocibuild.runtime.etcfiles import Network
 from ocibuild.runtime.network import HOST_WARNING

@@ -98,7 +98,7 @@ def base_image(ctx: StepContext, stage: Stage) -> ImageState:
             or "build it first, pull it (ocibuild pull NAME), or import it with "
             "FROM oci-layout://DIR",
         ) from None
-    return ImageState.from_image_config(config)
+    return ImageState.from_json(config).derived()
 
 
 def base_state(ctx: StepContext, stage: Stage) -> StageState:

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.step import StepContext
-from ocibuild.log import StepBufferingReporter
+from ocibuild.observe.log import StepBufferingReporter
+from ocibuild.observe.trace import StepTimings
 from ocibuild.plan import Stage
-from ocibuild.trace import StepTimings
 
 if TYPE_CHECKING:
     from concurrent.futures import Future

@@ -2,53 +2,20 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from ocibuild.dockerfile.ignore import clean as go_path_clean
+from ocibuild.image.model import ImageConfig
 from ocibuild.runtime.spec import DEFAULT_PATH, env_list_to_map
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
 __all__ = ["DEFAULT_PATH", "DEFAULT_SHELL", "ImageState", "StageState", "env_list_to_map"]
 
 
-@dataclass
-class ImageState:
-    """An image config under construction (OCI config JSON, Docker field names)."""
-
-    config: dict[str, Any] = field(default_factory=dict)  # the "config" section
-    diff_ids: list[str] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    architecture: str = "amd64"
-    os: str = "linux"
-    author: str = ""
-    variant: str = ""  # the platform's (arm/v7), "" for none
-
-    @classmethod
-    def from_image_config(cls, image: dict[str, Any]) -> ImageState:
-        state = cls(
-            config=copy.deepcopy(image.get("config") or {}),
-            diff_ids=list((image.get("rootfs") or {}).get("diff_ids") or []),
-            history=copy.deepcopy(image.get("history") or []),
-            architecture=image.get("architecture", "amd64"),
-            os=image.get("os", "linux"),
-            author=image.get("author", ""),
-            variant=str(image.get("variant") or ""),
-        )
-        return state
-
-    def copy(self) -> ImageState:
-        return ImageState(
-            copy.deepcopy(self.config),
-            list(self.diff_ids),
-            copy.deepcopy(self.history),
-            self.architecture,
-            self.os,
-            self.author,
-            self.variant,
-        )
+class ImageState(ImageConfig):
+    """An image config under construction (:class:`~ocibuild.image.model.ImageConfig`)
+    with what the builder asks of it: Env as a map, WorkingDir, User, Shell."""
 
     # -- Env ---------------------------------------------------------------
     @property
@@ -82,31 +49,6 @@ class ImageState:
     @property
     def shell(self) -> list[str]:
         return list(self.config.get("Shell") or DEFAULT_SHELL)
-
-    def add_history(
-        self, created: str, created_by: str, *, empty_layer: bool, comment: str = ""
-    ) -> None:
-        entry: dict[str, Any] = {"created": created, "created_by": created_by}
-        if comment:
-            entry["comment"] = comment
-        if empty_layer:
-            entry["empty_layer"] = True
-        self.history.append(entry)
-
-    def to_image_config(self, created: str) -> dict[str, Any]:
-        cfg = {k: v for k, v in self.config.items() if v not in (None, [], {}, "")}
-        image: dict[str, Any] = {"created": created}
-        if self.author:
-            image["author"] = self.author
-        image.update(
-            architecture=self.architecture,
-            os=self.os,
-            **({"variant": self.variant} if self.variant else {}),
-            config=cfg,
-            rootfs={"type": "layers", "diff_ids": list(self.diff_ids)},
-            history=self.history,
-        )
-        return image
 
 
 @dataclass

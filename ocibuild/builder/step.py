@@ -12,10 +12,10 @@ from ocibuild.dockerfile.expand import expand_word, expand_words
 from ocibuild.dockerfile.expansion import expand_instruction
 from ocibuild.dockerfile.instructions import Instruction
 from ocibuild.errors import BuildError, ExpansionError
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
+from ocibuild.observe.trace import StepTimings
 from ocibuild.options import Options
 from ocibuild.plan import Plan
-from ocibuild.trace import StepTimings
 
 I = TypeVar("I", bound=Instruction)  # noqa: E741
 
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from ocibuild.builder.events import Event, EventStream
     from ocibuild.builder.stepplan import StepPlan
     from ocibuild.image.store import Store
+    from ocibuild.observe.trace import Tracer
     from ocibuild.runtime.network import BuildNetwork
-    from ocibuild.trace import Tracer
 
 
 @dataclass

@@ -6,16 +6,14 @@ import argparse
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from ocibuild import api
-from ocibuild.builder.executor import BuildResult
-from ocibuild.cli import build_compat, observe
+from ocibuild.cli import build_compat, engine_build, observe
 from ocibuild.cli.common import common_flags, kv, options_from, require_root
 from ocibuild.cli.registry import add_tls_flag
 from ocibuild.errors import OcibuildError
-from ocibuild.log import StreamReporter
+from ocibuild.observe.log import StreamReporter
 from ocibuild.options import COMPRESSIONS, NETWORK_MODES, PULL_POLICIES
 
 
@@ -93,8 +91,14 @@ def register(sub: Any) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    with observe.html_report(args):  # --report-html, drawn whether the build fails or not
+        return _build(args)
+
+
+def _build(args: argparse.Namespace) -> int:
     api.check_tags(args.tag)  # a bad name is refused before anything runs
     platforms = build_compat.check_platforms(args.platform) if args.platform else []
+    api.platform_jobs(args.platform_jobs, platforms)  # a bad --platform-jobs: refused first
     labels = dict(kv(text) for text in args.label)
     build_contexts = api.parse_build_contexts(args.build_context)
     output = api.Output.parse(args.output) if args.output else None
@@ -108,6 +112,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         output = dataclasses.replace(output, annotations=annotations)
     build_compat.check_multi_output(output, platforms)
     build_compat.check_setup(args, options_from(args).root, output)
+    why = engine_build.selected(args)  # --isolation docker-with-fuse, or auto's fallback
+    if why is not None:
+        return engine_build.cmd_build(args, output, why)
     require_root(args)
     quiet = args.quiet or args.progress == "quiet"
     options = options_from(
@@ -145,32 +152,38 @@ def cmd_build(args: argparse.Namespace) -> int:
                 "standard input held a Dockerfile, not a context archive: -f is not used",
                 hint="leave -f out, or pipe a tar archive of the context",
             )
-        multi = len(platforms) > 1
-
-        def build_one(platform: str | None, tags: Sequence[str]) -> BuildResult:
-            return api.build(
+        common: dict[str, Any] = {
+            "dockerfile": dockerfile if context.dockerfile_text is None else None,
+            "dockerfile_text": context.dockerfile_text,
+            "build_args": dict(args.build_arg),
+            "target": args.target,
+            "options": options,
+            "reporter": reporter,
+            "labels": labels,
+            "build_contexts": build_contexts,
+        }
+        if len(platforms) > 1:  # one build per platform, one image index over them
+            result = api.build_platforms(
                 context.directory,
-                dockerfile=dockerfile if context.dockerfile_text is None else None,
-                dockerfile_text=context.dockerfile_text,
-                tags=tags,
-                build_args=dict(args.build_arg),
-                target=args.target,
-                output=None if multi else output,
-                push=False if multi else args.push,
-                options=options,
-                reporter=reporter,
-                labels=labels,
-                platform=platform,
-                build_contexts=build_contexts,
-            )
-
-        if multi:  # one build per platform, one image index over them
-            result = build_compat.build_platforms(
-                build_one, platforms, args.tag, output, args.push, options, reporter
+                platforms=platforms,
+                jobs=args.platform_jobs,
+                tags=args.tag,
+                output=output,
+                push=args.push,
+                **common,
             )
         else:
-            result = build_one(platforms[0] if platforms else None, args.tag)
+            result = api.build(
+                context.directory,
+                tags=args.tag,
+                output=output,
+                push=args.push,
+                platform=platforms[0] if platforms else None,
+                **common,
+            )
     build_compat.write_results(args, result.image_id, result.tags, output)
+    if written := build_compat.describe_output(output):
+        reporter.info(written)
     layers = sum(1 for s in result.steps if s.diff_id and s.cache != "hit")
     cached = sum(1 for s in result.steps if s.cache == "hit")
     reporter.info(

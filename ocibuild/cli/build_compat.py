@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ocibuild.errors import OcibuildError
-from ocibuild.log import JsonReporter, QuietReporter, Reporter
+from ocibuild.fs.atomic import write_atomic
+from ocibuild.observe.log import JsonReporter, QuietReporter, Reporter, human_size
 from ocibuild.options import PULL_POLICIES
 
 PROGRESS = ("auto", "plain", "tty", "quiet", "rawjson")
@@ -46,6 +47,13 @@ def add_flags(b: argparse.ArgumentParser) -> None:
         metavar="OS/ARCH[/VARIANT]",
         help=f"the target platform (default {host_platform()}, this machine's); another "
         "needs its emulator registered in binfmt_misc (see `ocibuild doctor --platform`)",
+    )
+    b.add_argument(
+        "--platform-jobs",
+        type=int,
+        metavar="N",
+        help="with several --platform: how many platforms build at once (default: one per "
+        "platform, at most one per CPU; 1 builds them one after the other)",
     )
     b.add_argument(
         "--progress",
@@ -156,96 +164,6 @@ def check_multi_output(output: Any, platforms: Sequence[str]) -> None:
             "--annotation: not supported with a multi-platform build yet",
             hint="build one platform at a time to annotate its manifest",
         )
-
-
-def build_platforms(
-    build_one: Any,
-    platforms: Sequence[str],
-    tags: Sequence[str],
-    output: Any,
-    push: bool,
-    options: Any,
-    reporter: Reporter,
-) -> Any:
-    """One build per platform (``build_one(platform, tags)`` -> BuildResult), then one
-    OCI image index over them: exported (type=oci / oci-archive) and pushed (type=registry,
-    --push) as one multi-platform image. The tags name this machine's platform's image in
-    the local store (or the first platform's when it is not among them). Returns that
-    build's result."""
-    from ocibuild.platforms import parse_platform
-
-    host = host_platform()
-    keep = host if host in platforms else platforms[0]
-    results = []
-    for plat in platforms:
-        reporter.info(f"=== platform {plat} ===")
-        results.append((plat, build_one(plat, tags if plat == keep else ())))
-    images = [(r.image_id, parse_platform(p).descriptor()) for p, r in results]
-    if output is not None:
-        write_index_output(images, output, tags, options, reporter)
-    if push:
-        from ocibuild.api import Output
-
-        write_index_output(images, Output("registry"), tags, options, reporter)
-    reporter.info("platforms: " + ", ".join(f"{p} {r.image_id[:19]}" for p, r in results))
-    return next(r for p, r in results if p == keep)
-
-
-def write_index_output(
-    images: list[tuple[str, dict[str, str]]],
-    output: Any,
-    tags: Sequence[str],
-    options: Any,
-    reporter: Reporter,
-) -> str:
-    """Export or push the image index over ``images``; returns the index's digest."""
-    from ocibuild.api import ref_names
-    from ocibuild.image.store import Store
-
-    store = Store(options.root)
-    with store.in_use():
-        if output.type == "registry":
-            from ocibuild.registry.base import push_index
-
-            names = [output.name] if output.name else list(tags)
-            if not names:
-                raise OcibuildError(
-                    "nothing to push to: the image has no name",
-                    hint="give -t NAME (a registry reference), or --output type=registry,name=REF",
-                )
-            digest = ""
-            for name in names:
-                digest = push_index(
-                    store,
-                    images,
-                    name,
-                    compression=options.compression,
-                    tls_verify=options.tls_verify,
-                    reporter=reporter,
-                )
-            return digest
-        from ocibuild.image.layout import export_oci_index
-
-        if output.type == "oci":
-            return export_oci_index(
-                store,
-                images,
-                output.dest,
-                ref_names=ref_names(tags),
-                compression=options.compression,
-            )
-        from ocibuild.image.archive import _tar_dir
-
-        work = store.tmpdir("index-")
-        try:
-            layout = os.path.join(work, "layout")
-            digest = export_oci_index(
-                store, images, layout, ref_names=ref_names(tags), compression=options.compression
-            )
-            _tar_dir(layout, output.dest)
-            return digest
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def check_writable_dir(path: str, what: str, hint: str) -> None:
@@ -406,11 +324,42 @@ def write_results(
         _write(args.metadata_file, json.dumps(meta, indent=2) + "\n")
 
 
+OUTPUT_WORDS = {
+    "oci": "an OCI image layout",
+    "oci-archive": "an OCI image archive",
+    "docker-archive": "a docker archive (for docker load)",
+    "tar": "a tar of the root filesystem",
+    "local": "the root filesystem",
+}
+
+
+def describe_output(output: Any) -> str | None:
+    """What ``--output`` wrote, and where (a push says so itself)."""
+    if output is None or output.type not in OUTPUT_WORDS:
+        return None
+    what = OUTPUT_WORDS[output.type]
+    if output.dest == "-":
+        return f"wrote {what} to standard output"
+    path = os.path.abspath(output.dest)
+    return f"wrote {what} to {path} ({human_size(_disk_size(path))})"
+
+
+def _disk_size(path: str) -> int:
+    if not os.path.isdir(path):
+        try:
+            return os.lstat(path).st_size
+        except OSError:
+            return 0
+    total = 0
+    for top, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(top, name)).st_size
+    return total
+
+
 def _write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
 
 
 def make_reporter(progress: str, quiet: bool, debug: bool) -> Reporter | None:

@@ -26,7 +26,8 @@ def common_flags(p: argparse.ArgumentParser) -> None:
         "--isolation",
         choices=ISOLATIONS,
         help="auto (default), native-chroot (no OCI runtime), native-rootless (user "
-        "namespace), oci (runtime as root); or $OCIBUILD_ISOLATION",
+        "namespace), oci (runtime as root), docker-with-fuse (build: in the ocibuild image "
+        "through docker or podman); or $OCIBUILD_ISOLATION",
     )
     p.add_argument(
         "--storage-driver",

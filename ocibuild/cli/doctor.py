@@ -54,6 +54,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         uid=uid,
         gid=gid,
     )
+    if isolation == "docker-with-fuse":  # the build runs in a container: check for that
+        return _report_engine(options_root())
     mode = "rootless" if rootless else "root"
     print(
         f"checking: {mode} build as {login}, isolation {isolation}, storage {storage}, "
@@ -66,5 +68,25 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if f.fix:
             print(f"         fix: {f.fix}")
         failed = failed or (f.required and not f.ok)
+    print("result: " + ("missing requirements (FAIL above)" if failed else "ready"))
+    return 1 if failed else 0
+
+
+def options_root() -> str:
+    from ocibuild.options import Options
+
+    return Options.resolve().root
+
+
+def _report_engine(root: str) -> int:
+    from ocibuild import engine
+
+    print("checking: isolation docker-with-fuse (the build runs in the ocibuild image)")
+    found = engine.doctor_findings(root)
+    for f in found:
+        print(f"  [{f.status:>4}] {f.name}: {f.detail}")
+        if f.fix:
+            print(f"         fix: {f.fix}")
+    failed = any(f.required and not f.ok for f in found)
     print("result: " + ("missing requirements (FAIL above)" if failed else "ready"))
     return 1 if failed else 0

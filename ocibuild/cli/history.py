@@ -8,9 +8,8 @@ from typing import Any
 
 from ocibuild.cli.common import common_flags, options_from
 from ocibuild.errors import OcibuildError
-from ocibuild.image.model import diff_ids_of
 from ocibuild.image.store import Store
-from ocibuild.log import human_size
+from ocibuild.observe.log import human_size
 
 
 def register(sub: Any) -> None:
@@ -25,10 +24,10 @@ def register(sub: Any) -> None:
 def image_history(store: Store, name: str) -> list[dict[str, Any]]:
     """One row per history entry, newest first: layer diffID (None for config-only
     steps), uncompressed size, created, created_by, comment."""
-    config = store.get_config(store.resolve(name))
-    diff_ids = iter(diff_ids_of(config))
+    image = store.get_image(store.resolve(name))
+    diff_ids = iter(image.diff_ids)
     rows: list[dict[str, Any]] = []
-    for entry in config.get("history") or []:
+    for entry in image.history:
         layer = None if entry.get("empty_layer") else next(diff_ids, None)
         size = 0
         if layer is not None:

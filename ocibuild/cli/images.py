@@ -14,7 +14,7 @@ from ocibuild.cli.common import common_flags, options_from, require_root
 from ocibuild.dockerfile.parser import dump_buildkit, parse, to_json
 from ocibuild.errors import OcibuildError
 from ocibuild.image.store import Store
-from ocibuild.log import StreamReporter, human_size
+from ocibuild.observe.log import StreamReporter, human_size
 
 
 def register(sub: Any) -> None:
@@ -39,8 +39,16 @@ def register(sub: Any) -> None:
     )
     s.add_argument("name", help="image name or ID")
     s.set_defaults(func=cmd_save)
-    s = sub.add_parser("inspect", help="print an image's config JSON")
+    s = sub.add_parser(
+        "inspect",
+        help="print an image's config JSON (a multi-platform name: its platforms too)",
+    )
     common_flags(s)
+    s.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="of a multi-platform name: that platform's image (default this machine's)",
+    )
     s.add_argument("name")
     s.set_defaults(func=cmd_inspect)
     s = sub.add_parser("rmi", help="remove image names")
@@ -60,7 +68,9 @@ def register(sub: Any) -> None:
         action="store_true",
         help="pass standard input even from a terminal (a pipe or file is always passed)",
     )
-    r.add_argument("-t", "--tty", action="store_true", help="a terminal (not supported yet)")
+    r.add_argument(
+        "-t", "--tty", action="store_true", help="give the command a terminal (with -i: yours)"
+    )
     r.add_argument(
         "-v",
         "--volume",
@@ -92,33 +102,50 @@ def register(sub: Any) -> None:
 def _platform(store: Store, image_id: str) -> str:
     """os/architecture[/variant] from the image's config ("" when it names none)."""
     try:
-        config = store.get_config(image_id)
+        image = store.get_image(image_id)
     except OcibuildError:
         return ""
-    parts = [config.get("os"), config.get("architecture"), config.get("variant")]
-    return "/".join(str(p) for p in parts if p)
+    return "/".join(p for p in (image.os, image.architecture, image.variant) if p)
+
+
+def _platform_text(platform: dict[str, str]) -> str:
+    parts = (platform.get("os"), platform.get("architecture"), platform.get("variant"))
+    return "/".join(p for p in parts if p)
+
+
+def _platforms(images: list[tuple[str, dict[str, str]]]) -> list[dict[str, str]]:
+    """A multi-platform name's images as JSON: [{"platform": "linux/arm64", "id": ...}]."""
+    return [{"platform": _platform_text(p), "id": image_id} for image_id, p in images]
 
 
 def cmd_images(args: argparse.Namespace) -> int:
     store = Store(options_from(args).root)
+    indexes = store.indexes()  # multi-platform names -> their platforms' images
     if args.format == "json":
-        docs = [
-            {
+        docs = []
+        for tags, image_id, created, size in store.list_images():
+            doc: dict[str, Any] = {
                 "names": tags,
                 "id": image_id,
                 "created": created,
                 "size": size,
                 "platform": _platform(store, image_id),
             }
-            for tags, image_id, created, size in store.list_images()
-        ]
+            multi = next((indexes[t] for t in tags if t in indexes), None)
+            if multi is not None:  # the platforms of its multi-platform name(s)
+                doc["platforms"] = _platforms(multi)
+            docs.append(doc)
         print(json.dumps(docs, indent=2))
         return 0
     rows = [("NAME", "IMAGE ID", "CREATED", "SIZE", "PLATFORM")]
     for tags, image_id, created, size in store.list_images():
         plat = _platform(store, image_id)
         for tag in tags or ["<none>"]:
-            rows.append((tag, image_id[7:19], created, human_size(size), plat))
+            shown = plat
+            if tag in indexes:  # a multi-platform name: every platform, this one first
+                others = [_platform_text(p) for i, p in indexes[tag] if i != image_id]
+                shown = ",".join([plat, *others])
+            rows.append((tag, image_id[7:19], created, human_size(size), shown))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -126,7 +153,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def cmd_save(args: argparse.Namespace) -> int:
-    from ocibuild.cli.build_compat import check_writable_dir
+    from ocibuild.cli.build_compat import check_writable_dir, describe_output
 
     options = options_from(args)
     store = Store(options.root)
@@ -152,15 +179,53 @@ def cmd_save(args: argparse.Namespace) -> int:
     require_root(args)  # an ordinary user: in its user namespace (layers hold its subids)
     output = api.Output(args.format, args.output)
     api.write_output(store, image_id, output, names, options, StreamReporter())
+    if args.output != "-" and (written := describe_output(output)):
+        print(written, file=sys.stderr)
     return 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    """The config of ``name`` (as ``Id`` + the config's keys); for a multi-platform name
+    also ``Platforms`` (each platform's image ID), and ``--platform`` picks one of them."""
     store = Store(options_from(args).root)
     image_id = store.resolve(args.name)
-    config = store.get_config(image_id)
-    print(json.dumps({"Id": image_id, **config}, indent=2))
+    multi = store.index_of(args.name)
+    if args.platform:
+        image_id = _pick_platform(store, args.name, image_id, multi, args.platform)
+    config = store.get_image(image_id).to_json()  # the stored document, field for field
+    doc: dict[str, Any] = {"Id": image_id, **config}
+    if multi is not None:
+        doc["Platforms"] = [{"Platform": d["platform"], "Id": d["id"]} for d in _platforms(multi)]
+    print(json.dumps(doc, indent=2))
     return 0
+
+
+def _pick_platform(
+    store: Store,
+    name: str,
+    image_id: str,
+    multi: list[tuple[str, dict[str, str]]] | None,
+    text: str,
+) -> str:
+    """The image of platform ``text`` that ``name`` names (its own, or its index's)."""
+    from ocibuild.platforms import parse_platform
+
+    wanted = parse_platform(text)
+    choices = multi if multi is not None else [(image_id, _descriptor(store, image_id))]
+    for candidate, platform in choices:
+        if _platform_text(platform) == str(wanted):
+            return candidate
+    have = ", ".join(_platform_text(p) for _, p in choices) or "none named"
+    raise OcibuildError(
+        f"inspect --platform {wanted}: {name} has no {wanted} image (it has: {have})",
+        hint="leave --platform out, or build it with --platform "
+        + ",".join([*(_platform_text(p) for _, p in choices), str(wanted)]),
+    )
+
+
+def _descriptor(store: Store, image_id: str) -> dict[str, str]:
+    config = store.get_config(image_id)
+    return {k: str(config[k]) for k in ("architecture", "os", "variant") if config.get(k)}
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
@@ -173,11 +238,6 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.tty:
-        raise OcibuildError(
-            "-t (a terminal for the container) is not supported yet",
-            hint="leave -t out: standard input and output are passed through as pipes",
-        )
     require_root()
     options = options_from(args)
     out = sys.stdout.buffer
@@ -208,6 +268,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         volumes=args.volume,
         network=args.network,
         stdin=stdin,
+        tty=args.tty,
     )
 
 

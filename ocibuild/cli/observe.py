@@ -1,19 +1,22 @@
-"""Observability: ``builds``, ``logs``, ``debug``, ``diff``, and the build flags
-``--explain``, ``--report``, ``--keep-failed``, ``--keep-bundles``,
+"""Observability: ``builds``, ``report``, ``logs``, ``debug``, ``diff``, and the build flags
+``--explain``, ``--report``, ``--report-html``, ``--keep-failed``, ``--keep-bundles``,
 ``--check-reproducible``, ``--source-date-epoch``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ocibuild.cli.common import common_flags, options_from, require_root
 from ocibuild.errors import OcibuildError
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
 from ocibuild.options import Options, parse_epoch
 
 
@@ -23,6 +26,12 @@ def add_build_flags(b: argparse.ArgumentParser) -> None:
         "--explain", action="store_true", help="print the full cache-key inputs of every step"
     )
     b.add_argument("--report", metavar="FILE", help="write a JSON report of the build to FILE")
+    b.add_argument(
+        "--report-html",
+        metavar="FILE",
+        help="write the build as one self-contained web page to FILE (timeline, time split, "
+        "layer sizes, largest files, where it failed)",
+    )
     b.add_argument(
         "--keep-failed",
         action="store_true",
@@ -54,6 +63,61 @@ def build_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def html_report(args: argparse.Namespace) -> Iterator[None]:
+    """``--report-html FILE``: the build's report (``--report``'s, in a temporary file
+    if not asked for) drawn as a page once the build ends, whether it failed or not."""
+    if not getattr(args, "report_html", None) or args.check_reproducible:
+        yield
+        return
+    if args.report_html == "-":
+        raise OcibuildError(
+            "--report-html writes a file: standard output has the image ID",
+            hint="give a file name (ocibuild report BUILD --html - prints a recorded one)",
+        )
+    target = os.path.abspath(args.report_html)
+    if not os.path.isdir(os.path.dirname(target)):
+        raise OcibuildError(
+            f"--report-html {args.report_html}: directory {os.path.dirname(target)} does not exist"
+        )
+    with tempfile.TemporaryDirectory(prefix="ocibuild-report-") as tmp:
+        if not args.report:
+            args.report = os.path.join(tmp, "report.json")
+        before = _mtime(args.report)
+        try:
+            yield
+        finally:
+            if _mtime(args.report) != before:
+                with open(args.report, encoding="utf-8") as f:
+                    doc = json.load(f)
+                write_html(doc, target)
+                if not (args.quiet or args.progress == "quiet"):
+                    print(f"report: wrote {target} (build {doc.get('id')})", file=sys.stderr)
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def write_html(doc: dict[str, Any], path: str) -> None:
+    from ocibuild.observe import html
+
+    page = html.render(doc)
+    if path == "-":
+        sys.stdout.write(page)
+        sys.stdout.flush()
+        return
+    from ocibuild.fs.atomic import write_atomic
+
+    try:
+        write_atomic(path, page)
+    except OSError as e:
+        raise OcibuildError(f"cannot write {path}: {e.strerror or e}") from None
+
+
 def check_reproducible(args: argparse.Namespace, options: Options, reporter: Reporter) -> int:
     from ocibuild import reproducible
 
@@ -71,6 +135,16 @@ def check_reproducible(args: argparse.Namespace, options: Options, reporter: Rep
 
 # -- commands ------------------------------------------------------------------------------------
 def register(sub: Any) -> None:
+    r = sub.add_parser(
+        "report", help="a recorded build's report: JSON, or a web page with --html FILE"
+    )
+    common_flags(r)
+    r.add_argument(
+        "--html", metavar="FILE", help="write one self-contained web page to FILE (- : stdout)"
+    )
+    r.add_argument("build", help="build ID (or a unique prefix, or last)")
+    r.set_defaults(func=cmd_report)
+
     b = sub.add_parser("builds", help="list recorded builds (newest last)")
     common_flags(b)
     b.add_argument("--format", choices=("table", "json"), default="table")
@@ -106,7 +180,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_builds(args: argparse.Namespace) -> int:
-    from ocibuild.buildlog import find_build, list_builds, read_build
+    from ocibuild.observe.records import find_build, list_builds, read_build
 
     root = options_from(args).root
     if args.build:
@@ -138,8 +212,45 @@ def cmd_builds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from ocibuild.image.store import Store
+    from ocibuild.observe.records import find_build, read_build
+
+    root = options_from(args).root
+    doc = read_build(find_build(root, args.build))
+    if not args.html:
+        print(json.dumps(doc, indent=2))
+        return 0
+    add_largest_files(Store(root), doc)
+    write_html(doc, args.html)
+    if args.html != "-":
+        steps = len(doc.get("steps") or [])
+        print(
+            f"wrote {os.path.abspath(args.html)}: build {doc.get('id')}, "
+            f"{doc.get('status')}, {steps} steps",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def add_largest_files(store: Any, doc: dict[str, Any]) -> None:
+    """A stored record has layer sizes but not the files (``--report`` adds those): read
+    the largest files of each layer still in the store."""
+    from ocibuild.observe.report import layer_changes
+
+    for step in doc.get("steps") or []:
+        layer = step.get("layer")
+        if not layer or layer.get("largest_added") is not None or not layer.get("diff_id"):
+            continue
+        try:
+            directory = store.layer_dir(layer["diff_id"])
+        except OcibuildError:
+            continue
+        layer["largest_added"] = layer_changes(directory, [])["largest_added"]
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
-    from ocibuild.buildlog import find_build, read_build, step_log_path
+    from ocibuild.observe.records import find_build, read_build, step_log_path
 
     build_dir = find_build(options_from(args).root, args.build)
     doc = read_build(build_dir)
@@ -174,8 +285,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_debug(args: argparse.Namespace) -> int:
-    from ocibuild import debug
     from ocibuild.image.store import Store
+    from ocibuild.observe import debug
 
     root = options_from(args).root
     kept, meta = debug.find_failure(root, args.build, args.step)

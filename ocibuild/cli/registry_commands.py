@@ -20,7 +20,7 @@ from ocibuild.registry.auth import (
     store_credentials,
 )
 from ocibuild.registry.client import Client
-from ocibuild.registry.progress import NoProgress, Progress, human_size
+from ocibuild.registry.progress import NoProgress, PlainLines, Progress, human_size
 from ocibuild.registry.pull import pull
 from ocibuild.registry.push import push
 from ocibuild.registry.reference import DEFAULT_DOMAIN, LEGACY_DOMAIN, parse_reference
@@ -28,33 +28,16 @@ from ocibuild.registry.transfer import RegistryOptions
 
 
 # -- progress ---------------------------------------------------------------------------
-class LineProgress:
-    """One line when a blob starts and one when it is done (logs, pipes)."""
+class LineProgress(PlainLines):
+    """One line when a blob is done, and how far a long one got every few seconds."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
-        self._lock = threading.Lock()
-        self._labels: dict[str, tuple[str, int]] = {}
+        super().__init__(self._line)
 
-    def _write(self, text: str) -> None:
+    def _line(self, text: str) -> None:
         self.stream.write(text + "\n")
         self.stream.flush()
-
-    def begin(self, key: str, label: str, total: int) -> None:
-        with self._lock:
-            self._labels[key] = (label, total)
-
-    def update(self, key: str, done: int) -> None:
-        pass
-
-    def end(self, key: str, note: str) -> None:
-        with self._lock:
-            label, _ = self._labels.get(key, (key, 0))
-            self._write(f"{label}: {note}")
-
-    def note(self, message: str) -> None:
-        with self._lock:
-            self._write(message)
 
 
 class BarProgress:

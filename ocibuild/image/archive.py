@@ -18,14 +18,12 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Sequence
 
 from ocibuild.errors import OcibuildError
-from ocibuild.image.atomic import unlink_quiet
+from ocibuild.fs.atomic import atomic_file
 from ocibuild.image.digest import hexpart
 from ocibuild.image.layout import export_oci_layout
-from ocibuild.image.model import diff_ids_of
 from ocibuild.image.store import Store
 from ocibuild.layers.apply import extract_archive
 from ocibuild.layers.tarwriter import write_tree
@@ -36,33 +34,26 @@ def _tar_dir(src: str, dest: str) -> None:
     """Tar ``src``'s contents into ``dest`` deterministically (atomic)."""
     directory = os.path.dirname(os.path.abspath(dest)) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-archive-", dir=directory)
-    try:
-        with (
-            os.fdopen(fd, "wb") as out,
-            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tf,
-        ):
-            for base, dirs, files in os.walk(src):
-                dirs.sort()
-                rel_base = os.path.relpath(base, src)
-                for name in sorted(dirs) + sorted(files):
-                    path = os.path.join(base, name)
-                    arc = name if rel_base == "." else f"{rel_base}/{name}"
-                    info = tf.gettarinfo(path, arcname=arc)
-                    info.mtime = 0
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    info.mode = 0o755 if info.isdir() else 0o644
-                    if info.isreg():
-                        with open(path, "rb") as f:
-                            tf.addfile(info, f)
-                    else:
-                        tf.addfile(info)
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, dest)
-    except BaseException:
-        unlink_quiet(tmp)
-        raise
+    with (
+        atomic_file(dest, prefix=".tmp-archive-") as out,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tf,
+    ):
+        for base, dirs, files in os.walk(src):
+            dirs.sort()
+            rel_base = os.path.relpath(base, src)
+            for name in sorted(dirs) + sorted(files):
+                path = os.path.join(base, name)
+                arc = name if rel_base == "." else f"{rel_base}/{name}"
+                info = tf.gettarinfo(path, arcname=arc)
+                info.mtime = 0
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mode = 0o755 if info.isdir() else 0o644
+                if info.isreg():
+                    with open(path, "rb") as f:
+                        tf.addfile(info, f)
+                else:
+                    tf.addfile(info)
 
 
 def export_oci_archive(
@@ -96,18 +87,18 @@ def export_docker_archive(
         tags = list(repo_tags)
         refs = sorted({t.rsplit("/", 1)[-1].partition(":")[2] or "latest" for t in tags})
         digest = export_oci_layout(store, image_id, layout, ref_names=refs, compression="none")
-        config = store.get_config(image_id)
+        diff_ids = store.get_image(image_id).diff_ids
         manifest = [
             {
                 "Config": f"blobs/sha256/{hexpart(image_id)}",
                 "RepoTags": tags,
-                "Layers": [f"blobs/sha256/{hexpart(d)}" for d in diff_ids_of(config)],
+                "Layers": [f"blobs/sha256/{hexpart(d)}" for d in diff_ids],
             }
         ]
         with open(os.path.join(layout, "manifest.json"), "w") as f:
             json.dump(manifest, f, separators=(",", ":"))
         repositories: dict[str, dict[str, str]] = {}
-        top = hexpart(diff_ids_of(config)[-1]) if diff_ids_of(config) else hexpart(image_id)
+        top = hexpart(diff_ids[-1]) if diff_ids else hexpart(image_id)
         for tag in tags:
             name, _, version = tag.rpartition(":")
             repositories.setdefault(name, {})[version] = top
@@ -121,18 +112,12 @@ def export_docker_archive(
 
 def export_rootfs_tar(store: Store, image_id: str, dest: str) -> None:
     """The image's flattened root filesystem as one tar file (needs root: overlay)."""
-    config = store.get_config(image_id)
-    lowers: list[str] = []
-    for diff_id in reversed(diff_ids_of(config)):
-        path = store.layer_dir(diff_id)
-        if path not in lowers:
-            lowers.append(path)
+    lowers = store.lower_dirs(store.get_image(image_id).diff_ids)
     directory = os.path.dirname(os.path.abspath(dest)) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-rootfs-", dir=directory)
     work = store.tmpdir("rootfs-")
     try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_file(dest, prefix=".tmp-rootfs-") as out:
             mount = prepare_rootfs(lowers, work)
             try:
                 with mount:
@@ -142,13 +127,6 @@ def export_rootfs_tar(store: Store, image_id: str, dest: str) -> None:
                     f"cannot mount the image's layers to flatten them: {e}",
                     hint="type=tar and type=local need root (an overlay mount)",
                 ) from e
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, dest)
-    except BaseException:
-        unlink_quiet(tmp)
-        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from ocibuild.errors import OcibuildError
 from ocibuild.fs import whiteout as wh
-from ocibuild.image.model import diff_ids_of
 from ocibuild.image.store import Store
 
 _KINDS = {
@@ -189,7 +188,7 @@ def flatten(layer_dirs: list[str]) -> dict[str, Entry]:
 
 def image_layers(store: Store, name: str) -> list[str]:
     """diffIDs of an image, bottom-most first."""
-    return diff_ids_of(store.get_config(store.resolve(name)))
+    return store.get_image(store.resolve(name)).diff_ids
 
 
 def image_tree(store: Store, name: str) -> dict[str, Entry]:

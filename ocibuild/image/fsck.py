@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ocibuild.errors import OcibuildError
-from ocibuild.image.model import diff_ids_of
 from ocibuild.image.store import Store
 from ocibuild.layers.compress import DigestingSink
 from ocibuild.layers.tarwriter import write_tree
@@ -83,11 +82,11 @@ def check_tags(store: Store, *, full: bool) -> Iterator[Finding]:
     checked: dict[str, Finding | None] = {}
     for tag, image_id in sorted(store.tags().items()):
         try:
-            config = store.get_config(image_id)
+            image = store.get_image(image_id)
         except OcibuildError as exc:
             yield Finding("broken-tag", tag, exc.message, "ocibuild prune (removes the tag)")
             continue
-        for diff_id in diff_ids_of(config):
+        for diff_id in image.diff_ids:
             if diff_id not in checked:
                 checked[diff_id] = check_layer(store, diff_id, full=full)
             bad = checked[diff_id]

@@ -21,12 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from typing import IO
 
 from ocibuild.errors import ImageNotFound, OcibuildError, StoreError
-from ocibuild.image.atomic import unlink_quiet, write_atomic
+from ocibuild.fs.atomic import staged_file, write_atomic
 from ocibuild.image.digest import hexpart, validate_digest
 from ocibuild.image.model import (
     INDEX_TYPES,
@@ -37,9 +36,9 @@ from ocibuild.image.model import (
     MT_OCI_INDEX,
     MT_OCI_MANIFEST,
     REF_NAME,
+    ImageConfig,
     canonical_json,
     descriptor,
-    diff_ids_of,
     make_index,
     make_manifest,
 )
@@ -120,9 +119,9 @@ def _write_image(
     config_bytes = store.read_blob(config_digest)
     if "sha256:" + hashlib.sha256(config_bytes).hexdigest() != config_digest:
         raise StoreError(f"image config {config_digest} is corrupt in the store")
-    config = json.loads(config_bytes)
+    image = store.get_image(config_digest)
     _write_blob(blobs, config_digest, config_bytes)
-    layers = [_export_layer(store, d, blobs, kind) for d in diff_ids_of(config)]
+    layers = [_export_layer(store, d, blobs, kind) for d in image.diff_ids]
     manifest = make_manifest(descriptor(MT_OCI_CONFIG, config_digest, len(config_bytes)), layers)
     manifest_bytes = canonical_json(manifest)
     manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
@@ -168,26 +167,19 @@ def _pump(src: IO[bytes], sink: DigestingSink) -> None:
 def _stream_layer(
     blobs: str, diff_id: str, compression: Compression, fill: Callable[[DigestingSink], None]
 ) -> JSON:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-layer-", dir=blobs)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            sink = DigestingSink(compression, out)
-            try:
-                fill(sink)
-            except (OSError, EOFError, ValueError) as e:
-                raise StoreError(f"layer {diff_id} is corrupt: cannot read it: {e}") from e
-            sink.close()
-            out.flush()
-            os.fsync(out.fileno())
+    with staged_file(blobs, prefix=".tmp-layer-") as staged:
+        sink = DigestingSink(compression, staged.file)
+        try:
+            fill(sink)
+        except (OSError, EOFError, ValueError) as e:
+            raise StoreError(f"layer {diff_id} is corrupt: cannot read it: {e}") from e
+        sink.close()
         if sink.diff_id != diff_id:
             raise StoreError(
                 f"layer {diff_id} is corrupt: its content hashes to {sink.diff_id}",
                 hint="remove the images that use it and rebuild or re-import them",
             )
-        _rename_blob(tmp, blobs, sink.digest)
-    except BaseException:
-        unlink_quiet(tmp)
-        raise
+        staged.commit(os.path.join(blobs, hexpart(sink.digest)))
     return descriptor(sink.media_type, sink.digest, sink.compressed_size)
 
 
@@ -195,29 +187,17 @@ def _copy_blob(src: str, blobs: str, digest: str) -> int:
     dest = os.path.join(blobs, hexpart(digest))
     if os.path.exists(dest):
         return os.path.getsize(dest)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-blob-", dir=blobs)
     h = hashlib.sha256()
     size = 0
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+    with staged_file(blobs, prefix=".tmp-blob-") as staged, open(src, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            staged.file.write(chunk)
+            size += len(chunk)
         if "sha256:" + h.hexdigest() != digest:
             raise StoreError(f"blob {digest} is corrupt in the store")
-        _rename_blob(tmp, blobs, digest)
-    except BaseException:
-        unlink_quiet(tmp)
-        raise
+        staged.commit(dest)
     return size
-
-
-def _rename_blob(tmp: str, blobs: str, digest: str) -> None:
-    os.chmod(tmp, 0o644)
-    os.rename(tmp, os.path.join(blobs, hexpart(digest)))
 
 
 def _write_blob(blobs: str, digest: str, data: bytes) -> None:
@@ -342,7 +322,10 @@ def import_oci_layout(
     config_desc = manifest.get("config") or {}
     config_bytes, config = _read_json_blob(layout_dir, config_desc)
     layer_descs = [d for d in manifest.get("layers") or [] if isinstance(d, dict)]
-    diff_ids = diff_ids_of(config)
+    try:
+        diff_ids = ImageConfig.from_json(config).diff_ids
+    except ValueError as e:
+        raise StoreError(f"image in {layout_dir}: {e}") from None
     if len(diff_ids) != len(layer_descs):
         raise StoreError(
             f"image in {layout_dir}: {len(layer_descs)} layers but {len(diff_ids)} diff_ids"

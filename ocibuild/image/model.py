@@ -1,13 +1,16 @@
-"""OCI image documents as plain dicts: media types, configs, manifests, indexes (pure).
+"""OCI image documents (pure): media types, the image config model, manifests, indexes.
 
-Every function returns a new dict and never mutates its arguments.
+The image config is :class:`ImageConfig`; manifests, indexes and descriptors are plain
+dicts, and every function here returns a new dict and never mutates its arguments.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import time
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Self
 
 JSON = dict[str, Any]
 
@@ -74,35 +77,10 @@ def format_created(epoch: int | float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(when)))
 
 
-def new_config(
-    *,
-    created: str,
-    architecture: str = "amd64",
-    os: str = "linux",
-    config: JSON | None = None,
-    diff_ids: list[str] | None = None,
-    history: list[JSON] | None = None,
-    author: str | None = None,
-) -> JSON:
-    """An OCI image config; empty/None fields of ``config`` are left out like Docker does."""
-    inner = {k: v for k, v in (config or {}).items() if v not in (None, "", [], {})}
-    out: JSON = {
-        "created": created,
-        "architecture": architecture,
-        "os": os,
-        "config": inner,
-        "rootfs": {"type": "layers", "diff_ids": list(diff_ids or [])},
-        "history": [dict(h) for h in history or []],
-    }
-    if author:
-        out["author"] = author
-    return out
-
-
 def history_entry(
     created: str, created_by: str, *, comment: str | None = None, empty_layer: bool = False
 ) -> JSON:
-    """One ``history`` item; ``empty_layer`` only appears when true."""
+    """One ``history`` item; ``comment`` and ``empty_layer`` only appear when set."""
     entry: JSON = {"created": created, "created_by": created_by}
     if comment:
         entry["comment"] = comment
@@ -111,26 +89,115 @@ def history_entry(
     return entry
 
 
-def add_layer(
-    config: JSON, diff_id: str, created: str, created_by: str, *, comment: str | None = None
-) -> JSON:
-    """``config`` with one more layer and its history entry."""
-    rootfs = dict(config.get("rootfs") or {"type": "layers"})
-    rootfs["diff_ids"] = [*rootfs.get("diff_ids", []), diff_id]
-    history = [*config.get("history", []), history_entry(created, created_by, comment=comment)]
-    return {**config, "rootfs": rootfs, "history": history}
+# The top-level fields ImageConfig models; any other one (``os.version``, Docker's
+# ``container_config`` ...) is kept in ``extra`` as it was read.
+_MODELLED = frozenset(
+    {"created", "author", "architecture", "os", "variant", "config", "rootfs", "history"}
+)
 
 
-def add_history(config: JSON, created: str, created_by: str, *, comment: str | None = None) -> JSON:
-    """``config`` with one more history entry that adds no layer (``empty_layer``)."""
-    entry = history_entry(created, created_by, comment=comment, empty_layer=True)
-    return {**config, "history": [*config.get("history", []), entry]}
+@dataclass
+class ImageConfig:
+    """An OCI image config (Docker's field names in ``config``): the one model the
+    builder, the store, export, inspect and the tests read and write.
 
+    ``to_json`` gives the document whose canonical JSON is the image ID: ``created``
+    first, ``author`` only when set, ``architecture``, ``os``, ``variant`` only when
+    set, ``config`` without empty values (as Docker and BuildKit leave them out),
+    ``rootfs`` and ``history``. ``from_json`` reads any config (a pulled one too);
+    fields it does not model stay in ``extra`` and are written back, so reading and
+    writing an image changes nothing. The builder starts a stage from a base without
+    them (:meth:`derived`), as BuildKit does.
+    """
 
-def diff_ids_of(config: JSON) -> list[str]:
-    """The layer diffIDs a config lists (bottom-most first)."""
-    rootfs = config.get("rootfs") or {}
-    return [str(d) for d in rootfs.get("diff_ids") or []]
+    config: JSON = field(default_factory=dict)  # the "config" section: Env, Cmd, ...
+    diff_ids: list[str] = field(default_factory=list)  # bottom-most first
+    history: list[JSON] = field(default_factory=list)
+    architecture: str = "amd64"
+    os: str = "linux"
+    author: str = ""
+    variant: str = ""  # the platform's (arm/v7); "" for none
+    created: str = ""  # RFC 3339 (format_created); "" until the image is finished
+    extra: JSON = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, image: Any) -> Self:
+        """The model of a config document (ValueError names a malformed field)."""
+        if not isinstance(image, dict):
+            raise ValueError("an image config must be a JSON object")
+        config = image.get("config") or {}
+        rootfs = image.get("rootfs") or {}
+        history = image.get("history") or []
+        if not isinstance(config, dict):
+            raise ValueError("the image config's 'config' is not an object")
+        if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids") or [], list):
+            raise ValueError("the image config's 'rootfs.diff_ids' is not a list")
+        if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+            raise ValueError("the image config's 'history' is not a list of objects")
+        return cls(
+            config=copy.deepcopy(config),
+            diff_ids=[str(d) for d in rootfs.get("diff_ids") or []],
+            history=copy.deepcopy(history),
+            architecture=str(image.get("architecture", "amd64")),
+            os=str(image.get("os", "linux")),
+            author=str(image.get("author") or ""),
+            variant=str(image.get("variant") or ""),
+            created=str(image.get("created") or ""),
+            extra={k: copy.deepcopy(v) for k, v in image.items() if k not in _MODELLED},
+        )
+
+    def to_json(self, created: str | None = None) -> JSON:
+        """The config document; ``created`` (when given) replaces the model's."""
+        image: JSON = {"created": self.created if created is None else created}
+        if self.author:
+            image["author"] = self.author
+        image["architecture"] = self.architecture
+        image["os"] = self.os
+        if self.variant:
+            image["variant"] = self.variant
+        image["config"] = {k: v for k, v in self.config.items() if v not in (None, [], {}, "")}
+        image["rootfs"] = {"type": "layers", "diff_ids": list(self.diff_ids)}
+        image["history"] = [dict(h) for h in self.history]
+        for key, value in self.extra.items():
+            image.setdefault(key, value)
+        return image
+
+    def to_bytes(self, created: str | None = None) -> bytes:
+        """The canonical JSON whose sha256 is the image ID."""
+        return canonical_json(self.to_json(created))
+
+    def copy(self) -> Self:
+        """A deep copy: changing it leaves this one as it was."""
+        return copy.deepcopy(self)
+
+    def derived(self) -> Self:
+        """A new image built on this one: its config, layers, history and platform,
+        without the fields the model does not know (``extra``) or its ``created``."""
+        image = self.copy()
+        image.extra = {}
+        image.created = ""
+        return image
+
+    def add_layer(self, diff_id: str, created: str, created_by: str, *, comment: str = "") -> None:
+        """One more layer on top, with its history entry."""
+        self.diff_ids.append(diff_id)
+        self.history.append(history_entry(created, created_by, comment=comment))
+
+    def add_history(
+        self, created: str, created_by: str, *, empty_layer: bool, comment: str = ""
+    ) -> None:
+        """One more history entry (``empty_layer``: the step added no layer)."""
+        self.history.append(
+            history_entry(created, created_by, comment=comment, empty_layer=empty_layer)
+        )
+
+    @property
+    def platform(self) -> JSON:
+        """``{"os", "architecture"[, "variant"]}`` as an index descriptor names it."""
+        out: JSON = {"os": self.os, "architecture": self.architecture}
+        if self.variant:
+            out["variant"] = self.variant
+        return out
 
 
 def descriptor(

@@ -4,7 +4,8 @@
 ROOT/blobs/sha256/<hex>              configs, manifests, original compressed layer blobs
 ROOT/layers/<diffid-hex>/diff/       a layer in overlay lower-dir form
 ROOT/layers/<diffid-hex>/layer.json  {"diff_id", "size", "blob", "source_date_epoch"}
-ROOT/images.json                     {"tags": {"name:tag": "sha256:<config digest>"}}
+ROOT/images.json                     {"tags": {"name:tag": "sha256:<config digest>"},
+                                      "indexes": {"name:tag": "sha256:<index record>"}}
 ROOT/tmp/                            scratch on the same filesystem
 ROOT/lock                            flock for images.json and gc
 ```
@@ -15,11 +16,15 @@ step can leave a setuid-root file in a cache mount or a kept failure, and a conf
 log can hold a build-arg or a printed secret: no other local user may reach any of it, nor
 take ROOT/lock. A looser store (made by an older ocibuild) is tightened when opened.
 
-Every write is atomic: blobs go temp file -> hash while writing -> fsync -> rename; a layer
+Every write is atomic and durable (:mod:`ocibuild.fs.atomic`): blobs go temp file -> hash
+while writing -> fsync -> rename -> fsync of the dir; a layer
 dir is assembled in tmp/ and renamed into ``layers/`` in one step; ``images.json`` is
 rewritten through a temp file under the lock. A blob or layer that already exists is kept
-(content addressed: the new copy is identical). Layer trees are not fsynced file by file
-(too slow for big layers); a crash can lose a just-committed layer's data, not corrupt
+(content addressed: the new copy is identical). A multi-platform build's tags also name
+an index record (a blob: ``{"mediaType": MT_PLATFORM_INDEX, "manifests": [{"image":
+config digest, "platform": {...}}]}``): the platforms' images are kept (gc, rmi) while it
+is tagged; re-tagging the name to one image drops the record. Layer trees are not fsynced
+file by file (too slow for big layers); a crash can lose a just-committed layer's data, not corrupt
 the metadata that names it.
 """
 
@@ -36,18 +41,19 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any, BinaryIO
 
 from ocibuild.errors import ImageNotFound, OcibuildError, StoreError
-from ocibuild.image.atomic import unlink_quiet, write_atomic
+from ocibuild.fs.atomic import StagedFile, staged_file, unlink_quiet, write_atomic
 from ocibuild.image.digest import hexpart, validate_digest
-from ocibuild.image.model import JSON, canonical_json, diff_ids_of
+from ocibuild.image.model import JSON, ImageConfig, canonical_json
 
 _CHUNK = 1 << 20
 _TMP_PREFIX = "store-"
 _ID_PREFIX = re.compile(r"[0-9a-f]{12,64}")
+MT_PLATFORM_INDEX = "application/vnd.ocibuild.platform-index.v1+json"
 
 
 PRIVATE_DIR = 0o700
@@ -184,55 +190,48 @@ class Store:
         """Store ``data``; returns its digest."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if not self.has_blob(digest):
-            write_atomic(self.blob_path(digest), data, tmp_dir=self.tmp, mode=PRIVATE_FILE)
+            write_atomic(
+                self.blob_path(digest),
+                data,
+                mode=PRIVATE_FILE,
+                tmp_dir=self.tmp,
+                prefix=_TMP_PREFIX + "blob-",
+            )
         return digest
 
     def put_blob_stream(
         self, stream: BinaryIO, expected_digest: str | None = None
     ) -> tuple[str, int]:
         """Store a stream; (digest, size). A digest mismatch raises and leaves nothing."""
-        tmp, digest, size = self._stage_blob(stream, expected_digest)
-        try:
-            self._publish(tmp, digest)
-        except BaseException:
-            unlink_quiet(tmp)
-            raise
+        with self._staged_blob() as staged:
+            digest, size = self._stage_blob(staged, stream, expected_digest)
+            staged.commit(self.blob_path(digest), replace=False)
         return digest, size
 
-    def _stage_blob(self, stream: BinaryIO, expected: str | None) -> tuple[str, str, int]:
+    def _staged_blob(self) -> AbstractContextManager[StagedFile]:
+        """A temp file in ``tmp/`` that becomes a blob (fs/atomic.py: durable)."""
+        return staged_file(self.tmp, mode=PRIVATE_FILE, prefix=_TMP_PREFIX + "blob-")
+
+    @staticmethod
+    def _stage_blob(staged: StagedFile, stream: BinaryIO, expected: str | None) -> tuple[str, int]:
+        """Copy ``stream`` into ``staged`` while hashing it; (digest, size). A digest other
+        than ``expected`` raises."""
         if expected is not None:
             validate_digest(expected)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX + "blob-", dir=self.tmp)
         h = hashlib.sha256()
         size = 0
-        try:
-            with os.fdopen(fd, "wb") as f:
-                while chunk := stream.read(_CHUNK):
-                    h.update(chunk)
-                    f.write(chunk)
-                    size += len(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            digest = "sha256:" + h.hexdigest()
-            if expected is not None and digest != expected:
-                raise StoreError(
-                    f"digest mismatch: expected {expected}, content is {digest}",
-                    hint="the source is corrupt or was modified while being read",
-                )
-        except BaseException:
-            unlink_quiet(tmp)
-            raise
-        return tmp, digest, size
-
-    def _publish(self, tmp: str, digest: str) -> bool:
-        """Rename a verified temp file into place; False when the blob already existed."""
-        dest = self.blob_path(digest)
-        if os.path.exists(dest):
-            unlink_quiet(tmp)
-            return False
-        os.chmod(tmp, PRIVATE_FILE)
-        os.rename(tmp, dest)
-        return True
+        while chunk := stream.read(_CHUNK):
+            h.update(chunk)
+            staged.file.write(chunk)
+            size += len(chunk)
+        staged.file.flush()
+        digest = "sha256:" + h.hexdigest()
+        if expected is not None and digest != expected:
+            raise StoreError(
+                f"digest mismatch: expected {expected}, content is {digest}",
+                hint="the source is corrupt or was modified while being read",
+            )
+        return digest, size
 
     def remove_blob(self, digest: str) -> None:
         unlink_quiet(self.blob_path(digest))
@@ -252,6 +251,16 @@ class Store:
                 hint="rebuild or re-import the image that uses it",
             )
         return os.path.join(self._layer_root(diff_id), "diff")
+
+    def lower_dirs(self, diff_ids: Sequence[str]) -> list[str]:
+        """The layers' dirs as overlay lower dirs, top-most first; a layer repeated lower
+        down is shadowed, so it is dropped."""
+        out: list[str] = []
+        for diff_id in reversed(diff_ids):
+            path = self.layer_dir(diff_id)
+            if path not in out:
+                out.append(path)
+        return out
 
     def layer_info(self, diff_id: str) -> JSON:
         try:
@@ -311,19 +320,20 @@ class Store:
 
         All or nothing: on any failure neither the blob nor the layer is left behind.
         """
-        tmp, digest, size = self._stage_blob(stream, expected_digest)
         staging = self.tmpdir("unpack-")
         published = False
         try:
-            diff = os.path.join(staging, "diff")
-            os.mkdir(diff)
-            from ocibuild.layers.apply import unpack_layer  # tar + decompressors: lazily
+            with self._staged_blob() as staged:
+                digest, size = self._stage_blob(staged, stream, expected_digest)
+                diff = os.path.join(staging, "diff")
+                os.mkdir(diff)
+                from ocibuild.layers.apply import unpack_layer  # tar + decompressors: lazily
 
-            with open(tmp, "rb") as f:
-                unpacked = unpack_layer(f, diff)
-            if self.has_layer(unpacked.diff_id):
-                return unpacked.diff_id
-            published = self._publish(tmp, digest)
+                with open(staged.tmp, "rb") as f:
+                    unpacked = unpack_layer(f, diff)
+                if self.has_layer(unpacked.diff_id):
+                    return unpacked.diff_id
+                published = staged.commit(self.blob_path(digest), replace=False)
             blob = {"digest": digest, "mediaType": media_type, "size": size}
             self.commit_layer_dir(diff, unpacked.diff_id, unpacked.size, blob)
             return unpacked.diff_id
@@ -332,7 +342,6 @@ class Store:
                 self.remove_blob(digest)
             raise
         finally:
-            unlink_quiet(tmp)
             shutil.rmtree(staging, ignore_errors=True)
 
     def remove_layer(self, diff_id: str) -> None:
@@ -345,9 +354,17 @@ class Store:
         shutil.rmtree(trash, ignore_errors=True)
 
     # -- configs and tags ------------------------------------------------------------------
-    def put_config(self, config: JSON) -> str:
-        """Store an image config (canonical JSON); its digest is the image ID."""
-        return self.put_blob(canonical_json(config))
+    def put_image(self, image: ImageConfig) -> str:
+        """Store an image config (its canonical JSON); the digest is the image ID."""
+        return self.put_blob(image.to_bytes())
+
+    def get_image(self, config_digest: str) -> ImageConfig:
+        """The image config ``config_digest`` as the model (:class:`ImageConfig`)."""
+        config = self.get_config(config_digest)
+        try:
+            return ImageConfig.from_json(config)
+        except ValueError as e:
+            raise StoreError(f"image config {config_digest}: {e}") from None
 
     def get_config(self, config_digest: str) -> JSON:
         try:
@@ -360,39 +377,108 @@ class Store:
             raise StoreError(f"image config {config_digest} is not a JSON object")
         return config
 
-    def _read_tags(self) -> dict[str, str]:
+    def _read_doc(self) -> tuple[dict[str, str], dict[str, str]]:
+        """images.json: (tags, indexes)."""
         try:
             with open(self.images_file, "rb") as f:
                 data: Any = json.load(f)
         except FileNotFoundError:
-            return {}
+            return {}, {}
         except ValueError as e:
             raise StoreError(f"{self.images_file} is corrupt: {e}") from e
         tags = data.get("tags") if isinstance(data, dict) else None
         if not isinstance(tags, dict):
             raise StoreError(f"{self.images_file} has no 'tags' object")
-        return {str(k): str(v) for k, v in tags.items()}
-
-    def _write_tags(self, tags: dict[str, str]) -> None:
-        write_atomic(
-            self.images_file,
-            canonical_json({"tags": tags}) + b"\n",
-            sync_dir=True,
-            mode=PRIVATE_FILE,
+        indexes = data.get("indexes", {})
+        if not isinstance(indexes, dict):
+            raise StoreError(f"{self.images_file}: 'indexes' is not an object")
+        return (
+            {str(k): str(v) for k, v in tags.items()},
+            {str(k): str(v) for k, v in indexes.items() if k in tags},
         )
+
+    def _read_tags(self) -> dict[str, str]:
+        return self._read_doc()[0]
+
+    def _write_tags(self, tags: dict[str, str], indexes: dict[str, str] | None = None) -> None:
+        """Rewrite images.json (caller holds the lock); index records of names no longer
+        tagged are dropped; ``indexes`` None keeps the current ones."""
+        if indexes is None:
+            indexes = self._read_doc()[1]
+        doc: dict[str, Any] = {"tags": tags}
+        kept = {k: v for k, v in indexes.items() if k in tags}
+        if kept:
+            doc["indexes"] = kept
+        write_atomic(self.images_file, canonical_json(doc) + b"\n",
+                     mode=PRIVATE_FILE)  # fmt: skip
+
+    # -- multi-platform index records ------------------------------------------------------
+    def put_index(self, images: list[tuple[str, dict[str, str]]], names: list[str]) -> str:
+        """Record the multi-platform image over ``images`` ((config digest, platform)
+        each, all in the store) under ``names`` (which keep naming the image they name);
+        returns the record's digest."""
+        for config_digest, _ in images:
+            if not self.has_blob(validate_digest(config_digest)):
+                raise ImageNotFound(f"image {config_digest} is not in the store")
+        record = {"mediaType": MT_PLATFORM_INDEX,
+                  "manifests": [{"image": d, "platform": dict(p)} for d, p in images]}  # fmt: skip
+        digest = self.put_blob(canonical_json(record))
+        with self.lock():
+            tags, indexes = self._read_doc()
+            for name in names:
+                key = normalize_tag(name)
+                if key not in tags:
+                    raise ImageNotFound(f"no image tagged {key!r}")
+                indexes[key] = digest
+            self._write_tags(tags, indexes)
+        return digest
+
+    def index_of(self, name: str) -> list[tuple[str, dict[str, str]]] | None:
+        """The platforms' images ((config digest, platform) each) a multi-platform name
+        records, or None when ``name`` names a single image (or is an ID)."""
+        try:
+            key = normalize_tag(name)
+        except StoreError:
+            return None
+        digest = self._read_doc()[1].get(key)
+        return None if digest is None else self._index_images(digest)
+
+    def _index_images(self, digest: str) -> list[tuple[str, dict[str, str]]]:
+        try:
+            record: Any = json.loads(self.read_blob(digest))
+            return [(str(m["image"]), dict(m["platform"])) for m in record["manifests"]]
+        except (StoreError, ValueError, KeyError, TypeError) as e:
+            raise StoreError(f"index record {digest} (in {self.images_file}) is unreadable: "
+                             f"{e}") from e  # fmt: skip
+
+    def indexes(self) -> dict[str, list[tuple[str, dict[str, str]]]]:
+        """Every multi-platform name -> its platforms' images."""
+        return {k: self._index_images(d) for k, d in self._read_doc()[1].items()}
+
+    def _used_images(self) -> set[str]:
+        """Config digests kept: tagged, or a platform of a tagged index (lock held)."""
+        tags, indexes = self._read_doc()
+        used = set(tags.values())
+        for digest in set(indexes.values()):
+            with suppress(OcibuildError):
+                used.update(d for d, _ in self._index_images(digest))
+        return used
 
     def tags(self) -> dict[str, str]:
         """All tags: ``name:tag`` -> config digest."""
         return self._read_tags()
 
     def tag(self, name: str, config_digest: str) -> None:
+        """Point ``name`` at one image (a multi-platform record it had is dropped)."""
         validate_digest(config_digest)
         if not self.has_blob(config_digest):
             raise ImageNotFound(f"image {config_digest} is not in the store")
         with self.lock():
-            tags = self._read_tags()
-            tags[normalize_tag(name)] = config_digest
-            self._write_tags(tags)
+            tags, indexes = self._read_doc()
+            key = normalize_tag(name)
+            tags[key] = config_digest
+            indexes.pop(key, None)
+            self._write_tags(tags, indexes)
 
     def untag(self, name: str) -> str:
         """Remove one tag; returns the config digest it pointed to."""
@@ -443,14 +529,14 @@ class Store:
         out = []
         for digest, names in by_digest.items():
             try:
-                config = self.get_config(digest)
+                image = self.get_image(digest)
             except OcibuildError:
                 continue
             size = 0
-            for diff_id in diff_ids_of(config):
+            for diff_id in image.diff_ids:
                 with suppress(OcibuildError):
                     size += int(self.layer_info(diff_id).get("size") or 0)
-            out.append((sorted(names), digest, str(config.get("created", "")), size))
+            out.append((sorted(names), digest, image.created, size))
         out.sort(key=lambda item: item[0])
         return out
 
@@ -468,7 +554,7 @@ class Store:
             else:
                 tags = {k: v for k, v in tags.items() if v != digest}
             self._write_tags(tags)
-            if digest not in tags.values():
+            if digest not in self._used_images():
                 self.remove_blob(digest)
         return digest
 
@@ -492,9 +578,9 @@ class Store:
         try:
             with self.lock():
                 used: set[str] = set()
-                for digest in set(self._read_tags().values()):
+                for digest in self._used_images():
                     try:
-                        used.update(diff_ids_of(self.get_config(digest)))
+                        used.update(self.get_image(digest).diff_ids)
                     except OcibuildError:
                         continue
                 for name in os.listdir(self.layers):

@@ -19,14 +19,13 @@ import base64
 import binascii
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import oras.auth.utils
 
-from ocibuild.image.atomic import unlink_quiet
+from ocibuild.fs.atomic import write_atomic
 from ocibuild.registry.errors import AuthError
 from ocibuild.registry.reference import DEFAULT_DOMAIN, DOCKER_HUB_API, LEGACY_DOMAIN
 
@@ -82,16 +81,7 @@ def _normalize_key(key: str) -> str:
 def _write_private(file: str, data: dict[str, Any]) -> None:
     directory = os.path.dirname(os.path.abspath(file))
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-auth-", dir=directory)  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(json.dumps(data, indent=2).encode() + b"\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, file)
-    except BaseException:
-        unlink_quiet(tmp)
-        raise
+    write_atomic(file, json.dumps(data, indent=2) + "\n", mode=0o600, prefix=".tmp-auth-")
 
 
 def _read(path: str) -> dict[str, Any]:

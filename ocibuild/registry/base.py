@@ -16,7 +16,7 @@ import hashlib
 from ocibuild.errors import ImageNotFound, OcibuildError
 from ocibuild.image.model import JSON, canonical_json
 from ocibuild.image.store import Store
-from ocibuild.log import Reporter
+from ocibuild.observe.log import Reporter
 from ocibuild.platforms import matches, parse_platform
 from ocibuild.registry.reference import parse_reference
 

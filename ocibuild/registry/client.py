@@ -128,6 +128,8 @@ class Client:
         self.credentials = credentials
         self.retries = retries
         self.backoff = backoff
+        # told before each retry ("... retrying in 2s (attempt 2 of 4)"): progress output
+        self.on_retry: Callable[[str], None] | None = None
         self.loopback = is_loopback(host)
         plain = self.loopback and tls_verify is not True
         self.verify = tls_verify is not False
@@ -331,6 +333,7 @@ class Client:
                 ) from e
             except requests.exceptions.RequestException as e:
                 if retry and transient(e) and attempt < self.retries:
+                    self.retrying(f"cannot reach {self.host}: {reason(e)}", attempt)
                     time.sleep(self.backoff * 2**attempt)
                     attempt += 1
                     continue
@@ -352,10 +355,20 @@ class Client:
                 after = resp.headers.get("Retry-After", "")
                 if after.isdigit():
                     delay = min(float(after), 30.0)
+                self.retrying(f"{self.host}: {what}: HTTP {resp.status_code}", attempt, delay)
                 time.sleep(delay)
                 attempt += 1
                 continue
             self.raise_for(resp, what)
+
+    def retrying(self, problem: str, attempt: int, delay: float | None = None) -> None:
+        """Say that a request failed and is tried again (attempt 0: the first failed)."""
+        if self.on_retry is None:
+            return
+        delay = self.backoff * 2**attempt if delay is None else delay
+        self.on_retry(
+            f"{problem}; retrying in {delay:.1f}s (attempt {attempt + 2} of {self.retries + 1})"
+        )
 
     def raise_for(self, resp: requests.Response, what: str) -> None:
         message = error_message(resp)

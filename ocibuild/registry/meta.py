@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ocibuild.image.atomic import write_atomic
+from ocibuild.fs.atomic import write_atomic
 from ocibuild.image.model import JSON, canonical_json
 from ocibuild.image.store import Store, open_lock_file, private_dir
 

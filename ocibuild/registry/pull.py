@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -30,14 +29,14 @@ import requests
 import urllib3.exceptions
 
 from ocibuild.errors import ImageNotFound, OcibuildError, StoreError
-from ocibuild.image.atomic import unlink_quiet
+from ocibuild.fs.atomic import staged_file, unlink_quiet
 from ocibuild.image.digest import hexpart, validate_digest
 from ocibuild.image.model import (
     INDEX_TYPES,
     JSON,
     LAYER_TYPES,
     MANIFEST_TYPES,
-    diff_ids_of,
+    ImageConfig,
 )
 from ocibuild.image.store import Store
 from ocibuild.registry.client import Client, reason
@@ -196,73 +195,68 @@ class _Puller:
         if os.path.isfile(final):
             return final
         check_free_space(self.cache, size, what)
-        fd, tmp = tempfile.mkstemp(prefix=".part-", dir=self.cache)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                h = hashlib.sha256()
-                got = 0
-                attempt = 0
-                while True:
-                    headers = {"Range": f"bytes={got}-"} if got else None
-                    resp = self.client.request(
-                        "GET",
-                        f"{self.ref.path}/blobs/{digest}",
-                        scope=self.scope,
-                        what=what,
-                        headers=headers,
-                        stream=True,
-                        expect=(200, 206),
-                    )
-                    try:
-                        if got and resp.status_code == 200:  # no range support: restart
-                            out.seek(0)
-                            out.truncate()
-                            h, got = hashlib.sha256(), 0
-                        while True:
-                            if cancel.is_set():
-                                raise Cancelled()
-                            chunk = resp.raw.read(_CHUNK, decode_content=False)
-                            if not chunk:
-                                break
-                            got += len(chunk)
-                            if 0 <= size < got:
-                                raise DigestMismatch(
-                                    f"{what}: the registry sent more than the {size} bytes "
-                                    "its descriptor says",
-                                    hint="the registry serves corrupt content; nothing was stored",
-                                )
-                            h.update(chunk)
-                            out.write(chunk)
-                            self.progress.update(key, got)
-                        break
-                    except _STREAM_ERRORS as e:
-                        if attempt >= self.client.retries:
-                            raise RegistryError(
-                                f"downloading {what} from {self.client.host} failed: {reason(e)}",
-                                hint="run the pull again: complete layers are kept",
-                            ) from e
-                        time.sleep(self.client.backoff * 2**attempt)
-                        attempt += 1
-                    finally:
-                        resp.close()
-                if got != size:
-                    raise DigestMismatch(
-                        f"{what}: received {got} bytes, its descriptor says {size}",
-                        hint="the registry serves truncated content; nothing was stored",
-                    )
-                actual = "sha256:" + h.hexdigest()
-                if actual != digest:
-                    raise DigestMismatch(
-                        f"{what}: content has digest {actual}, expected {digest}",
-                        hint="the registry serves corrupt or altered content; nothing was stored",
-                    )
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o600)  # the store is private (image/store.py)
-            os.rename(tmp, final)
-        except BaseException:
-            unlink_quiet(tmp)
-            raise
+        # durable, 0600: the store is private (image/store.py)
+        with staged_file(self.cache, mode=0o600, prefix=".part-") as staged:
+            out = staged.file
+            h = hashlib.sha256()
+            got = 0
+            attempt = 0
+            while True:
+                headers = {"Range": f"bytes={got}-"} if got else None
+                resp = self.client.request(
+                    "GET",
+                    f"{self.ref.path}/blobs/{digest}",
+                    scope=self.scope,
+                    what=what,
+                    headers=headers,
+                    stream=True,
+                    expect=(200, 206),
+                )
+                try:
+                    if got and resp.status_code == 200:  # no range support: restart
+                        out.seek(0)
+                        out.truncate()
+                        h, got = hashlib.sha256(), 0
+                    while True:
+                        if cancel.is_set():
+                            raise Cancelled()
+                        chunk = resp.raw.read(_CHUNK, decode_content=False)
+                        if not chunk:
+                            break
+                        got += len(chunk)
+                        if 0 <= size < got:
+                            raise DigestMismatch(
+                                f"{what}: the registry sent more than the {size} bytes "
+                                "its descriptor says",
+                                hint="the registry serves corrupt content; nothing was stored",
+                            )
+                        h.update(chunk)
+                        out.write(chunk)
+                        self.progress.update(key, got)
+                    break
+                except _STREAM_ERRORS as e:
+                    if attempt >= self.client.retries:
+                        raise RegistryError(
+                            f"downloading {what} from {self.client.host} failed: {reason(e)}",
+                            hint="run the pull again: complete layers are kept",
+                        ) from e
+                    self.client.retrying(f"downloading {what}: {reason(e)}", attempt)
+                    time.sleep(self.client.backoff * 2**attempt)
+                    attempt += 1
+                finally:
+                    resp.close()
+            if got != size:
+                raise DigestMismatch(
+                    f"{what}: received {got} bytes, its descriptor says {size}",
+                    hint="the registry serves truncated content; nothing was stored",
+                )
+            actual = "sha256:" + h.hexdigest()
+            if actual != digest:
+                raise DigestMismatch(
+                    f"{what}: content has digest {actual}, expected {digest}",
+                    hint="the registry serves corrupt or altered content; nothing was stored",
+                )
+            staged.commit(final)
         with self._lock:
             self.fetched += 1
             self.fetched_bytes += got
@@ -340,6 +334,7 @@ def _pull(
     ropts = ropts or RegistryOptions()
     progress = progress or NoProgress()
     client = connect(ref, ropts)
+    client.on_retry = progress.note
     manifest, manifest_digest = resolve_manifest(client, ref, platform)
     meta = RegistryMeta(store)
     cache = os.path.join(meta.dir, "downloads")
@@ -353,10 +348,12 @@ def _pull(
         config: Any = json.loads(config_bytes)
     except ValueError as e:
         raise RegistryError(f"the config of {ref.familiar()} is not JSON: {e}") from e
-    if not isinstance(config, dict):
-        raise RegistryError(f"the config of {ref.familiar()} is not a JSON object")
+    try:
+        image = ImageConfig.from_json(config)
+    except ValueError as e:
+        raise RegistryError(f"the config of {ref.familiar()}: {e}") from None
     layers = [d for d in manifest.get("layers") or [] if isinstance(d, dict)]
-    diff_ids = [validate_digest(d) for d in diff_ids_of(config)]
+    diff_ids = [validate_digest(d) for d in image.diff_ids]
     if len(diff_ids) != len(layers):
         raise RegistryError(
             f"{ref.familiar()}: the manifest lists {len(layers)} layers, "

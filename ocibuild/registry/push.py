@@ -22,14 +22,13 @@ skipped by the next attempt.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import IO, Any
+from typing import IO
 from urllib.parse import quote
 
 from ocibuild.errors import StoreError
@@ -41,7 +40,6 @@ from ocibuild.image.model import (
     MT_OCI_MANIFEST,
     canonical_json,
     descriptor,
-    diff_ids_of,
     make_manifest,
 )
 from ocibuild.image.store import Store
@@ -153,9 +151,10 @@ class _Pusher:
             try:
                 self._upload_once(digest, size, src, key, url)
                 return
-            except Unreachable:
+            except Unreachable as e:
                 if attempt >= self.client.retries:
                     raise
+                self.client.retrying(f"uploading {digest[:19]}: {e.message}", attempt)
                 time.sleep(self.client.backoff * 2**attempt)
                 attempt += 1
                 url = None  # the old session may hold part of the body: start afresh
@@ -306,11 +305,11 @@ def _push(
     kind = _compression(compression)
     config_bytes = store.read_blob(image_id)
     verify_bytes(config_bytes, image_id, None, f"image config {image_id} in the store")
-    config: Any = json.loads(config_bytes)
-    diff_ids = diff_ids_of(config)
+    diff_ids = store.get_image(image_id).diff_ids
     for diff_id in diff_ids:
         store.layer_dir(diff_id)  # every layer present before anything is sent
     client = connect(ref, ropts)
+    client.on_retry = progress.note
     pusher = _Pusher(store, client, ref, kind, progress)
     progress.note(f"pushing {ref.familiar()}: {len(diff_ids)} layers ({compression})")
     tasks = [partial(pusher.layer, d) for d in diff_ids]

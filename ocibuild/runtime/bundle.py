@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ocibuild.fs.atomic import write_atomic
 from ocibuild.runtime import etcfiles
 
 CONFIG_NAME = "config.json"
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """temp file in the same dir → rename. No fsync: a bundle lives as long as its step
-    (and a kept one is rewritten by a re-run), so durability buys nothing here."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def _write(path: str, data: bytes, mode: int) -> None:
+    """Not durable (fs/atomic.py): a bundle lives as long as its step (and a kept one is
+    rewritten by a re-run), so an fsync buys nothing here."""
+    write_atomic(path, data, mode=mode, durable=False)
 
 
 def write_bundle(bundle_dir: str, spec: Mapping[str, Any]) -> str:
@@ -34,7 +24,7 @@ def write_bundle(bundle_dir: str, spec: Mapping[str, Any]) -> str:
     os.makedirs(bundle_dir, mode=0o700, exist_ok=True)
     path = os.path.join(bundle_dir, CONFIG_NAME)
     data = json.dumps(spec, indent=2, sort_keys=True).encode() + b"\n"
-    atomic_write(path, data, 0o600)
+    _write(path, data, 0o600)
     return path
 
 
@@ -67,6 +57,6 @@ def write_etc_files(
     out: dict[str, str] = {}
     for dest, text in files.items():
         path = os.path.join(etc_dir, os.path.basename(dest))
-        atomic_write(path, text.encode("utf-8", "surrogateescape"), 0o644)
+        _write(path, text.encode("utf-8", "surrogateescape"), 0o644)
         out[dest] = path
     return out

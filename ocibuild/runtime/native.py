@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_mod
-import functools
 import json
 import os
 import posixpath
@@ -155,15 +154,9 @@ def _seccomp_program(linux: Mapping[str, Any]) -> bytes:
     profile = linux.get("seccomp")
     if not profile:
         return b""
-    return _compile_seccomp(json.dumps(profile, sort_keys=True))
+    from ocibuild.runtime.seccomp import compile_bpf_cached
 
-
-@functools.lru_cache(maxsize=8)
-def _compile_seccomp(profile_json: str) -> bytes:
-    # Every RUN of a build carries the same profile: compile it once (~50 ms each).
-    from ocibuild.runtime.seccomp import compile_bpf
-
-    return compile_bpf(json.loads(profile_json))
+    return compile_bpf_cached(json.dumps(profile, sort_keys=True))
 
 
 def sandbox_config(spec: Mapping[str, Any], stdout_fd: int) -> _native.SandboxConfig:

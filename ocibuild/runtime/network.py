@@ -10,30 +10,28 @@ DNS: the host's nameservers unless they are on loopback, else slirp4netns' forwa
 10.0.2.3 (see :mod:`etcfiles`).
 
 Life cycle: the namespace is made on the first RUN step that needs it, in the build's
-mount (and, rootless, user) namespace: a helper process unshares CLONE_NEWNET, its
-``/proc/PID/ns/net`` is bind-mounted on ``SCRATCH/netns`` (the file keeps the namespace
-alive, the helper exits), and slirp4netns attaches to that path. Every step's spec names
-the path in ``linux.namespaces``. :meth:`BuildNetwork.close` (end of build) stops
-slirp4netns and unmounts the file; on SIGKILL, the build's PID namespace takes
-slirp4netns down (and its ``--exit-fd`` pipe closes) and the mount dies with the mount
-namespace.
+mount (and, rootless, user) namespace: a short-lived thread unshares CLONE_NEWNET (for
+itself only), its ``/proc/thread-self/ns/net`` is bind-mounted on ``SCRATCH/netns`` (the
+file keeps the namespace alive, the thread ends), and slirp4netns attaches to that path.
+Every step's spec names the path in ``linux.namespaces``. :meth:`BuildNetwork.close`
+(end of build) stops slirp4netns and unmounts the file; on SIGKILL, the build's PID
+namespace takes slirp4netns down (and its ``--exit-fd`` pipe closes) and the mount dies
+with the mount namespace.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import select
 import shutil
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from typing import IO
+from typing import IO, Any
 
 from ocibuild.errors import OcibuildError
 
@@ -118,33 +116,29 @@ class BuildNetwork:
         self._debug("network: " + self.describe())
         with open(self.path, "x"):
             pass
-        holder = subprocess.Popen(
-            [sys.executable, "-m", "ocibuild.runtime.network", *BLOCKED],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            close_fds=True,
-        )
-        try:
-            assert holder.stdout is not None and holder.stdin is not None
-            line = holder.stdout.readline()
-            if line.strip() != b"ready":
-                holder.wait()
-                err = holder.stderr.read().decode(errors="replace") if holder.stderr else ""
-                raise OcibuildError(
-                    "cannot make the build's network namespace: "
-                    + (err.strip().splitlines() or ["helper failed"])[-1],
-                    hint="or build with --network=host",
-                )
-            _native.bind_mount(f"/proc/{holder.pid}/ns/net", self.path, recursive=False)
-            self._mounted = True
-        finally:
-            if holder.stdin is not None:
-                holder.stdin.close()
-            holder.wait()
-            for stream in (holder.stdout, holder.stderr):
-                if stream is not None:
-                    stream.close()
+        failed: list[BaseException] = []
+
+        def make() -> None:
+            try:
+                make_namespace(self.path, BLOCKED)
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                failed.append(exc)
+
+        # A thread of our own that dies right away: unshare(CLONE_NEWNET) moves only the
+        # calling thread, and the bind mount keeps the namespace (a helper process cost a
+        # Python start, ~40 ms of CPU per build).
+        maker = threading.Thread(target=make, name="ocibuild-netns", daemon=True)
+        maker.start()
+        maker.join()
+        if failed:
+            exc = failed[0]
+            if not isinstance(exc, OSError):
+                raise exc
+            raise OcibuildError(
+                f"cannot make the build's network namespace: {exc.strerror or exc}",
+                hint="or build with --network=host",
+            )
+        self._mounted = True
         self._start_slirp()
 
     def _start_slirp(self) -> None:
@@ -184,18 +178,21 @@ class BuildNetwork:
                 hint=hint,
             )
 
-    def _stop_slirp(self) -> str:
-        """Stop slirp4netns (closing its exit fd); returns what it said on stderr."""
+    def _stop_slirp(self, *, wait: bool = True) -> str:
+        """Stop slirp4netns (closing its exit fd); returns what it said on stderr.
+
+        ``wait=False`` (the end of a build): it is reaped by a daemon thread. Its exit
+        deletes the tap device, which waits for an RCU grace period (15-30 ms here), and
+        nothing of the build waits for that."""
         proc, self._slirp = self._slirp, None
         if self._exit_w >= 0:
             os.close(self._exit_w)
             self._exit_w = -1
         if proc is not None:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            if wait:
+                _reap(proc)
+            else:
+                threading.Thread(target=_reap, args=(proc,), daemon=True).start()
         log, self._log = self._log, None
         if log is None:
             return ""
@@ -209,7 +206,9 @@ class BuildNetwork:
             self._teardown()
 
     def _teardown(self) -> None:
-        self._stop_slirp()
+        if self._exit_w >= 0:  # tell slirp4netns to exit; it does while we unmount
+            os.close(self._exit_w)
+            self._exit_w = -1
         if self._mounted:
             from ocibuild import _native
 
@@ -221,6 +220,7 @@ class BuildNetwork:
             self._mounted = False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        self._stop_slirp(wait=False)
 
     def __enter__(self) -> BuildNetwork:
         return self
@@ -229,7 +229,15 @@ class BuildNetwork:
         self.close()
 
 
-# ---- the helper process: unshare the network namespace, block routes, wait ----------
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# ---- making the namespace: in a thread of its own (see BuildNetwork._start) ----------
 
 _RTM_NEWROUTE = 24
 _NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 1, 4, 0x200, 0x400
@@ -273,34 +281,28 @@ def add_prohibit_route(cidr: str) -> None:
             raise OSError(-code, f"add route prohibit {cidr}: {os.strerror(-code)}")
 
 
+_libc: Any = None
+
+
 def _unshare_net() -> None:
+    """unshare(CLONE_NEWNET) for the calling thread only."""
     import ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.unshare(CLONE_NEWNET) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"unshare(CLONE_NEWNET): {os.strerror(code)}")
 
 
-def hold(blocked: Sequence[str]) -> int:
-    """Helper main: new network namespace, blocked routes, "ready", wait for stdin EOF."""
-    try:
-        _unshare_net()
-        for cidr in blocked:
-            add_prohibit_route(cidr)
-    except OSError as exc:
-        print(exc.strerror or str(exc), file=sys.stderr)
-        return 1
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    while True:
-        try:
-            if not os.read(0, 1):
-                return 0
-        except OSError as exc:
-            if exc.errno != errno.EINTR:
-                return 0
+def make_namespace(path: str, blocked: Sequence[str]) -> None:
+    """Called in a thread that ends afterwards: move it to a new network namespace, add
+    the ``prohibit`` routes to ``blocked``, and bind the namespace on ``path`` (an existing
+    file), which keeps it alive once the thread is gone."""
+    from ocibuild import _native
 
-
-if __name__ == "__main__":
-    sys.exit(hold(sys.argv[1:]))
+    _unshare_net()
+    for cidr in blocked:
+        add_prohibit_route(cidr)
+    _native.bind_mount("/proc/thread-self/ns/net", path, recursive=False)

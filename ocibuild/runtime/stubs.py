@@ -6,6 +6,9 @@ before mounting: /proc, /sys, /dev, /etc/hosts, /etc/resolv.conf, even /etc itse
 As BuildKit does (executor/stubs.go): note what is missing before the run, and afterwards
 delete what is still an empty file or empty dir, deepest first, keeping the parent's
 timestamps. A stub the step filled (a file written into a created /etc) stays.
+
+/proc, /sys and /dev are not stubs in BuildKit (they stay in the layer): ocibuild makes
+the missing ones itself before the sandbox starts (``make_kernel_dirs``) and keeps them.
 """
 
 from __future__ import annotations
@@ -64,6 +67,41 @@ def check_kernel_dirs(rootfs: str) -> None:
                 hint=f"make /{name} a directory in an earlier step (RUN rm /{name} && "
                 f"mkdir /{name}), or copy the tree without /{name}",
             )
+
+
+KERNEL_DIR_MODE = 0o755  # what runc gives the /proc, /sys, /dev it creates
+
+
+def make_kernel_dirs(rootfs: str) -> list[str]:
+    """Create the missing /proc, /sys, /dev of ``rootfs`` as 0755 dirs owned by 0:0;
+    returns the names created.
+
+    BuildKit keeps them: runc creates them in the rootfs to mount over them, and they are
+    not among the stubs it removes (executor/stubs.go lists /etc/hosts, /etc/resolv.conf
+    and the step's own mounts), so a RUN over an image without them (``FROM scratch``)
+    leaves them in its layer as empty 0755 root dirs. Made here, before any sandbox
+    starts, they are the same whatever creates the mounts: runc, crun, native-chroot,
+    root or rootless, any storage driver (each would give them its own mode or owner).
+    Called after ``check_kernel_dirs``; created relative to a descriptor of the root, no
+    link followed."""
+    created: list[str] = []
+    fd = os.open(rootfs, _DIR_FLAGS)
+    try:
+        for name in KERNEL_DIRS:
+            try:
+                os.mkdir(name, KERNEL_DIR_MODE, dir_fd=fd)
+            except FileExistsError:
+                continue
+            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            try:
+                os.fchown(child, 0, 0)
+                os.fchmod(child, KERNEL_DIR_MODE)  # whatever the umask
+            finally:
+                os.close(child)
+            created.append(name)
+    finally:
+        os.close(fd)
+    return created
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -164,12 +164,48 @@ def _resolve(rootfs: str, user: str) -> ResolvedUser:
 
 
 def resolve_owner(rootfs: str, spec: str) -> tuple[int, int]:
-    """The owner BuildKit gives files a file operation creates for ``spec`` (COPY
-    ``--chown``, WORKDIR under a USER): its ``readUser``, not the RUN rules. With no
-    group, a name takes its passwd uid and primary gid, but a numeric uid is also the gid
-    (``1001`` -> 1001:1001 even when passwd gives uid 1001 another group)."""
-    user, sep, _ = spec.partition(":")
-    if not sep and _parse_id(user, "uid") is not None:
-        spec = f"{user}:{user}"
-    resolved = resolve_user(rootfs, spec)
-    return resolved.uid, resolved.gid
+    """The owner BuildKit gives files a file operation creates for ``spec`` (COPY/ADD
+    ``--chown``, WORKDIR under a USER): its ``readUser``, not the RUN rules.
+
+    - a numeric user (or ``root``) is that uid, and the gid too when no group is given
+      (``1001`` -> 1001:1001 even when passwd gives uid 1001 another group);
+    - a user name is looked up by name in the image's /etc/passwd: its uid and primary
+      gid; a name that is not there is uid 0 and gid 0 (no error: BuildKit v0.11.6 and
+      current BuildKit, solver/llbsolver/ops/user_linux.go);
+    - a numeric group (or ``root``) is that gid; a group name is looked up in
+      /etc/group, and one that is not there leaves the gid the user part gave.
+    """
+    user, sep, group = spec.partition(":")
+    uid = _fast_id(user)
+    if uid is not None:
+        gid = uid
+    else:
+        passwd = parse_passwd(_read_image_file(rootfs, "etc/passwd") or "")
+        entry = next((e for e in passwd if e.name == user), None)
+        uid, gid = (entry.uid, entry.gid) if entry is not None else (0, 0)
+    if sep:
+        gid_arg = _fast_id(group)
+        if gid_arg is not None:
+            gid = gid_arg
+        else:
+            groups = parse_group(_read_image_file(rootfs, "etc/group") or "")
+            found = next((g for g in groups if g.name == group), None)
+            if found is not None:
+                gid = found.gid
+    return uid, gid
+
+
+def unknown_owner_names(rootfs: str, spec: str) -> list[str]:
+    """The names in ``spec`` (``user[:group]``) that the image's /etc/passwd or
+    /etc/group does not have (``resolve_owner`` takes them as id 0 / the user's gid)."""
+    user, sep, group = spec.partition(":")
+    out = []
+    if _fast_id(user) is None:
+        passwd = parse_passwd(_read_image_file(rootfs, "etc/passwd") or "")
+        if not any(e.name == user for e in passwd):
+            out.append(f"user {user!r} (not in /etc/passwd: uid 0, gid 0)")
+    if sep and _fast_id(group) is None:
+        groups = parse_group(_read_image_file(rootfs, "etc/group") or "")
+        if not any(g.name == group for g in groups):
+            out.append(f"group {group!r} (not in /etc/group: the user's gid)")
+    return out

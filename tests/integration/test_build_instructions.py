@@ -92,12 +92,27 @@ def test_copy_chown_chmod(ocb: Ocibuild, base_image: str, context: Path) -> None
     ]
 
 
-def test_copy_chown_unknown_user_is_an_error(ocb: Ocibuild, base_image: str, context: Path) -> None:
-    write(context, f"FROM {base_image}\nCOPY --chown=nobody-here f /f\n", f="F")
+def test_copy_chown_unknown_user_is_root(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    """As BuildKit (v0.11.6 and current): a name the image lacks is id 0, not an error;
+    ocibuild says so in a warning with the position."""
+    write(
+        context,
+        f"FROM {base_image}\nCOPY --chown=nobody-here f /f\nCOPY --chown=1000:nogroup-here f /g\n",
+        f="F",
+    )
+    res = ocb.build(context, "-t", "t-chown-unknown")
+    assert "Dockerfile:2: COPY --chown=nobody-here: user 'nobody-here'" in res.stderr
+    assert "group 'nogroup-here'" in res.stderr
+    out = ocb.run("t-chown-unknown", "stat", "-c", "%u:%g", "/f", "/g").stdout
+    assert out.splitlines() == ["0:0", "1000:1000"]
+
+
+def test_copy_link_chown_name_is_an_error(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    write(context, f"FROM {base_image}\nCOPY --link --chown=daemon f /f\n", f="F")
     res = ocb.build(context, check=False)
     assert res.returncode == 1
     assert "Dockerfile:2: COPY:" in res.stderr
-    assert "unable to find user nobody-here" in res.stderr
+    assert "--link" in res.stderr and "numeric ids" in res.stderr
     assert "Traceback" not in res.stderr
 
 
@@ -279,3 +294,26 @@ def test_scratch_with_busybox_only(ocb: Ocibuild, context: Path) -> None:
     ]
     assert len(cfg["rootfs"]["diff_ids"]) == 1
     assert os.path.getsize(context / "busybox") > 0
+
+
+def test_onbuild_of_an_image_names_a_stage(ocb: Ocibuild, base_image: str, context: Path) -> None:
+    """Current BuildKit (4cf7a1a0d): an ONBUILD COPY --from / RUN --mount=from of a base
+    *image* names a stage of the child Dockerfile; that stage (and what it needs) is built
+    when the trigger is read, even though nothing else in the target needs it."""
+    write(
+        context,
+        f"FROM {base_image}\nONBUILD COPY --from=src /src /got\n"
+        "ONBUILD RUN --mount=from=other,target=/m cat /m/other > /got2\n",
+    )
+    ocb.build(context, "-t", "t-onbuild-stage-base")
+    write(
+        context,
+        f"FROM {base_image} AS pre\nRUN echo pre > /pre\n"
+        "FROM pre AS src\nRUN cat /pre > /src && echo src >> /src\n"
+        f"FROM {base_image} AS other\nRUN echo other > /other\n"
+        "FROM t-onbuild-stage-base\n",
+    )
+    ocb.build(context, "-t", "t-onbuild-stage")
+    out = ocb.run("t-onbuild-stage", "cat", "/got", "/got2").stdout
+    assert out == "pre\nsrc\nother\n"
+    assert "OnBuild" not in (ocb.config("t-onbuild-stage").get("config") or {})

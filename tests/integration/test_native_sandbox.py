@@ -595,9 +595,11 @@ def test_build_symlinked_proc_cannot_write_host_sysctls(
     ctx = _context(
         shared,
         f"proclink-{who}",
+        # an image without /proc (a RUN leaves one in sbase, as in BuildKit), so the
+        # link lands there: the step's tree with a /proc symlink and a shell
         "FROM sbase AS s\n"
-        "RUN mkdir -p /x /pp/sys/kernel && ln -s /pp /x/proc\n"
-        "FROM sbase\n"
+        "RUN mkdir -p /x /pp/sys/kernel && ln -s /pp /x/proc && cp -a /bin /etc /x/\n"
+        "FROM scratch\n"
         "COPY --from=s /x/ /\n"
         f"RUN echo STEP-$((40+2)); cat {CORE_PATTERN} > {CORE_PATTERN}\n",
     )

@@ -76,6 +76,33 @@ def test_matrix_same_digest(
     assert "w/d/.wh..wh..opq" in entries
 
 
+def test_matrix_run_over_scratch_same_digest(
+    matrix_context: Path, root_builder: Builder, rootless_builder: Builder
+) -> None:
+    """A RUN over an image without /proc, /sys, /dev: BuildKit's layer keeps them (runc
+    makes them), as empty 0755 root dirs. ocibuild makes them itself before any sandbox
+    starts, so every cell gives the same digest, and the layer holds them."""
+    ctx = str(matrix_context)
+    results: dict[tuple[str, str, str], str] = {}
+    for who, builder in (("root", root_builder), ("rootless", rootless_builder)):
+        for driver in DRIVERS:
+            for sandbox in SANDBOXES:
+                if why_not(sandbox, driver):
+                    continue
+                run = builder(*cell_args(driver, sandbox), "-f", f"{ctx}/Dockerfile.base", ctx)
+                results[(who, driver, sandbox)] = run.image_id
+    assert results and len(set(results.values())) == 1, results
+    out = rootless_builder.store / "scratch-run-oci"
+    rootless_builder(
+        "build", "-q", "--output", f"type=oci,dest={out}", "-f", f"{ctx}/Dockerfile.base", ctx
+    )
+    entries = _layer_entries(out)
+    for name in ("proc", "sys", "dev"):
+        entry = entries[name]
+        assert entry.isdir() and (entry.mode, entry.uid, entry.gid) == (0o755, 0, 0), name
+    assert not [n for n in entries if n.startswith(("proc/", "sys/", "dev/", "etc/hosts"))]
+
+
 def _layer_entries(layout: Path) -> dict[str, tarfile.TarInfo]:
     import json
 

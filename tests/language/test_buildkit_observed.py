@@ -330,7 +330,9 @@ def test_repeated_stage_names_build(ocb: Ocibuild, context: Path) -> None:
 def test_bare_run_and_empty_chown_parts(ocb: Ocibuild, base_image: str, context: Path) -> None:
     # Observed on BuildKit v0.11.6: a bare RUN runs `/bin/sh -c ""` (history
     # 'RUN /bin/sh -c  # buildkit'); --chown=: (also after expansion of empty ARGs) copies
-    # as 0:0; an empty user or group part is id 0 (1: -> 1:0, :5 -> 0:5, app: -> 1000:0).
+    # as 0:0; an empty user part is id 0 (:5 -> 0:5). An empty group part was gid 0 in
+    # v0.11.6 (1: -> 1:0, app: -> 1000:0); current BuildKit takes it as no group, the
+    # user's primary gid (07aa65e08: 1: -> 1:1, app: -> 1000:1000), and so does ocibuild.
     _write(
         context,
         f"FROM {base_image}\nRUN\n"
@@ -340,6 +342,6 @@ def test_bare_run_and_empty_chown_parts(ocb: Ocibuild, base_image: str, context:
     )
     ocb.build(context, "-t", "t-bk-bare-run")
     out = ocb.run("t-bk-bare-run", "stat", "-c", "%n %u:%g", "/d1", "/d2", "/d3", "/d4", "/d5")
-    assert out.stdout.splitlines() == ["/d1 0:0", "/d2 0:0", "/d3 1:0", "/d4 0:5", "/d5 1000:0"]
+    assert out.stdout.splitlines() == ["/d1 0:0", "/d2 0:0", "/d3 1:1", "/d4 0:5", "/d5 1000:1000"]
     history = _created_by(ocb.config("t-bk-bare-run"), base_image, ocb)
     assert history[0] == "RUN /bin/sh -c  # buildkit"

@@ -4,10 +4,14 @@ helpers to read what a build recorded."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import Ocibuild
+from tests.registry.server import Registry
 
 
 def step_lines(stderr: str) -> dict[str, list[str]]:
@@ -45,3 +49,11 @@ def layer_size(ocb: Ocibuild, diff_id: str) -> int:
         (Path(ocb.root) / "layers" / diff_id.partition(":")[2] / "layer.json").read_text()
     )
     return int(info["size"])
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The registry tests' plain registry (Debian's docker-registry on 127.0.0.1)."""
+    from tests.registry.conftest import _start
+
+    yield from _start(tmp_path_factory, "registry", False)

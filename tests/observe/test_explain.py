@@ -99,3 +99,44 @@ def test_explain_prints_the_key_inputs(ocb: Ocibuild, base_image: str, context: 
     assert any(line.startswith('    sources: "sha256:') for line in block)
     assert "      app/x.py file 0664 9 " in "\n".join(block)
     assert any(line.startswith("    parent layers (4):") for line in block)
+
+
+ARG_SCOPES = """\
+ARG G
+FROM {base}
+WORKDIR /app
+COPY f /app/f
+RUN echo run-no-arg > /r
+ARG V
+RUN echo after-v > /r2
+WORKDIR /w-$V
+COPY f /w-$V/f
+"""
+
+
+def test_build_args_and_the_cache_as_buildkit(
+    ocb: Ocibuild, base_image: str, context: Path
+) -> None:
+    # BuildKit v0.11.6 (buildctl --progress plain, the same Dockerfile FROM the same base
+    # in a local registry), built with G=1 V=1, then G=2 V=1, then G=2 V=2:
+    # - G=2 V=1: every step CACHED (a global ARG the stage does not declare is unseen);
+    # - G=2 V=2: WORKDIR /app, COPY f /app/f and the RUN before `ARG V` CACHED; the RUN
+    #   after it reruns though it does not use $V (ARGs are in every RUN's environment),
+    #   and what follows reruns. File steps depend on an ARG only through what they expand.
+    (context / "f").write_text("f\n")
+    (context / "Dockerfile").write_text(ARG_SCOPES.format(base=base_image))
+    steps = ("WORKDIR /app", "COPY f /app/f", "RUN echo run-no-arg", "RUN echo after-v")
+    steps += ("WORKDIR /w-$V", "COPY f /w-$V/f")
+
+    def verdicts(*args: str) -> list[str]:
+        out = ocb.build(context, *args).stderr
+        return [decision(out, step).split(":")[0] for step in steps]
+
+    verdicts("--build-arg", "G=1", "--build-arg", "V=1")
+    assert verdicts("--build-arg", "G=2", "--build-arg", "V=1") == ["HIT"] * 6
+    assert verdicts("--build-arg", "G=2", "--build-arg", "V=2") == [
+        "HIT", "HIT", "HIT", "MISS", "MISS", "MISS",
+    ]  # fmt: skip
+    out = ocb.build(context, "--build-arg", "V=2").stderr  # G unset: still unseen
+    assert decision(out, "RUN echo after-v") == "HIT"
+    assert decision(out, "COPY f /w-$V/f") == "HIT"

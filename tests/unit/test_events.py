@@ -17,7 +17,7 @@ from ocibuild.builder.events import (
     trace_record,
 )
 from ocibuild.dockerfile.parser import parse
-from ocibuild.log import JsonReporter, StreamReporter
+from ocibuild.observe.log import JsonReporter, StreamReporter
 from ocibuild.plan import make_plan
 
 STAGE = make_plan(parse("FROM scratch\nRUN true\n"), {}).stages[0]

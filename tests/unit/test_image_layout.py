@@ -13,7 +13,7 @@ import pytest
 
 from ocibuild.errors import ImageNotFound, StoreError
 from ocibuild.image.layout import export_oci_layout, import_oci_layout
-from ocibuild.image.model import add_layer, format_created, new_config
+from ocibuild.image.model import ImageConfig, format_created
 from ocibuild.image.store import Store
 from ocibuild.layers.diff import digest_upper
 
@@ -67,10 +67,10 @@ def build_image(store: Store) -> str:
     (upper / "opt" / "old" / "b").write_text("b")
     second = commit(store, upper)
     created = format_created(EPOCH)
-    config = new_config(created=created, config={"Cmd": ["/bin/tool"], "Env": ["PATH=/bin"]})
-    config = add_layer(config, first, created, "COPY base /")
-    config = add_layer(config, second, created, "RUN rm /etc/remove-me")
-    image_id = store.put_config(config)
+    image = ImageConfig(created=created, config={"Cmd": ["/bin/tool"], "Env": ["PATH=/bin"]})
+    image.add_layer(first, created, "COPY base /")
+    image.add_layer(second, created, "RUN rm /etc/remove-me")
+    image_id = store.put_image(image)
     store.tag("demo:v1", image_id)
     return image_id
 

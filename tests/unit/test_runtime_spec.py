@@ -11,6 +11,7 @@ from ocibuild.runtime.spec import (
     container_mount_destinations,
     make_spec,
     with_nodev_rootfs_hook,
+    with_seccomp_program,
 )
 
 DOCKER_CAPS = {
@@ -128,11 +129,25 @@ def test_seccomp_and_crun_hook() -> None:
     profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"]}]}
     s = spec(seccomp=profile)
     assert s["linux"]["seccomp"] == profile and s["linux"]["seccomp"] is not profile
-    hooked = with_nodev_rootfs_hook(s, "/usr/bin/mount")
+    hooked = with_nodev_rootfs_hook(s, "/usr/bin/mount", "/usr/bin/cat")
     (hook,) = hooked["hooks"]["createContainer"]
-    assert hook["path"] == "/bin/sh" and hook["args"][-2:] == ["/usr/bin/mount", "/r/merged"]
-    assert "remount,bind,nodev" in hook["args"][2] and "read" in hook["args"][2]
+    assert hook["path"] == "/bin/sh"
+    assert hook["args"][-3:] == ["/usr/bin/mount", "/r/merged", "/usr/bin/cat"]
+    # the remount comes first and its failure fails the hook; cat drains crun's state
+    assert '-o remount,bind,nodev -- "$1" && exec "$2"' in hook["args"][2]
     assert "hooks" not in s
+    boxed = with_nodev_rootfs_hook(s, "", busybox="/bin/busybox")
+    (hook,) = boxed["hooks"]["createContainer"]
+    assert hook["path"] == "/bin/busybox" and hook["args"][0] == "sh"
+    assert hook["args"][-2:] == ["/bin/busybox", "/r/merged"]
+    assert '"$0" mount -o remount,bind,nodev -- "$1" && exec "$0" cat' in hook["args"][2]
+    program = b"\x06\x00\x00\x00\x00\x00\xff\x7f"  # ret ALLOW
+    annotated = with_seccomp_program(s, program)
+    assert annotated["annotations"] == {"run.oci.seccomp_bpf_data": "BgAAAAAA/38="}
+    assert annotated["linux"]["seccomp"] == profile  # flags, and runtimes without it
+    assert "annotations" not in s
+    with pytest.raises(OcibuildError):
+        with_seccomp_program(spec(), program)
 
 
 def test_masked_and_readonly_paths() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+import pytest
 
 from ocibuild.runtime.stubs import find_missing, remove_stubs
 
@@ -69,3 +72,23 @@ def test_remove_stubs_never_follows_a_swapped_parent(tmp_path: Path) -> None:
     assert sorted(os.listdir(host)) == ["file", "kept", "target"]
     assert os.stat(host).st_mtime_ns == 5
     assert (upper / "a" / "b").is_symlink() and (upper / "a" / "c" / "target").is_dir()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creates dirs owned by root (run as root)")
+def test_make_kernel_dirs_only_missing_ones(tmp_path: Path) -> None:
+    """The missing /proc, /sys, /dev are made 0755 root:root whatever the umask (BuildKit's
+    layer keeps the ones runc makes); an existing one is left as it is."""
+    from ocibuild.runtime.stubs import make_kernel_dirs
+
+    (tmp_path / "sys").mkdir(mode=0o555)
+    os.chmod(tmp_path / "sys", 0o555)
+    old = os.umask(0o077)
+    try:
+        assert make_kernel_dirs(str(tmp_path)) == ["proc", "dev"]
+    finally:
+        os.umask(old)
+    for name in ("proc", "dev"):
+        st = os.lstat(tmp_path / name)
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o755, 0, 0)
+    assert stat.S_IMODE(os.lstat(tmp_path / "sys").st_mode) == 0o555
+    assert make_kernel_dirs(str(tmp_path)) == []

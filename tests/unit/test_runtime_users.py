@@ -102,7 +102,31 @@ def test_symlinked_passwd_resolves_inside_root(tmp_path: Path) -> None:
         ("4242", (4242, 4242)),  # a numeric uid is also the gid (BuildKit's readUser)
         ("app:staff", (1000, 50)),
         ("4242:77", (4242, 77)),
+        # names the image lacks (BuildKit's readUser, v0.11.6 and current): no error
+        ("ghost", (0, 0)),  # an unknown user is uid 0, gid 0
+        ("ghost:staff", (0, 50)),
+        ("app:ghosts", (1000, 1000)),  # an unknown group keeps the user's gid
+        ("4242:ghosts", (4242, 4242)),
+        ("root:ghosts", (0, 0)),
+        ("1000", (1000, 1000)),
     ],
 )
 def test_resolve_owner_file_op_rules(root: str, spec: str, expected: tuple[int, int]) -> None:
     assert resolve_owner(root, spec) == expected
+
+
+def test_resolve_owner_names_by_name_only(root: str) -> None:
+    """A user name is matched by name, never by uid: "1000" is numeric, "app" a name;
+    a passwd file missing altogether makes every name uid 0."""
+    assert resolve_owner(root, "nohome") == (1001, 1001)
+    assert resolve_owner(root, "1001:wheel") == (1001, 10)
+    assert resolve_owner(str(Path(root) / "etc"), "app:staff") == (0, 0)
+
+
+def test_unknown_owner_names(root: str) -> None:
+    from ocibuild.runtime.users import unknown_owner_names
+
+    assert unknown_owner_names(root, "app:staff") == []
+    assert unknown_owner_names(root, "1234:5") == []
+    found = unknown_owner_names(root, "ghost:ghosts")
+    assert [x.split()[1] for x in found] == ["'ghost'", "'ghosts'"]

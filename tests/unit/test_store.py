@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ocibuild.errors import ImageNotFound, LayerError, StoreError
-from ocibuild.image.model import canonical_json, format_created, new_config
+from ocibuild.image.model import ImageConfig, canonical_json, format_created
 from ocibuild.image.store import Store, normalize_tag
 from ocibuild.layers.compress import DigestingSink
 from ocibuild.layers.diff import digest_upper
@@ -125,14 +125,14 @@ def test_import_layer_blob_all_or_nothing(tmp_path: Path) -> None:
 
 
 def put_image(store: Store, created: int, diff_ids: list[str] | None = None) -> str:
-    cfg = new_config(created=format_created(created), diff_ids=diff_ids or [])
-    return store.put_config(cfg)
+    return store.put_image(ImageConfig(created=format_created(created), diff_ids=diff_ids or []))
 
 
 def test_tags_resolve_and_remove(tmp_path: Path) -> None:
     store = Store(str(tmp_path))
     a, b = put_image(store, 1), put_image(store, 2)
     assert store.get_config(a)["created"] == "1970-01-01T00:00:01Z"
+    assert store.get_image(a).created == "1970-01-01T00:00:01Z"
     assert store.read_blob(a) == canonical_json(store.get_config(a))
     store.tag("app", a)
     store.tag("localhost:5000/app:v2", b)

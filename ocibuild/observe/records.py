@@ -1,11 +1,11 @@
 """Every build records itself in the store: ``ROOT/builds/<ID>/``.
 
 * ``build.json``: the build's record (the same document ``--report FILE`` writes, see
-  :mod:`ocibuild.report`): Dockerfile, context, status, image, per-step cache decision
+  :mod:`ocibuild.observe.report`): Dockerfile, context, status, image, per-step cache decision
   and reason, time split, layer; updated when the build ends (``running`` until then);
 * ``steps/<N>.log``: the full, unclipped output of step N (what the terminal showed
   indented, byte for byte);
-* ``failed/step-N/``: a failed RUN kept by ``--keep-failed`` (:mod:`ocibuild.builder.forensics`).
+* ``failed/step-N/``: a failed RUN kept by ``--keep-failed`` (:mod:`ocibuild.observe.forensics`).
 
 Build IDs sort by time (``20250101-120000123-1a2b3c``, to the millisecond); commands take
 a unique prefix of one, or ``last``. The newest :data:`KEEP_BUILDS` records are kept
@@ -16,22 +16,24 @@ a unique prefix of one, or ``last``. The newest :data:`KEEP_BUILDS` records are 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from ocibuild.builder.explain import Explainer, dockerfile_identity
-from ocibuild.builder.forensics import FAILED_DIR, StepHook
+from ocibuild.builder.mounts import secret_value
 from ocibuild.errors import OcibuildError
+from ocibuild.fs.atomic import write_atomic
 from ocibuild.image.store import private_dir
-from ocibuild.log import Reporter
-from ocibuild.trace import step_record
+from ocibuild.observe.explain import Explainer, dockerfile_identity
+from ocibuild.observe.forensics import FAILED_DIR, StepHook
+from ocibuild.observe.log import Reporter
+from ocibuild.observe.trace import step_record
 
 if TYPE_CHECKING:
     from ocibuild.builder.executor import StepRecord
@@ -99,6 +101,7 @@ class BuildObserver:
             number=number,
             instruction=text,
             line=instr.pos.line,
+            read_secret=functools.partial(secret_value, secrets=ctx.options.secrets),
         )
         self.explainer.begin(ctx, stage, number, index, instr)
 
@@ -217,7 +220,7 @@ class BuildLog:
         error: BaseException | None = None,
     ) -> dict[str, Any]:
         """Write ``build.json`` (and ``--report FILE``); returns the document."""
-        from ocibuild.report import build_report
+        from ocibuild.observe.report import build_report
 
         self.close_step()
         doc = build_report(self, records=records, image_id=image_id, tags=tags, error=error)
@@ -349,13 +352,4 @@ def _read_json(path: str) -> dict[str, Any] | None:
 def _write_json(path: str, data: dict[str, Any]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(data, indent=2) + "\n", mode=0o600, durable=False)

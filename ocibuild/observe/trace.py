@@ -21,13 +21,14 @@ scratch removal. Context hashing (COPY/ADD keys) reports files seen, files actua
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any
+
+from ocibuild.fs.atomic import write_atomic
 
 if TYPE_CHECKING:
     from ocibuild.layers.tarwriter import TreeStats
@@ -149,10 +150,8 @@ class Tracer:
             if self._file.closed:
                 return
             self._file.close()
-            tmp = self.path + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.writelines(line for _, line in sorted(self._lines, key=lambda x: x[0]))
-            os.replace(tmp, self.path)
+            lines = (line for _, line in sorted(self._lines, key=lambda x: x[0]))
+            write_atomic(self.path, "".join(lines), durable=False)
 
 
 def read_trace(path: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ is still mounted.
   dirs, so ``prune --all`` cannot pull them away), the bundle, the sources of bind mounts
   that lived in the build's scratch space (``mounts/N``; secrets are not kept), and
   ``failure.json`` (the step, the exact runtime command, isolation, storage driver,
-  runtime). ``ocibuild debug BUILD`` runs a shell there (:mod:`ocibuild.debug`);
+  runtime). ``ocibuild debug BUILD`` runs a shell there (:mod:`ocibuild.observe.debug`);
   ``ocibuild prune`` removes it.
 
 Values of ``--secret``\\ s found in the process environment are replaced by ``<secret>``
@@ -27,9 +27,11 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ocibuild.errors import OcibuildError
+from ocibuild.fs.atomic import write_atomic
 
 if TYPE_CHECKING:
     from ocibuild.builder.step import StepContext
@@ -40,16 +42,27 @@ FAILURE_FILE = "failure.json"
 
 
 class StepHook:
-    """``ctx.on_bundle`` for one step: where its bundle and failure go."""
+    """``ctx.on_bundle`` for one step: where its bundle and failure go.
+
+    ``read_secret`` returns a ``--secret``'s value by id (None if not given): kept
+    ``config.json`` files show ``<secret>`` in its place."""
 
     def __init__(
-        self, *, build_id: str, build_dir: str, number: int, instruction: str, line: int
+        self,
+        *,
+        build_id: str,
+        build_dir: str,
+        number: int,
+        instruction: str,
+        line: int,
+        read_secret: Callable[[str], bytes | None],
     ) -> None:
         self.build_id = build_id
         self.build_dir = build_dir
         self.number = number
         self.instruction = instruction
         self.line = line
+        self.read_secret = read_secret
 
     def __call__(self, bundle: str) -> None:
         """Only the bundle is known (a caller that does not pass the rest)."""
@@ -63,7 +76,7 @@ class StepHook:
             shutil.rmtree(dest, ignore_errors=True)
             os.makedirs(ctx.options.keep_bundles, exist_ok=True)
             shutil.copytree(bundle, dest, symlinks=True)
-            _redact(ctx, os.path.join(dest, "config.json"))
+            self._redact(ctx, os.path.join(dest, "config.json"))
             _write(os.path.join(dest, "command.json"), {"command": command, "status": status})
         if status == 0 or not ctx.options.keep_failed:
             return None
@@ -76,8 +89,6 @@ class StepHook:
     def keep_failure(
         self, ctx: StepContext, rootfs: Rootfs, work: str, command: list[str], status: int | None
     ) -> str:
-        from ocibuild.builder.rootfs import lower_dirs
-
         dest = os.path.join(self.build_dir, FAILED_DIR, f"step-{self.number}")
         shutil.rmtree(dest, ignore_errors=True)
         # 0700: the upper dir may hold a setuid file the step left
@@ -90,14 +101,14 @@ class StepHook:
         else:
             _copy_tree(rootfs.upper, os.path.join(dest, "upper"), link=False)
             lowers = []
-            for i, lower in enumerate(lower_dirs(ctx, ctx.image.diff_ids)):
+            for i, lower in enumerate(ctx.store.lower_dirs(ctx.image.diff_ids)):
                 _copy_tree(lower, os.path.join(dest, "lowers", str(i)), link=True)
                 lowers.append(f"lowers/{i}")
         bundle = os.path.join(work, "bundle")
         kept_mounts: dict[str, str] = {}
         if os.path.isdir(bundle):
             shutil.copytree(bundle, os.path.join(dest, "bundle"), symlinks=True)
-            _redact(ctx, os.path.join(dest, "bundle", "config.json"))
+            self._redact(ctx, os.path.join(dest, "bundle", "config.json"))
             kept_mounts = self._keep_mounts(ctx, os.path.join(dest, "bundle", "config.json"), dest)
         meta: dict[str, Any] = {
             "build": self.build_id,
@@ -146,6 +157,23 @@ class StepHook:
         _write(config, spec)
         return kept
 
+    def _redact(self, ctx: StepContext, config: str) -> None:
+        values = set()
+        for secret_id in ctx.options.secrets:
+            with contextlib.suppress(OcibuildError, OSError):
+                value = self.read_secret(secret_id)
+                if value:
+                    values.add(value.decode("utf-8", "surrogateescape"))
+        if not values:
+            return
+        with open(config, encoding="utf-8") as f:
+            spec = json.load(f)
+        env = spec.get("process", {}).get("env") or []
+        spec["process"]["env"] = [
+            f"{e.partition('=')[0]}=<secret>" if e.partition("=")[2] in values else e for e in env
+        ]
+        _write(config, spec)
+
 
 def after_run(
     ctx: StepContext, rootfs: Rootfs, work: str, command: list[str], status: int | None
@@ -171,27 +199,4 @@ def _copy_tree(src: str, dst: str, *, link: bool) -> None:
 
 
 def _write(path: str, data: dict[str, Any]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-
-
-def _redact(ctx: StepContext, config: str) -> None:
-    from ocibuild.builder.mounts import secret_value
-
-    values = set()
-    for secret_id in ctx.options.secrets:
-        with contextlib.suppress(OcibuildError, OSError):
-            value = secret_value(secret_id, secrets=ctx.options.secrets)
-            if value:
-                values.add(value.decode("utf-8", "surrogateescape"))
-    if not values:
-        return
-    with open(config, encoding="utf-8") as f:
-        spec = json.load(f)
-    env = spec.get("process", {}).get("env") or []
-    spec["process"]["env"] = [
-        f"{e.partition('=')[0]}=<secret>" if e.partition("=")[2] in values else e for e in env
-    ]
-    _write(config, spec)
+    write_atomic(path, json.dumps(data, indent=2) + "\n", mode=0o600, durable=False)

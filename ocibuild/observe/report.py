@@ -2,7 +2,7 @@
 in the build's record in the store).
 
 Per step: the instruction and its Dockerfile line, the cache decision and its reason,
-the time split (from the same :class:`~ocibuild.trace.StepTimings` ``--trace`` writes,
+the time split (from the same :class:`~ocibuild.observe.trace.StepTimings` ``--trace`` writes,
 nothing is timed twice), the layer (diffID, size as stored: the uncompressed tar) and,
 with ``--report``, what the layer does to the files below it: added, changed (the path
 exists in a lower layer) and deleted (whiteouts), with the largest files added. Totals
@@ -25,8 +25,8 @@ from ocibuild.image.diff import walk_tree
 
 if TYPE_CHECKING:
     from ocibuild.builder.executor import StepRecord
-    from ocibuild.buildlog import BuildLog
     from ocibuild.image.store import Store
+    from ocibuild.observe.records import BuildLog
 
 REPORT_VERSION = 1
 LARGEST = 10
@@ -77,6 +77,8 @@ def build_report(
     for number, text in list(log.announced.items()):  # FROM lines of a build that failed
         rows.setdefault(number, {"stage": "", "instruction": text, "line": None})
     steps = []
+    # a step's start as seconds since the build started (the timeline of --report-html)
+    mono_started = time.monotonic() - (time.time() - log.started)
     for number, row in sorted(rows.items()):
         info = observer.steps.get(number)
         decision = observer.explainer.decisions.get(number)
@@ -91,6 +93,7 @@ def build_report(
             "reason": _reason(cache, decision.reason if decision else ""),
             "cache_key": trace.get("cache_key") or (decision.key if decision else None),
             "seconds": round(float(row.get("seconds") or 0.0), 6),
+            "start": round(max(0.0, info.started - mono_started), 6) if info else None,
             "time": _time_split(trace),
             "layer": None,
         }

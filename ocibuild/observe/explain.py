@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,7 +39,7 @@ from ocibuild.builder.cache import image_digest
 from ocibuild.builder.hashing import HashCounters
 from ocibuild.dockerfile.instructions import Copy, Instruction
 from ocibuild.errors import OcibuildError
-from ocibuild.image.atomic import unlink_quiet
+from ocibuild.fs.atomic import write_atomic
 from ocibuild.plan import Stage
 
 if TYPE_CHECKING:
@@ -408,14 +407,8 @@ def _read_json(path: str) -> dict[str, Any] | None:
 
 def _write_json(directory: str, name: str, data: dict[str, Any]) -> None:
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, separators=(",", ":"), sort_keys=True)
-        os.rename(tmp, os.path.join(directory, name))
-    except BaseException:
-        unlink_quiet(tmp)
-        raise
+    text = json.dumps(data, separators=(",", ":"), sort_keys=True)
+    write_atomic(os.path.join(directory, name), text, mode=0o600, durable=False)
 
 
 def _epoch_change(old: object, new: object) -> str:

@@ -1,7 +1,7 @@
 """``ocibuild debug BUILD [CMD...]``: a shell (or CMD) in a failed RUN step's environment.
 
 ``--keep-failed`` left the step's upper dir, its lower layers, its bundle and the sources
-of its scratch-space bind mounts (:mod:`ocibuild.builder.forensics`). Here they are mounted
+of its scratch-space bind mounts (:mod:`ocibuild.observe.forensics`). Here they are mounted
 again: the lowers, the kept upper dir on top of them as one more (read-only) lower, and a
 fresh upper dir, so the session sees exactly what the step left and changes nothing that
 was kept (``debug`` can be run again and again). The kept ``config.json`` is reused as
@@ -23,11 +23,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ocibuild.builder.forensics import FAILED_DIR, FAILURE_FILE
 from ocibuild.builder.scratch import Scratch
-from ocibuild.buildlog import find_build
 from ocibuild.errors import OcibuildError
 from ocibuild.image.store import Store
+from ocibuild.observe.forensics import FAILED_DIR, FAILURE_FILE
+from ocibuild.observe.records import find_build
 from ocibuild.runtime import native
 from ocibuild.runtime.bundle import write_bundle
 from ocibuild.runtime.process import make_process_runner

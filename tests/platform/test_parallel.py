@@ -1,0 +1,91 @@
+"""Several platforms build at the same time (``--platform-jobs``, default one per platform
+up to one per CPU), and make the same images as one after the other."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Ocibuild
+
+pytestmark = pytest.mark.skipif(
+    platform.machine() != "x86_64", reason="the expected values are for an amd64 machine"
+)
+
+BOTH = "linux/amd64,linux/arm64"
+EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}  # same config and layer bytes in every build
+
+
+def _builds(root: Path) -> dict[str, dict[str, Any]]:
+    """The store's build records (ROOT/builds/ID/build.json) by platform."""
+    out = {}
+    for path in (root / "builds").glob("*/build.json"):
+        doc = json.loads(path.read_text())
+        out[doc["platform"]] = doc
+    return out
+
+
+def _index(layout: Path) -> tuple[str, list[tuple[str, str]]]:
+    """The layout's index digest and (architecture, manifest digest) of its entries."""
+    (top,) = json.loads((layout / "index.json").read_text())["manifests"]
+    index = json.loads((layout / "blobs" / "sha256" / top["digest"][7:]).read_text())
+    return top["digest"], [(m["platform"]["architecture"], m["digest"]) for m in index["manifests"]]
+
+
+def _build(root: Path, ctx: Path, out: Path, jobs: str) -> str:
+    ocb = Ocibuild(root)
+    r = ocb.build(ctx, "--platform", BOTH, "--platform-jobs", jobs, "-t", "par:test",
+                  "--output", f"type=oci,dest={out}", env=EPOCH)  # fmt: skip
+    return r.stderr
+
+
+def test_platforms_build_at_once_and_match_a_serial_build(
+    multi_registry: str, context: Path, tmp_path: Path
+) -> None:
+    (context / "Dockerfile").write_text(
+        f"FROM {multi_registry}\nARG TARGETARCH\n"
+        'RUN sleep 3 && echo "$(uname -m) $TARGETARCH" > /arch\n'
+    )
+    parallel, serial = tmp_path / "parallel", tmp_path / "serial"
+    log = _build(parallel, context, tmp_path / "out-parallel", "2")
+    _build(serial, context, tmp_path / "out-serial", "1")
+    # at once: each platform's build began before the other ended
+    runs = _builds(parallel)
+    amd, arm = runs["linux/amd64"], runs["linux/arm64"]
+    assert amd["started"] < arm["finished"] and arm["started"] < amd["finished"], runs
+    assert "(2 at a time)" in log
+    assert "[linux/arm64] " in log and "[linux/amd64] " in log  # each step says its platform
+    # one after the other with --platform-jobs 1
+    runs = _builds(serial)
+    first, second = sorted(runs.values(), key=lambda d: d["started"])
+    assert first["finished"] <= second["started"], runs
+    # and the same images: same index, same manifests per platform
+    assert _index(tmp_path / "out-parallel") == _index(tmp_path / "out-serial")
+    assert [a for a, _ in _index(tmp_path / "out-parallel")[1]] == ["amd64", "arm64"]
+    ids = {p: d["image_id"] for p, d in _builds(parallel).items()}
+    assert ids == {p: d["image_id"] for p, d in _builds(serial).items()}
+    assert ids["linux/amd64"] != ids["linux/arm64"]
+
+
+def test_a_failing_platform_fails_the_build_and_tags_nothing(
+    multi_registry: str, context: Path, tmp_path: Path
+) -> None:
+    (context / "Dockerfile").write_text(f'FROM {multi_registry}\nRUN test "$(uname -m)" = x86_64\n')
+    ocb = Ocibuild(tmp_path / "store")
+    r = ocb.build(context, "--platform", BOTH, "-t", "fails:test", check=False)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    assert "exit code: 1 (building for linux/arm64)" in r.stderr, r.stderr
+    assert "error: " in r.stderr and 'RUN test "$(uname -m)" = x86_64' in r.stderr, r.stderr
+    assert "fails:test" not in ocb("images").stdout
+
+
+def test_platform_jobs_must_be_positive(ocb: Ocibuild, context: Path) -> None:
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY Dockerfile /\n")
+    r = ocb.build(context, "--platform", BOTH, "--platform-jobs", "0", check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: --platform-jobs 0: must be at least 1"), r.stderr
