@@ -146,7 +146,10 @@ def execute(
         if epoch is None and steps and all(r.cache == "hit" for r in steps):
             # Nothing ran: the image (and its ID) is the one the recorded steps made.
             created = created_of(final.image.history[-1]) if final.image.history else created
-        unused = sorted(set(build_args) - ctx.consumed_args - PROXY_ARGS)
+        # a global ARG (declared before the first FROM) consumes its build-arg, as Docker's
+        # builder counts it, even when only a FROM line uses it
+        declared = ctx.consumed_args | set(plan.global_args) | PROXY_ARGS
+        unused = sorted(set(build_args) - declared)
         if unused:
             reporter.info(f"warning: build-args {', '.join(unused)} were not consumed")
         if remote is not None:
