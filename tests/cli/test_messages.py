@@ -121,7 +121,7 @@ def test_images_json_and_save(ocb: Ocibuild, base_image: str, tmp_path: Path) ->
 def test_unused_build_args_warned_but_not_a_global_arg_used_by_from(
     ocb: Ocibuild, base_image: str, context: Path
 ) -> None:
-    (context / "Dockerfile").write_text(f"ARG BASE=scratch\nFROM $BASE\nRUN true\n")
+    (context / "Dockerfile").write_text("ARG BASE=scratch\nFROM $BASE\nRUN true\n")
     r = ocb.build(context, "--build-arg", f"BASE={base_image}", "--build-arg", "NOPE=1")
     assert "warning: build-args NOPE were not consumed" in r.stderr, r.stderr
     assert "BASE" not in r.stderr.split("warning: build-args", 1)[1].splitlines()[0]
