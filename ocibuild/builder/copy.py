@@ -19,6 +19,7 @@ from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.ignore import IgnoreMatcher, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Heredoc, Instruction
 from ocibuild.errors import OcibuildError
+from ocibuild.fs.copytree import copy_entries
 from ocibuild.fs.rootpath import resolve_in_root
 from ocibuild.image.layout import import_oci_layout
 from ocibuild.layers.apply import extract_archive
@@ -288,10 +289,10 @@ def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyP
             os.chown(target, plan.uid or 0, plan.gid or 0, follow_symlinks=False)
             os.chmod(target, 0o755)
             plan.dirs.append((target, st))
-        for host, rel, entry_st in tree.walk(src):
-            if plan.exclude is not None and plan.exclude.matches(rel):
-                continue
-            copy_entry(host, entry_st, root, posixpath.join(dest, rel), plan)
+        entries = tree.walk(src)
+        if plan.exclude is not None:
+            entries = [e for e in entries if not plan.exclude.matches(e[1])]
+        copy_entries(entries, target, plan)
         return
     if item.extract and is_archive(src.host_path):
         target_dir = fsops.makedirs(root, dest, **_parent_owner(plan))
