@@ -42,7 +42,9 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml setup.py native/ocibuild_native.c native/ocibuild_native.h native/build_native.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 'setuptools>=68' wheel cffi
-	$(BIN)/pip install -q --no-build-isolation -e '.[test]'
+	# compat: a plain path entry, not the import-hook finder (whose imports every start pays)
+	$(BIN)/pip install -q --no-build-isolation -e '.[test]' --config-settings editable_mode=compat \
+	|| $(BIN)/pip install -q --no-build-isolation -e '.[test]'
 	touch $(STAMP)
 
 .PHONY: demo-system
