@@ -20,7 +20,7 @@ SECCOMP_PROFILE := /usr/local/share/ocibuild/seccomp/default.json
 SECCOMP_DEB := golang-github-docker-docker-dev
 SECCOMP_MEMBER := ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
 
-.PHONY: setup system venv demo test lint unit integration clean bench conformance \
+.PHONY: setup system venv demo test lint unit integration clean bench bench-scale conformance \
 	conformance-live conformance-regen hardening
 
 setup: system venv
@@ -84,6 +84,11 @@ clean:
 # set: bench/bench.py starts it then; else the column is skipped) on the same workloads.
 bench: setup
 	$(BIN)/python bench/bench.py
+
+# scale series (bench/scale.py): numbers, PNG plots and the linearity check in bench/results/
+bench-scale: setup
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install -q matplotlib
+	$(BIN)/python bench/scale.py
 
 # ocibuild against the real BuildKit's results recorded in conformance/goldens/ (root; no
 # BuildKit needed; also part of `make test` through tests/language/test_conformance.py).
