@@ -22,7 +22,7 @@ SECCOMP_PROFILE := /usr/local/share/ocibuild/seccomp/default.json
 SECCOMP_DEB := golang-github-docker-docker-dev
 SECCOMP_MEMBER := ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
 
-.PHONY: setup system venv demo test lint unit integration clean bench conformance \
+.PHONY: setup system venv demo test lint unit integration clean bench bench-scale conformance \
 	conformance-live conformance-regen hardening test-platform
 
 setup: system venv
@@ -44,7 +44,9 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml setup.py native/ocibuild_native.c native/ocibuild_native.h native/build_native.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 'setuptools>=68' wheel cffi
-	$(BIN)/pip install -q --no-build-isolation -e '.[test]'
+	# compat: a plain path entry, not the import-hook finder (whose imports every start pays)
+	$(BIN)/pip install -q --no-build-isolation -e '.[test]' --config-settings editable_mode=compat \
+	|| $(BIN)/pip install -q --no-build-isolation -e '.[test]'
 	touch $(STAMP)
 
 .PHONY: demo-system
@@ -97,6 +99,11 @@ clean:
 # set: bench/bench.py starts it then; else the column is skipped) on the same workloads.
 bench: setup
 	$(BIN)/python bench/bench.py
+
+# scale series (bench/scale.py): numbers, PNG plots and the linearity check in bench/results/
+bench-scale: setup
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install -q matplotlib
+	$(BIN)/python bench/scale.py
 
 # ocibuild against the real BuildKit's results recorded in conformance/goldens/ (root; no
 # BuildKit needed; also part of `make test` through tests/language/test_conformance.py).

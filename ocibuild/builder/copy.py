@@ -24,6 +24,7 @@ from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.ignore import IgnoreMatcher, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Heredoc, Instruction
 from ocibuild.errors import OcibuildError
+from ocibuild.fs.copytree import EntryClash, copy_entries
 from ocibuild.fs.rootpath import resolve_in_root
 from ocibuild.image.layout import import_oci_layout
 from ocibuild.layers.apply import extract_archive
@@ -325,10 +326,14 @@ def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyP
             plan.dirs.append((target, st))
         elif not os.path.isdir(target):
             raise _not_a_directory(dest)
-        for host, rel, entry_st in tree.walk(src):
-            if plan.exclude is not None and plan.exclude.matches(rel):
-                continue
-            copy_entry(host, entry_st, root, posixpath.join(dest, rel), plan)
+        entries = tree.walk(src)
+        if plan.exclude is not None:
+            entries = [e for e in entries if not plan.exclude.matches(e[1])]
+        try:
+            copy_entries(entries, target, plan)
+        except EntryClash as clash:
+            path = posixpath.join(dest, clash.rel)
+            raise (_not_a_directory if clash.dir_over_file else _is_a_directory)(path) from None
         return
     if item.extract and is_archive(src.host_path):
         # BuildKit's unpack makes the destination 0755 whatever --chmod says

@@ -2,12 +2,17 @@
 
 One module per group of commands, each with ``register(subparsers)``; ``main`` catches
 every error the library raises and turns it into a message and an exit status.
+
+Start-up is part of every fully cached rebuild, so ``ocibuild build ...`` makes a parser
+with the build command alone (the other command modules, and what they import, are not
+loaded), and the version is looked up only when ``--version`` asks for it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import re
 import signal
@@ -16,21 +21,13 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-from ocibuild._version import version
-from ocibuild.cli import (
-    build,
-    build_compat,
-    doctor,
-    history,
-    images,
-    maintenance,
-    observe,
-    registry,
-)
+from ocibuild.cli import build_compat
 from ocibuild.errors import Interrupted, OcibuildError
 from ocibuild.supervisor import supervised
 
-MODULES = (build, images, maintenance, history, registry, doctor, observe)
+# the command modules, in --help order (imported when a parser needs them)
+MODULE_NAMES = ("build", "images", "maintenance", "history", "registry", "doctor", "observe")
+FAST_COMMANDS = {"build": ("build",)}  # command word -> the only module its parser needs
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,14 +44,31 @@ class Parser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message}\n")
 
 
-def make_parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from ocibuild._version import version
+
+        print(f"ocibuild {version()}")
+        parser.exit()
+
+
+def make_parser(words: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The command line's parser; with ``words`` whose first one is a command of
+    ``FAST_COMMANDS``, a parser that knows that command only (same options, same help)."""
     parser = Parser(
         prog="ocibuild", description="Build OCI images from Dockerfiles, without a daemon."
     )
-    parser.add_argument("--version", action="version", version=f"ocibuild {version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in MODULES:
-        module.register(sub)
+    names = FAST_COMMANDS.get(words[0], MODULE_NAMES) if words else MODULE_NAMES
+    for name in names:
+        importlib.import_module(f"ocibuild.cli.{name}").register(sub)
     return parser
 
 
@@ -68,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OcibuildError as exc:
         print(f"error: {format_error(exc)}", file=sys.stderr)
         return 1
-    args = make_parser().parse_args(words)
+    args = make_parser(words).parse_args(words)
     if getattr(args, "supervise", False):
         # build and run start containers: run them where kill -9 leaves nothing behind
         return supervised(lambda: dispatch(args))

@@ -26,6 +26,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import IO
@@ -80,6 +81,45 @@ class _ProgressReader:
         self._done += len(data)
         self._progress.update(self._key, self._done)
         return data
+
+
+def _tail(
+    directory: str,
+    finished: threading.Event,
+    progress: Progress,
+    key: str,
+    cancel: threading.Event,
+) -> Iterator[bytes]:
+    """The bytes of the one file being written into ``directory``, as they are written,
+    until ``finished`` is set and the end is read (the writer may rename it meanwhile:
+    the open descriptor follows)."""
+    f: IO[bytes] | None = None
+    done = 0
+    try:
+        while f is None:
+            names = os.listdir(directory)
+            if names:
+                f = open(os.path.join(directory, names[0]), "rb")  # noqa: SIM115
+            elif finished.is_set():
+                return
+            else:
+                time.sleep(0.005)
+        while True:
+            if cancel.is_set():
+                raise RegistryError("push cancelled")
+            ended = finished.is_set()  # read before the last read: no byte is missed
+            chunk = f.read(_CHUNK)
+            if chunk:
+                done += len(chunk)
+                progress.update(key, done)
+                yield chunk
+            elif ended:
+                return
+            else:
+                time.sleep(0.005)
+    finally:
+        if f is not None:
+            f.close()
 
 
 def _compression(name: str) -> Compression:
@@ -224,6 +264,14 @@ class _Pusher:
                 self.progress.begin(key, label, int(known["size"]))
                 if self._skip(known, key):
                     return known
+            if path is None and known is None:
+                # nothing known of this blob: compress and upload at the same time
+                tmp = self.store.tmpdir("push-")
+                streamed = self._stream(diff_id, tmp, key, label, cancel)
+                if streamed is not None:
+                    return streamed
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp = None
             if path is None:
                 tmp = self.store.tmpdir("push-")
                 made = export_layer_blob(self.store, diff_id, tmp, self.compression)
@@ -246,6 +294,75 @@ class _Pusher:
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def _stream(
+        self, diff_id: str, tmp: str, key: str, label: str, cancel: threading.Event
+    ) -> JSON | None:
+        """Upload the layer's blob while it is being made: ``export_layer_blob`` writes
+        it into ``tmp`` in one thread, and one ``PATCH`` sends the growing file as it is
+        written (chunked), then ``PUT ?digest=`` closes the upload once the digest is
+        known. The descriptor, or None when the registry did not take the streamed body
+        (the caller then makes the blob first and uploads it whole, with retries)."""
+        made: list[JSON] = []
+        failed: list[BaseException] = []
+        finished = threading.Event()
+
+        def export() -> None:
+            try:
+                made.append(export_layer_blob(self.store, diff_id, tmp, self.compression))
+            except BaseException as exc:  # re-raised in the pushing thread
+                failed.append(exc)
+            finally:
+                finished.set()
+
+        worker = threading.Thread(target=export, name=f"compress-{label}", daemon=True)
+        worker.start()
+        self.progress.begin(key, label, 0)
+        try:
+            resp = self.client.request(
+                "POST",
+                f"{self.repo}/blobs/uploads/",
+                scope=self.scope,
+                what=f"upload of layer {label}",
+                expect=(202,),
+                retry=False,
+            )
+            resp.close()
+            resp = self.client.request(
+                "PATCH",
+                self.client.location(resp),
+                scope=self.scope,
+                what=f"upload of layer {label}",
+                headers={"Content-Type": "application/octet-stream"},
+                body=lambda: _tail(tmp, finished, self.progress, key, cancel),
+                expect=(202,),
+                retry=False,
+            )
+            resp.close()
+            url = self.client.location(resp)
+        except (RegistryError, OSError):
+            url = None
+        worker.join()
+        if failed:
+            raise failed[0]
+        desc = made[0]
+        self.meta.record_compressed(diff_id, self.compression, desc)
+        if url is None:
+            return None
+        digest = str(desc["digest"])
+        resp = self.client.request(
+            "PUT",
+            url + ("&" if "?" in url else "?") + "digest=" + quote(digest),
+            scope=self.scope,
+            what=f"upload of {digest}",
+            headers={"Content-Type": "application/octet-stream"},
+            body=b"",
+            expect=(201,),
+            retry=False,
+        )
+        resp.close()
+        self._done(digest, key, f"uploaded while compressing ({human_size(int(desc['size']))})")
+        return desc
 
     def _skip(self, desc: JSON, key: str) -> bool:
         digest = str(desc["digest"])
