@@ -98,21 +98,37 @@ def test_existing_entries_are_replaced_and_dirs_merged(tmp_path: Path) -> None:
     (src / "d").mkdir(parents=True)
     (src / "d" / "new").write_text("new")
     (src / "f").write_text("from source")
-    (src / "was_link").mkdir()
-    (src / "was_link" / "inside").write_text("in")
-    outside = tmp_path / "outside"
-    outside.mkdir()
     (dst / "d").mkdir(parents=True)
     (dst / "d" / "old").write_text("old")
     (dst / "f").write_text("from image")
-    os.symlink(str(outside), dst / "was_link")  # a symlink where the copy puts a dir
     copy_entries(walk(src), str(dst), Plan())
     assert (dst / "d" / "old").read_text() == "old"
     assert (dst / "d" / "new").read_text() == "new"
     assert (dst / "f").read_text() == "from source"
-    assert not (dst / "was_link").is_symlink()
-    assert (dst / "was_link" / "inside").read_text() == "in"
-    assert list(outside.iterdir()) == []  # nothing written through the old symlink
+
+
+def test_a_dir_onto_a_symlink_or_a_file_onto_a_dir_stops_the_copy(tmp_path: Path) -> None:
+    """As BuildKit v0.11.6 ("cannot copy to non-directory", checked with the real
+    BuildKit): nothing is replaced and nothing is written through the symlink."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "was_link").mkdir(parents=True)
+    (src / "was_link" / "inside").write_text("in")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dst.mkdir()
+    os.symlink(str(outside), dst / "was_link")  # a symlink where the copy puts a dir
+    with pytest.raises(copytree.EntryClash) as clash:
+        copy_entries(walk(src), str(dst), Plan())
+    assert (clash.value.rel, clash.value.dir_over_file) == ("was_link", True)
+    assert (dst / "was_link").is_symlink() and list(outside.iterdir()) == []
+    src2, dst2 = tmp_path / "src2", tmp_path / "dst2"
+    src2.mkdir()
+    (src2 / "x").write_text("file")
+    (dst2 / "x").mkdir(parents=True)
+    with pytest.raises(copytree.EntryClash) as clash:
+        copy_entries(walk(src2), str(dst2), Plan())
+    assert (clash.value.rel, clash.value.dir_over_file) == ("x", False)
+    assert (dst2 / "x").is_dir()
 
 
 def test_falls_back_when_the_kernel_copy_is_refused(
