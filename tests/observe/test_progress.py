@@ -13,8 +13,10 @@ import re
 import socket
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,13 +58,26 @@ def test_add_of_a_large_archive(ocb: Ocibuild, base_image: str, context: Path) -
     assert ocb.run("progress:add", "wc", "-c", "/dst/payload.bin").stdout.split()[0] == str(12 * MB)
 
 
+class SlowHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files 256 kB at a time, 20 ms apart: a download lasts long enough for
+    progress lines on any machine (a 6 MB file: about half a second)."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        while chunk := source.read(256 * 1024):
+            outputfile.write(chunk)
+            outputfile.flush()
+            time.sleep(0.02)
+
+
 @pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A plain HTTP server on 127.0.0.1 serving ``tmp_path/www``."""
+    """A plain HTTP server on 127.0.0.1 serving ``tmp_path/www`` (slowly)."""
     root = tmp_path / "www"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    handler = functools.partial(SlowHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
