@@ -727,6 +727,19 @@ def write_index_output(
                     reporter=reporter,
                 )
             return digest
+        if output.dest == "-":  # an OCI archive, made in the scratch space, then streamed
+            work = store.tmpdir("index-stdout-")
+            try:
+                tar = os.path.join(work, "image.tar")
+                digest = write_index_output(
+                    images, Output("oci-archive", tar), tags, options, reporter
+                )
+                with open(tar, "rb") as f:
+                    shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+                sys.stdout.buffer.flush()
+                return digest
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
         if output.type == "oci":
             return export_oci_index(
                 store, images, output.dest, ref_names=ref_names(tags),
