@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,29 @@ def test_platform_jobs_must_be_positive(ocb: Ocibuild, context: Path) -> None:
     r = ocb.build(context, "--platform", BOTH, "--platform-jobs", "0", check=False)
     assert r.returncode == 1
     assert r.stderr.startswith("error: --platform-jobs 0: must be at least 1"), r.stderr
+
+
+def test_a_failing_platform_stops_the_others_early(
+    multi_registry: str, context: Path, tmp_path: Path
+) -> None:
+    """arm64 fails at once; amd64's 120-second RUN is killed, its next step never runs."""
+    (context / "Dockerfile").write_text(
+        f"FROM {multi_registry}\nARG TARGETARCH\n"
+        'RUN if [ "$TARGETARCH" = arm64 ]; then sleep 2; exit 3; fi; sleep 120\n'
+        "RUN echo next step > /next\n"
+    )
+    root = tmp_path / "store"
+    ocb = Ocibuild(root)
+    started = time.monotonic()
+    r = ocb.build(context, "--platform", BOTH, "-t", "stops:test", check=False, timeout=110)
+    took = time.monotonic() - started
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    assert "exit code: 3 (building for linux/arm64)" in r.stderr, r.stderr
+    assert "linux/arm64 failed: stopped the build for linux/amd64 before it ended" in r.stderr
+    assert took < 60, f"the amd64 build ran on: {took:.1f}s\n{r.stderr}"
+    assert "next step" not in r.stderr and "RUN echo next step" not in r.stderr, r.stderr
+    amd = _builds(root)["linux/amd64"]  # recorded as failed: interrupted, early
+    assert (amd["status"], amd["error"]) == ("failed", "interrupted by signal 2"), amd
+    assert amd["finished"] - amd["started"] < 60, amd
+    assert "stops:test" not in ocb("images").stdout
