@@ -643,8 +643,13 @@ def build_platforms(
     cancel = threading.Event()  # a failed platform stops the others
 
     def one(plat: str, rep: Reporter) -> BuildResult:
+        mine = dataclasses.replace(  # --trace, --report: a file per platform
+            options,
+            trace=platform_file(options.trace, plat),
+            report=platform_file(options.report, plat),
+        )
         return build(
-            context, tags=(), options=options, reporter=rep, platform=plat, cancel=cancel,
+            context, tags=(), options=mine, reporter=rep, platform=plat, cancel=cancel,
             **kwargs,
         )  # fmt: skip
 
@@ -663,6 +668,20 @@ def build_platforms(
             write_index_output(images, Output("registry"), normalized, options, reporter)
     reporter.info("platforms: " + ", ".join(f"{p} {r.image_id[:19]}" for p, r in results))
     return kept
+
+
+def platform_file(path: str | None, platform: str) -> str | None:
+    """A multi-platform build's ``--trace``/``--report`` FILE for one platform: the
+    platform inserted before the extension (trace.json, linux/arm64 ->
+    trace-linux-arm64.json; linux/arm/v7 -> trace-linux-arm-v7.json)."""
+    if not path:
+        return path
+    directory, name = os.path.split(path)
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:  # no extension (or a dot file): the platform goes last
+        stem, ext = name, ""
+    tag = platform.replace("/", "-")
+    return os.path.join(directory, f"{stem}-{tag}" + (f".{ext}" if ext else ""))
 
 
 def _run_platforms(

@@ -116,3 +116,44 @@ def test_a_failing_platform_stops_the_others_early(
     assert (amd["status"], amd["error"]) == ("failed", "interrupted by signal 2"), amd
     assert amd["finished"] - amd["started"] < 60, amd
     assert "stops:test" not in ocb("images").stdout
+
+
+def test_trace_and_report_are_written_per_platform(
+    multi_registry: str, context: Path, tmp_path: Path
+) -> None:
+    """--trace/--report/--report-html FILE: FILE with the platform inserted, one each."""
+    (context / "Dockerfile").write_text(
+        f'FROM {multi_registry}\nARG TARGETARCH\nRUN echo "$TARGETARCH" > /arch\n'
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    ocb = Ocibuild(tmp_path / "store")
+    r = ocb.build(context, "--platform", BOTH, "--trace", str(out / "trace.json"),
+                  "--report", str(out / "report.json"),
+                  "--report-html", str(out / "report.html"))  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{kind}-linux-{arch}.{ext}"
+        for kind, ext in (("report", "html"), ("report", "json"), ("trace", "json"))
+        for arch in ("amd64", "arm64")
+    )
+    ids = {}
+    for arch in ("amd64", "arm64"):
+        report = json.loads((out / f"report-linux-{arch}.json").read_text())
+        assert report["platform"] == f"linux/{arch}", report
+        ids[arch] = report["image_id"]
+        assert f"report: wrote {out}/report-linux-{arch}.html" in r.stderr, r.stderr
+        assert report["id"] in (out / f"report-linux-{arch}.html").read_text()
+        lines = (out / f"trace-linux-{arch}.json").read_text().splitlines()
+        runs = [json.loads(x) for x in lines if '"RUN ' in x]
+        assert [x["instruction"] for x in runs] == ['RUN echo "$TARGETARCH" > /arch'], runs
+        ids[arch + "-run"] = runs[0]["diff_id"]
+    assert ids["amd64"] != ids["arm64"] and ids["amd64-run"] != ids["arm64-run"], ids
+
+
+def test_platform_file_names() -> None:
+    from ocibuild.api import platform_file
+
+    assert platform_file("/o/trace.json", "linux/arm/v7") == "/o/trace-linux-arm-v7.json"
+    assert platform_file("/o/a.b/report", "linux/amd64") == "/o/a.b/report-linux-amd64"
+    assert platform_file("/o/.trace", "linux/arm64") == "/o/.trace-linux-arm64"
+    assert platform_file(None, "linux/arm64") is None
