@@ -4,6 +4,7 @@ no index, so it holds this machine's platform's image and says so."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -98,3 +99,21 @@ def test_docker_archive_of_a_multi_platform_tag_says_it_holds_one(
         assert c is not None
         assert json.load(c)["architecture"] == "amd64"
         assert entry["RepoTags"] == ["saved:multi"]
+
+
+def test_push_of_a_multi_platform_tag_pushes_the_index(
+    ocb: Ocibuild, built: str, multi_registry: str, tmp_path: Path
+) -> None:
+    skopeo = require_tool("skopeo")
+    dest = multi_registry.split("/", 1)[0] + "/platform/pushed:multi"
+    digestfile = tmp_path / "digest"
+    r = ocb("push", "--digestfile", str(digestfile), built, dest)
+    raw = subprocess.run(
+        [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{dest}"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    index = json.loads(raw)
+    assert index["mediaType"] == INDEX
+    assert [m["platform"] for m in index["manifests"]] == BOTH
+    digest = r.stdout.strip()
+    assert digest == digestfile.read_text() == "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
