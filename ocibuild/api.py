@@ -626,9 +626,10 @@ def build_platforms(
     image. Once every platform is built, ``tags`` name this machine's platform's image in
     the store (or the first platform's when it is not among them) and the store records
     the index under them. Returns that build's result. A platform that cannot run here
-    is refused before any build starts; when a build fails, the first failure (in
-    platform order, its platform named) is raised once every started build has ended,
-    and nothing is tagged."""
+    is refused before any build starts; when a build fails, the others are stopped (see
+    :func:`_run_platforms`), that failure is raised (its platform named) once every
+    started build has ended, and nothing is tagged. ``options.trace`` and
+    ``options.report`` name one file per platform (:func:`platform_file`)."""
     wanted = [str(p) for p in parse_platforms(list(platforms))]
     for plat in wanted:
         check_runnable(parse_platform(plat))
