@@ -727,14 +727,14 @@ def _run_platforms(
         finally:
             mine.flush()  # what a failed step held back explains the failure
 
-    try:
-        with ThreadPoolExecutor(jobs, thread_name_prefix="platform") as pool:
-            futures = [(plat, pool.submit(run, plat)) for plat in platforms]
+    with ThreadPoolExecutor(jobs, thread_name_prefix="platform") as pool:
+        futures = [(plat, pool.submit(run, plat)) for plat in platforms]
+        try:
             for _, future in futures:
                 _wait(future)
-    except BaseException:
-        cancel.set()  # Ctrl-C, SIGTERM: every platform's build stops
-        raise
+        except BaseException:
+            cancel.set()  # Ctrl-C, SIGTERM: every platform's build stops (before the wait)
+            raise
     if failed:
         stopped = [p for p, f in futures if p not in failed and f.exception() is not None]
         failure = dict(futures)[failed[0]].exception()

@@ -4,7 +4,11 @@ up to one per CPU), and make the same images as one after the other."""
 from __future__ import annotations
 
 import json
+import os
 import platform
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -157,3 +161,33 @@ def test_platform_file_names() -> None:
     assert platform_file("/o/a.b/report", "linux/amd64") == "/o/a.b/report-linux-amd64"
     assert platform_file("/o/.trace", "linux/arm64") == "/o/.trace-linux-arm64"
     assert platform_file(None, "linux/arm64") is None
+
+
+def test_sigterm_stops_every_platform(multi_registry: str, context: Path, tmp_path: Path) -> None:
+    """SIGTERM during a two-platform build: both running RUNs are killed, exit 143."""
+    (context / "Dockerfile").write_text(f"FROM {multi_registry}\nRUN echo started; sleep 120\n")
+    env = {**os.environ, "OCIBUILD_ROOT": str(tmp_path / "store")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocibuild", "build", "--platform", BOTH, str(context)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # both RUNs under way
+            records = [json.loads(p.read_text()) for p in (tmp_path / "store" / "builds").glob(
+                "*/build.json")] if (tmp_path / "store" / "builds").exists() else []  # fmt: skip
+            if len(records) == 2:
+                break
+            time.sleep(0.2)
+        time.sleep(4)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err, err
+    assert took < 30, f"{took:.1f}s\n{err}"
