@@ -7,10 +7,11 @@ import dataclasses
 import difflib
 import os
 import shutil
+import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from ocibuild.builder.source import check_stage_platforms
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Instruction, Run
 from ocibuild.dockerfile.parser import parse
-from ocibuild.errors import DockerfileError, OcibuildError
+from ocibuild.errors import DockerfileError, Interrupted, OcibuildError
 from ocibuild.image.model import ImageConfig
 from ocibuild.image.store import Store, normalize_tag
 from ocibuild.observe.log import Reporter, SilentReporter, StepBufferingReporter
@@ -338,6 +339,7 @@ def build(
     labels: Mapping[str, str] | None = None,
     platform: str | None = None,
     build_contexts: Mapping[str, str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> BuildResult:
     """Build an image; returns its ID (config digest), config and per-step records.
 
@@ -347,8 +349,10 @@ def build(
     (OS/ARCH[/VARIANT]; this machine's by default; another runs through its binfmt_misc
     emulator). ``build_contexts``: {name: image reference or
     ``oci-layout://DIR``} that ``FROM name`` and ``COPY --from=name`` use (see
-    :func:`parse_build_contexts`). Every build, failed or not (a parse error too), is recorded
-    in ``ROOT/builds/ID/build.json`` (and ``options.report``).
+    :func:`parse_build_contexts`). ``cancel``: set it (from another thread) to stop the
+    build: its running RUN is killed and no next step starts (it raises
+    :class:`ocibuild.errors.Interrupted`). Every build, failed or not (a parse error
+    too), is recorded in ``ROOT/builds/ID/build.json`` (and ``options.report``).
     Runs as root, or inside a user namespace (the CLI enters one for ordinary users; see
     ``ocibuild.isolation``); ``options.isolation`` and ``options.storage_driver`` are
     resolved (and their requirements checked) before the first step. The calling
@@ -404,6 +408,7 @@ def build(
                 context=tree,
                 build_args=build_args or {},
                 observer=log.observer,
+                cancel=cancel,
             )
             image = state.image
             image.created = created
@@ -621,9 +626,10 @@ def build_platforms(
     image. Once every platform is built, ``tags`` name this machine's platform's image in
     the store (or the first platform's when it is not among them) and the store records
     the index under them. Returns that build's result. A platform that cannot run here
-    is refused before any build starts; when a build fails, the first failure (in
-    platform order, its platform named) is raised once every started build has ended,
-    and nothing is tagged."""
+    is refused before any build starts; when a build fails, the others are stopped (see
+    :func:`_run_platforms`), that failure is raised (its platform named) once every
+    started build has ended, and nothing is tagged. ``options.trace`` and
+    ``options.report`` name one file per platform (:func:`platform_file`)."""
     wanted = [str(p) for p in parse_platforms(list(platforms))]
     for plat in wanted:
         check_runnable(parse_platform(plat))
@@ -635,11 +641,21 @@ def build_platforms(
     keep = host if host in wanted else wanted[0]
     store = Store(options.root)
 
+    cancel = threading.Event()  # a failed platform stops the others
+
     def one(plat: str, rep: Reporter) -> BuildResult:
-        return build(context, tags=(), options=options, reporter=rep, platform=plat, **kwargs)
+        mine = dataclasses.replace(  # --trace, --report: a file per platform
+            options,
+            trace=platform_file(options.trace, plat),
+            report=platform_file(options.report, plat),
+        )
+        return build(
+            context, tags=(), options=mine, reporter=rep, platform=plat, cancel=cancel,
+            **kwargs,
+        )  # fmt: skip
 
     with store.in_use():  # the untagged platforms' images until the index is recorded
-        results = _run_platforms(one, wanted, reporter, jobs)
+        results = _run_platforms(one, wanted, reporter, jobs, cancel)
         images = [(r.image_id, parse_platform(p).descriptor()) for p, r in results]
         kept = next(r for p, r in results if p == keep)
         for name in normalized:
@@ -655,14 +671,31 @@ def build_platforms(
     return kept
 
 
+def platform_file(path: str | None, platform: str) -> str | None:
+    """A multi-platform build's ``--trace``/``--report`` FILE for one platform: the
+    platform inserted before the extension (trace.json, linux/arm64 ->
+    trace-linux-arm64.json; linux/arm/v7 -> trace-linux-arm-v7.json)."""
+    if not path:
+        return path
+    directory, name = os.path.split(path)
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:  # no extension (or a dot file): the platform goes last
+        stem, ext = name, ""
+    tag = platform.replace("/", "-")
+    return os.path.join(directory, f"{stem}-{tag}" + (f".{ext}" if ext else ""))
+
+
 def _run_platforms(
     one: Callable[[str, Reporter], BuildResult],
     platforms: Sequence[str],
     reporter: Reporter,
     jobs: int,
+    cancel: threading.Event,
 ) -> list[tuple[str, BuildResult]]:
     """``one(platform, reporter)`` for each platform, ``jobs`` at a time; (platform,
-    result) in platform order."""
+    result) in platform order. The first failure sets ``cancel``: the builds still
+    running stop (their running RUN killed, no next step), those not started never
+    start, and that failure is raised, its platform named, once they have all ended."""
     if jobs <= 1:
         results = []
         for plat in platforms:
@@ -677,22 +710,50 @@ def _run_platforms(
     lock = threading.Lock()
     reporter.info(f"=== platforms {', '.join(platforms)} ({jobs} at a time) ===")
 
+    failed: list[str] = []  # the platforms whose own build failed, in failing order
+
     def run(plat: str) -> BuildResult:
+        if cancel.is_set():
+            raise Interrupted(signal.SIGINT)  # another platform failed before this began
         mine = StepBufferingReporter(reporter, lock, f"[{plat}] ")
         try:
             return one(plat, mine)
+        except BaseException:
+            with lock:
+                if not cancel.is_set():
+                    failed.append(plat)
+                    cancel.set()
+            raise
         finally:
             mine.flush()  # what a failed step held back explains the failure
 
     with ThreadPoolExecutor(jobs, thread_name_prefix="platform") as pool:
         futures = [(plat, pool.submit(run, plat)) for plat in platforms]
-    for plat, future in futures:
-        failure = future.exception()
+        try:
+            for _, future in futures:
+                _wait(future)
+        except BaseException:
+            cancel.set()  # Ctrl-C, SIGTERM: every platform's build stops (before the wait)
+            raise
+    if failed:
+        stopped = [p for p, f in futures if p not in failed and f.exception() is not None]
+        failure = dict(futures)[failed[0]].exception()
+        assert failure is not None
+        if stopped:
+            reporter.info(
+                f"{failed[0]} failed: stopped the build for {', '.join(stopped)} before it ended"
+            )
         if isinstance(failure, OcibuildError):
-            failure.message += f" (building for {plat})"
-        if failure is not None:
-            raise failure
+            failure.message += f" (building for {failed[0]})"
+        raise failure
     return [(plat, future.result()) for plat, future in futures]
+
+
+def _wait(future: Future[BuildResult]) -> None:
+    """Wait for ``future`` in short slices, so a signal reaches this (main) thread."""
+    while not future.done():
+        with contextlib.suppress(TimeoutError):
+            future.exception(timeout=0.5)
 
 
 def write_index_output(
@@ -727,6 +788,19 @@ def write_index_output(
                     reporter=reporter,
                 )
             return digest
+        if output.dest == "-":  # an OCI archive, made in the scratch space, then streamed
+            work = store.tmpdir("index-stdout-")
+            try:
+                tar = os.path.join(work, "image.tar")
+                digest = write_index_output(
+                    images, Output("oci-archive", tar), tags, options, reporter
+                )
+                with open(tar, "rb") as f:
+                    shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+                sys.stdout.buffer.flush()
+                return digest
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
         if output.type == "oci":
             return export_oci_index(
                 store, images, output.dest, ref_names=ref_names(tags),

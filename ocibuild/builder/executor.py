@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,8 +89,11 @@ def execute(
     context: SourceTree,
     build_args: Mapping[str, str],
     observer: CacheObserver | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[StageState, list[StepRecord], str]:
-    """Build the stages the target needs; returns the target's state, records, created."""
+    """Build the stages the target needs; returns the target's state, records, created.
+    ``cancel``, once set (from another thread), stops the build: the running RUN is
+    killed, no next step starts (Interrupted)."""
     epoch = options.source_date_epoch
     created = rfc3339(epoch if epoch is not None else time.time())
     stages = [plan.stages[i] for i in plan.order]
@@ -138,6 +142,7 @@ def execute(
             tracer=tracer,
             network=network,
             events=events,
+            cancelled=cancel if cancel is not None else threading.Event(),
         )
         ctx = StepContext(build, reporter, StageState(ImageState()))
         final = run_stages(ctx, stages, total, run_stage)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 from contextlib import ExitStack
 from typing import Any
 
@@ -22,7 +23,7 @@ from ocibuild.builder.mounts import mount_specs, prepare_mounts
 from ocibuild.builder.rootfs import commit_upper, mounted, workspace
 from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.instructions import Command, Run
-from ocibuild.errors import OcibuildError, RunError
+from ocibuild.errors import Interrupted, OcibuildError, RunError
 from ocibuild.observe import forensics
 from ocibuild.plan import PROXY_ARGS
 from ocibuild.runtime.etcfiles import Network
@@ -139,6 +140,7 @@ def run_step(ctx: StepContext, instr: Run) -> StepOutcome:
                     runtime=ctx.options.runtime,
                     reporter=ctx.reporter,
                     on_output=ctx.output,
+                    cancel=ctx.cancelled,  # another platform's build failed: stop now
                     host=HostSettings(
                         ctx.options.add_hosts, ctx.options.ulimits, ctx.options.shm_size
                     ),
@@ -147,6 +149,8 @@ def run_step(ctx: StepContext, instr: Run) -> StepOutcome:
                 kept = forensics.after_run(ctx, mnt, work, [], None)  # --keep-failed
                 hint = "\n".join(h for h in (exc.hint, kept) if h) or None
                 raise fail(instr, exc.message, hint=hint) from None
+            if status != 0 and ctx.cancelled.is_set():  # killed: the build was cancelled
+                raise Interrupted(signal.SIGINT)
             kept = forensics.after_run(ctx, mnt, work, command, status)  # --keep-bundles/failed
             if status != 0:
                 shown = shlex.join(args) if instr.command.exec_form else " ".join(args)

@@ -178,10 +178,30 @@ def cmd_save(args: argparse.Namespace) -> int:
         check_writable_dir(target, "output", "give -o a path in a writable directory")
     require_root(args)  # an ordinary user: in its user namespace (layers hold its subids)
     output = api.Output(args.format, args.output)
-    api.write_output(store, image_id, output, names, options, StreamReporter())
+    multi = store.index_of(args.name)
+    if multi is not None and args.format != "docker-archive":
+        api.write_index_output(multi, output, names, options, StreamReporter())
+    else:
+        if multi is not None:
+            _note_one_platform(args.name, store, image_id, multi)
+        api.write_output(store, image_id, output, names, options, StreamReporter())
     if args.output != "-" and (written := describe_output(output)):
         print(written, file=sys.stderr)
     return 0
+
+
+def _note_one_platform(
+    name: str, store: Store, image_id: str, multi: list[tuple[str, dict[str, str]]]
+) -> None:
+    """A docker-archive has no image index: say which one platform of ``name`` it holds
+    (the image the tag names: this machine's platform's), as ``docker save`` does."""
+    have = ", ".join(_platform_text(p) for _, p in multi)
+    one = _platform_text(_descriptor(store, image_id))
+    print(
+        f"note: {name} is a multi-platform image ({have}); a docker-archive holds one "
+        f"platform: {one} is saved (--format oci-archive or oci saves them all)",
+        file=sys.stderr,
+    )
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

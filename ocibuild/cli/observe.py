@@ -83,16 +83,34 @@ def html_report(args: argparse.Namespace) -> Iterator[None]:
     with tempfile.TemporaryDirectory(prefix="ocibuild-report-") as tmp:
         if not args.report:
             args.report = os.path.join(tmp, "report.json")
-        before = _mtime(args.report)
+        pages = [(args.report, target)]  # several platforms: a report, a page each
+        platforms = _platforms(getattr(args, "platform", None))
+        if len(platforms) > 1:
+            from ocibuild.api import platform_file
+
+            pages = [(platform_file(args.report, p) or "", platform_file(target, p) or "")
+                     for p in platforms]  # fmt: skip
+        before = [_mtime(report) for report, _ in pages]
         try:
             yield
         finally:
-            if _mtime(args.report) != before:
-                with open(args.report, encoding="utf-8") as f:
-                    doc = json.load(f)
-                write_html(doc, target)
-                if not (args.quiet or args.progress == "quiet"):
-                    print(f"report: wrote {target} (build {doc.get('id')})", file=sys.stderr)
+            for (report, page), mtime in zip(pages, before, strict=True):
+                if _mtime(report) != mtime:
+                    with open(report, encoding="utf-8") as f:
+                        doc = json.load(f)
+                    write_html(doc, page)
+                    if not (args.quiet or args.progress == "quiet"):
+                        print(f"report: wrote {page} (build {doc.get('id')})", file=sys.stderr)
+
+
+def _platforms(given: list[str] | None) -> list[str]:
+    """The build's --platform values, normalised (a bad one: the build says so)."""
+    from ocibuild.platforms import parse_platforms
+
+    try:
+        return [str(p) for p in parse_platforms(list(given or []))]
+    except OcibuildError:
+        return []
 
 
 def _mtime(path: str) -> int | None:

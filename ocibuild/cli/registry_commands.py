@@ -158,6 +158,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     store = Store(options.root)
     image_id = store.resolve(args.name)
     ref = parse_reference(args.dest or args.name)
+    multi = store.index_of(args.name)
+    if multi is not None:  # a multi-platform tag: every platform, one index over them
+        return _push_index(args, store, multi, ref.familiar(), options.compression)
     started = time.monotonic()
     result = push(
         store,
@@ -182,6 +185,28 @@ def cmd_push(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(result.manifest_digest)
+    return 0
+
+
+def _push_index(
+    args: argparse.Namespace,
+    store: Store,
+    images: list[tuple[str, dict[str, str]]],
+    dest: str,
+    compression: str,
+) -> int:
+    """``push`` of a multi-platform tag: each platform's image, then the OCI image index
+    over them under ``dest``; prints the index's digest."""
+    from ocibuild.observe.log import SilentReporter, StreamReporter
+    from ocibuild.registry.base import push_index
+
+    reporter = SilentReporter() if args.quiet else StreamReporter()
+    digest = push_index(store, images, dest, compression=compression, reporter=reporter,
+                        ropts=_ropts(args))  # fmt: skip
+    if args.digestfile:
+        with open(args.digestfile, "w") as f:
+            f.write(digest)
+    print(digest)
     return 0
 
 

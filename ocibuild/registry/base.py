@@ -12,6 +12,7 @@ image of another architecture under the same name is pulled over, as Docker does
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from ocibuild.errors import ImageNotFound, OcibuildError
 from ocibuild.image.model import JSON, canonical_json
@@ -19,6 +20,9 @@ from ocibuild.image.store import Store
 from ocibuild.observe.log import Reporter
 from ocibuild.platforms import matches, parse_platform
 from ocibuild.registry.reference import parse_reference
+
+if TYPE_CHECKING:
+    from ocibuild.registry.transfer import RegistryOptions
 
 # pull/push (oras, requests) are imported inside the functions: a FROM that the local
 # store satisfies never pays for loading them.
@@ -113,10 +117,12 @@ def push_index(
     compression: str = "gzip",
     tls_verify: bool | None = None,
     reporter: Reporter | None = None,
+    ropts: RegistryOptions | None = None,
 ) -> str:
     """Push several images (config digest, platform descriptor) and one OCI image index
     over them as ``name`` (a multi-platform image); returns the index's digest. Each image
-    goes up first (under the tag, which the index then takes over)."""
+    goes up first (under the tag, which the index then takes over). ``ropts``: the
+    RegistryOptions (credentials, jobs) to use instead of ``tls_verify`` alone."""
     from ocibuild.image.model import MT_OCI_INDEX, MT_OCI_MANIFEST, descriptor, make_index
     from ocibuild.registry.errors import RegistryError
     from ocibuild.registry.progress import ReporterProgress
@@ -125,7 +131,7 @@ def push_index(
 
     ref = parse_reference(name)
     ref = ref if ref.tag else ref.with_tag("latest")
-    ropts = RegistryOptions(tls_verify=tls_verify)
+    ropts = ropts if ropts is not None else RegistryOptions(tls_verify=tls_verify)
     progress = ReporterProgress(reporter) if reporter is not None else None
     entries = []
     for image_id, platform in images:

@@ -19,6 +19,7 @@ import os
 import secrets
 import shlex
 import shutil
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -131,6 +132,7 @@ def run_process(
     on_output: Callable[[bytes], None],
     stdin: int | None = None,
     host: HostSettings | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[int, list[str]]:
     """Run ``process`` in the mounted ``rootfs``; return (exit status, runtime command).
 
@@ -138,6 +140,7 @@ def run_process(
     ``upper`` afterwards unless the process itself put something there. ``stdin``: a
     descriptor the process reads (``ocibuild run``, OCI runtimes only); else /dev/null.
     ``host``: ``--add-host``, ``--ulimit`` and ``--shm-size`` (see :func:`with_host`).
+    ``cancel``: once set (from another thread), the container is killed (OCI runtimes).
     """
     check_kernel_dirs(rootfs)
     made = make_kernel_dirs(rootfs)  # kept after the step, as BuildKit's layers keep them
@@ -196,12 +199,17 @@ def run_process(
 
     from ocibuild.runtime.runner import Runner  # (a separate line: merges stay simple)
 
-    if stdin is not None and isinstance(runner, Runner):
-        status = runner.run(bundle, container_id, on_output=output, stdin=stdin)
-    else:
-        if stdin is not None:
-            reporter.info(f"warning: standard input is not passed to {runner.describe()}")
-        status = runner.run(bundle, container_id, on_output=output)
+    stop = _kill_on_cancel(runner, container_id, cancel) if isinstance(runner, Runner) else None
+    try:
+        if stdin is not None and isinstance(runner, Runner):
+            status = runner.run(bundle, container_id, on_output=output, stdin=stdin)
+        else:
+            if stdin is not None:
+                reporter.info(f"warning: standard input is not passed to {runner.describe()}")
+            status = runner.run(bundle, container_id, on_output=output)
+    finally:
+        if stop is not None:
+            stop()
     log_path = getattr(runner, "log_path", None)
     if status != 0 and callable(log_path) and not os.path.exists(log_path(bundle)):
         # An OCI runtime writes its --log file first thing; without one it never got to
@@ -220,6 +228,30 @@ def run_process(
     # that follow no link the step put in their place.
     restore_dir_times(rootfs, times)
     return status, command
+
+
+def _kill_on_cancel(
+    runner: Any, container_id: str, cancel: threading.Event | None
+) -> Callable[[], None] | None:
+    """While the container runs, a thread that kills it once ``cancel`` is set (again
+    every 0.2 s: the runtime may not have created it yet); returns what ends the watch."""
+    if cancel is None:
+        return None
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):
+            if cancel.is_set():
+                runner.kill(container_id)
+
+    thread = threading.Thread(target=watch, name="cancel-" + container_id, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        thread.join()
+
+    return stop
 
 
 @dataclass(frozen=True)

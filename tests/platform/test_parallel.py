@@ -4,7 +4,12 @@ up to one per CPU), and make the same images as one after the other."""
 from __future__ import annotations
 
 import json
+import os
 import platform
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +94,100 @@ def test_platform_jobs_must_be_positive(ocb: Ocibuild, context: Path) -> None:
     r = ocb.build(context, "--platform", BOTH, "--platform-jobs", "0", check=False)
     assert r.returncode == 1
     assert r.stderr.startswith("error: --platform-jobs 0: must be at least 1"), r.stderr
+
+
+def test_a_failing_platform_stops_the_others_early(
+    multi_registry: str, context: Path, tmp_path: Path
+) -> None:
+    """arm64 fails at once; amd64's 120-second RUN is killed, its next step never runs."""
+    (context / "Dockerfile").write_text(
+        f"FROM {multi_registry}\nARG TARGETARCH\n"
+        'RUN if [ "$TARGETARCH" = arm64 ]; then sleep 2; exit 3; fi; sleep 120\n'
+        "RUN echo next step > /next\n"
+    )
+    root = tmp_path / "store"
+    ocb = Ocibuild(root)
+    started = time.monotonic()
+    r = ocb.build(context, "--platform", BOTH, "-t", "stops:test", check=False, timeout=110)
+    took = time.monotonic() - started
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    assert "exit code: 3 (building for linux/arm64)" in r.stderr, r.stderr
+    assert "linux/arm64 failed: stopped the build for linux/amd64 before it ended" in r.stderr
+    assert took < 60, f"the amd64 build ran on: {took:.1f}s\n{r.stderr}"
+    assert "next step" not in r.stderr and "RUN echo next step" not in r.stderr, r.stderr
+    amd = _builds(root)["linux/amd64"]  # recorded as failed: interrupted, early
+    assert (amd["status"], amd["error"]) == ("failed", "interrupted by signal 2"), amd
+    assert amd["finished"] - amd["started"] < 60, amd
+    assert "stops:test" not in ocb("images").stdout
+
+
+def test_trace_and_report_are_written_per_platform(
+    multi_registry: str, context: Path, tmp_path: Path
+) -> None:
+    """--trace/--report/--report-html FILE: FILE with the platform inserted, one each."""
+    (context / "Dockerfile").write_text(
+        f'FROM {multi_registry}\nARG TARGETARCH\nRUN echo "$TARGETARCH" > /arch\n'
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    ocb = Ocibuild(tmp_path / "store")
+    r = ocb.build(context, "--platform", BOTH, "--trace", str(out / "trace.json"),
+                  "--report", str(out / "report.json"),
+                  "--report-html", str(out / "report.html"))  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{kind}-linux-{arch}.{ext}"
+        for kind, ext in (("report", "html"), ("report", "json"), ("trace", "json"))
+        for arch in ("amd64", "arm64")
+    )
+    ids = {}
+    for arch in ("amd64", "arm64"):
+        report = json.loads((out / f"report-linux-{arch}.json").read_text())
+        assert report["platform"] == f"linux/{arch}", report
+        ids[arch] = report["image_id"]
+        assert f"report: wrote {out}/report-linux-{arch}.html" in r.stderr, r.stderr
+        assert report["id"] in (out / f"report-linux-{arch}.html").read_text()
+        lines = (out / f"trace-linux-{arch}.json").read_text().splitlines()
+        runs = [json.loads(x) for x in lines if '"RUN ' in x]
+        assert [x["instruction"] for x in runs] == ['RUN echo "$TARGETARCH" > /arch'], runs
+        ids[arch + "-run"] = runs[0]["diff_id"]
+    assert ids["amd64"] != ids["arm64"] and ids["amd64-run"] != ids["arm64-run"], ids
+
+
+def test_platform_file_names() -> None:
+    from ocibuild.api import platform_file
+
+    assert platform_file("/o/trace.json", "linux/arm/v7") == "/o/trace-linux-arm-v7.json"
+    assert platform_file("/o/a.b/report", "linux/amd64") == "/o/a.b/report-linux-amd64"
+    assert platform_file("/o/.trace", "linux/arm64") == "/o/.trace-linux-arm64"
+    assert platform_file(None, "linux/arm64") is None
+
+
+def test_sigterm_stops_every_platform(multi_registry: str, context: Path, tmp_path: Path) -> None:
+    """SIGTERM during a two-platform build: both running RUNs are killed, exit 143."""
+    (context / "Dockerfile").write_text(f"FROM {multi_registry}\nRUN echo started; sleep 120\n")
+    env = {**os.environ, "OCIBUILD_ROOT": str(tmp_path / "store")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocibuild", "build", "--platform", BOTH, str(context)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # both RUNs under way
+            records = [json.loads(p.read_text()) for p in (tmp_path / "store" / "builds").glob(
+                "*/build.json")] if (tmp_path / "store" / "builds").exists() else []  # fmt: skip
+            if len(records) == 2:
+                break
+            time.sleep(0.2)
+        time.sleep(4)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err, err
+    assert took < 30, f"{took:.1f}s\n{err}"
