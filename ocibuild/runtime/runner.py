@@ -18,6 +18,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Sequence
 
+from ocibuild import interrupts
 from ocibuild.errors import RuntimeFailure
 
 LOG_NAME = "runtime-log.json"
@@ -87,8 +88,36 @@ class Runner:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(log)
         argv = self.command(bundle, container_id)
+        proc: subprocess.Popen[bytes] | None = None
         try:
-            proc = subprocess.Popen(
+            # A Ctrl-C or SIGTERM during the spawn (its at-fork hooks run Python code) is
+            # raised once the runtime is started, here, where the abort below sees it.
+            with interrupts.deferred():
+                proc = self._spawn(argv, stdin)
+            assert proc.stdout is not None
+            fd = proc.stdout.fileno()
+            while chunk := os.read(fd, _CHUNK):
+                on_output(chunk)
+            rc = proc.wait()
+        except BaseException:
+            if proc is not None:
+                self._abort(proc, container_id)
+            raise
+        finally:
+            if proc is not None and proc.stdout is not None:
+                proc.stdout.close()
+        self._cleanup(container_id)
+        errors = _log_errors(log)
+        if errors:
+            raise RuntimeFailure(
+                f"{self.runtime} failed to run the container: " + "; ".join(errors),
+                hint="command: " + " ".join(argv),
+            )
+        return 128 - rc if rc < 0 else rc
+
+    def _spawn(self, argv: list[str], stdin: int | None) -> subprocess.Popen[bytes]:
+        try:
+            return subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL if stdin is None else stdin,
                 stdout=subprocess.PIPE,
@@ -102,26 +131,6 @@ class Runner:
                 f"OCI runtime {self.runtime!r} not found",
                 hint=f"install it (`apt-get install -y {os.path.basename(self.runtime)}`)",
             ) from exc
-        try:
-            assert proc.stdout is not None
-            fd = proc.stdout.fileno()
-            while chunk := os.read(fd, _CHUNK):
-                on_output(chunk)
-            rc = proc.wait()
-        except BaseException:
-            self._abort(proc, container_id)
-            raise
-        finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
-        self._cleanup(container_id)
-        errors = _log_errors(log)
-        if errors:
-            raise RuntimeFailure(
-                f"{self.runtime} failed to run the container: " + "; ".join(errors),
-                hint="command: " + " ".join(argv),
-            )
-        return 128 - rc if rc < 0 else rc
 
     def kill(self, container_id: str, sig: str = "KILL") -> None:
         self._quiet([*self._base(), "kill", container_id, sig])
