@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 
 from ocibuild import interrupts
@@ -24,6 +25,19 @@ from ocibuild.errors import RuntimeFailure
 LOG_NAME = "runtime-log.json"
 _ID_RE = re.compile(r"^[\w+.-]+$")
 _CHUNK = 65536
+# Containers being run, by id: another thread can kill them (kill_running)
+_running: dict[str, Runner] = {}
+_running_lock = threading.Lock()
+
+
+def kill_running() -> None:
+    """SIGKILL every container a Runner is running now, in any thread: a SIGTERM or
+    Ctrl-C must not wait for RUN steps of parallel stages to end (each one's run then
+    returns 137 and its thread ends)."""
+    with _running_lock:
+        running = list(_running.items())
+    for container_id, runner in running:
+        runner.kill(container_id)
 
 
 class Runner:
@@ -94,6 +108,8 @@ class Runner:
             # raised once the runtime is started, here, where the abort below sees it.
             with interrupts.deferred():
                 proc = self._spawn(argv, stdin)
+                with _running_lock:
+                    _running[container_id] = self
             assert proc.stdout is not None
             fd = proc.stdout.fileno()
             while chunk := os.read(fd, _CHUNK):
@@ -104,6 +120,8 @@ class Runner:
                 self._abort(proc, container_id)
             raise
         finally:
+            with _running_lock:
+                _running.pop(container_id, None)
             if proc is not None and proc.stdout is not None:
                 proc.stdout.close()
         self._cleanup(container_id)
