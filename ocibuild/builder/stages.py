@@ -106,8 +106,11 @@ def run_stages(
                         ctx.cancelled.set()
                     else:
                         done.add(index)
-        except BaseException:
+        except BaseException:  # Ctrl-C, SIGTERM: the pool's exit joins the stage threads
             ctx.cancelled.set()
+            from ocibuild.runtime.runner import kill_running
+
+            kill_running()  # so their RUN steps end now, not when their commands do
             raise
     if errors:
         raise errors[0]

@@ -15,12 +15,11 @@ import contextlib
 import importlib
 import os
 import re
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any, NoReturn
 
+from ocibuild import interrupts
 from ocibuild.cli import build_compat
 from ocibuild.errors import Interrupted, OcibuildError
 from ocibuild.supervisor import supervised
@@ -72,10 +71,6 @@ def make_parser(words: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted(signum)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         words = build_compat.rewrite_argv(sys.argv[1:] if argv is None else argv)
@@ -91,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     """Run the chosen command; every error becomes a message and an exit status."""
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # SIGTERM -> Interrupted, Ctrl-C -> KeyboardInterrupt; never inside a fork
+    previous = interrupts.install()
     try:
         rc: int = args.func(args)
         return rc
@@ -114,7 +110,7 @@ def dispatch(args: argparse.Namespace) -> int:
         print(f"error: {describe_os_error(exc)}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        interrupts.restore(previous)
 
 
 def format_error(exc: OcibuildError) -> str:

@@ -33,6 +33,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from ocibuild import interrupts
 from ocibuild.errors import OcibuildError
 
 SLIRP4NETNS = "slirp4netns"
@@ -128,8 +129,17 @@ class BuildNetwork:
         # calling thread, and the bind mount keeps the namespace (a helper process cost a
         # Python start, ~40 ms of CPU per build).
         maker = threading.Thread(target=make, name="ocibuild-netns", daemon=True)
-        maker.start()
-        maker.join()
+        # A Ctrl-C/SIGTERM waits for the thread's end (a few ms): the teardown then knows
+        # whether its bind mount is there. Raised when the block ends.
+        with interrupts.deferred():
+            maker.start()
+            maker.join(_READY_TIMEOUT)
+            self._mounted = not failed and not maker.is_alive()
+        if maker.is_alive():
+            raise OcibuildError(
+                "timed out making the build's network namespace",
+                hint="or build with --network=host",
+            )
         if failed:
             exc = failed[0]
             if not isinstance(exc, OSError):
@@ -138,7 +148,6 @@ class BuildNetwork:
                 f"cannot make the build's network namespace: {exc.strerror or exc}",
                 hint="or build with --network=host",
             )
-        self._mounted = True
         self._start_slirp()
 
     def _start_slirp(self) -> None:

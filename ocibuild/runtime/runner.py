@@ -16,13 +16,28 @@ import os
 import re
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 
+from ocibuild import interrupts
 from ocibuild.errors import RuntimeFailure
 
 LOG_NAME = "runtime-log.json"
 _ID_RE = re.compile(r"^[\w+.-]+$")
 _CHUNK = 65536
+# Containers being run, by id: another thread can kill them (kill_running)
+_running: dict[str, Runner] = {}
+_running_lock = threading.Lock()
+
+
+def kill_running() -> None:
+    """SIGKILL every container a Runner is running now, in any thread: a SIGTERM or
+    Ctrl-C must not wait for RUN steps of parallel stages to end (each one's run then
+    returns 137 and its thread ends)."""
+    with _running_lock:
+        running = list(_running.items())
+    for container_id, runner in running:
+        runner.kill(container_id)
 
 
 class Runner:
@@ -87,8 +102,40 @@ class Runner:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(log)
         argv = self.command(bundle, container_id)
+        proc: subprocess.Popen[bytes] | None = None
         try:
-            proc = subprocess.Popen(
+            # A Ctrl-C or SIGTERM during the spawn (its at-fork hooks run Python code) is
+            # raised once the runtime is started, here, where the abort below sees it.
+            with interrupts.deferred():
+                proc = self._spawn(argv, stdin)
+                with _running_lock:
+                    _running[container_id] = self
+            assert proc.stdout is not None
+            fd = proc.stdout.fileno()
+            while chunk := os.read(fd, _CHUNK):
+                on_output(chunk)
+            rc = proc.wait()
+        except BaseException:
+            if proc is not None:
+                self._abort(proc, container_id)
+            raise
+        finally:
+            with _running_lock:
+                _running.pop(container_id, None)
+            if proc is not None and proc.stdout is not None:
+                proc.stdout.close()
+        self._cleanup(container_id)
+        errors = _log_errors(log)
+        if errors:
+            raise RuntimeFailure(
+                f"{self.runtime} failed to run the container: " + "; ".join(errors),
+                hint="command: " + " ".join(argv),
+            )
+        return 128 - rc if rc < 0 else rc
+
+    def _spawn(self, argv: list[str], stdin: int | None) -> subprocess.Popen[bytes]:
+        try:
+            return subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL if stdin is None else stdin,
                 stdout=subprocess.PIPE,
@@ -102,26 +149,6 @@ class Runner:
                 f"OCI runtime {self.runtime!r} not found",
                 hint=f"install it (`apt-get install -y {os.path.basename(self.runtime)}`)",
             ) from exc
-        try:
-            assert proc.stdout is not None
-            fd = proc.stdout.fileno()
-            while chunk := os.read(fd, _CHUNK):
-                on_output(chunk)
-            rc = proc.wait()
-        except BaseException:
-            self._abort(proc, container_id)
-            raise
-        finally:
-            if proc.stdout is not None:
-                proc.stdout.close()
-        self._cleanup(container_id)
-        errors = _log_errors(log)
-        if errors:
-            raise RuntimeFailure(
-                f"{self.runtime} failed to run the container: " + "; ".join(errors),
-                hint="command: " + " ".join(argv),
-            )
-        return 128 - rc if rc < 0 else rc
 
     def kill(self, container_id: str, sig: str = "KILL") -> None:
         self._quiet([*self._base(), "kill", container_id, sig])

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from ocibuild import _native
+from ocibuild import _native, interrupts
 from ocibuild.errors import OcibuildError
 from ocibuild.storage import base
 from ocibuild.storage.overlay import ensure_mount_namespace
@@ -73,14 +73,15 @@ class FuseOverlayMount:
         ensure_mount_namespace()
         before = os.stat(self.target).st_dev
         log = tempfile.TemporaryFile()  # noqa: SIM115 (kept open for the daemon's life)
-        self.proc = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            close_fds=True,
-            preexec_fn=_pdeathsig,
-        )
+        with interrupts.deferred():  # no Ctrl-C/SIGTERM lost in the fork's at-fork hooks
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                close_fds=True,
+                preexec_fn=_pdeathsig,
+            )
         deadline = time.monotonic() + _MOUNT_TIMEOUT
         while os.stat(self.target).st_dev == before:
             rc = self.proc.poll()

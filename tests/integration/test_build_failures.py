@@ -126,3 +126,34 @@ def test_sigterm_during_run(ocb: Ocibuild, base_image: str, context: Path, tmp_p
     assert proc.wait(timeout=30) == 143
     assert mountinfo_mentions(str(ocb.root)) == []
     assert subprocess.run(["pgrep", "-f", "sleep 61"], capture_output=True).stdout == b""
+
+
+def test_sigterm_during_parallel_stages(
+    ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path
+) -> None:
+    """Independent stages run in threads; SIGTERM kills their RUN steps at once (the
+    build does not wait for their commands to end)."""
+    marker = tmp_path / "log"
+    (context / "Dockerfile").write_text(
+        f"FROM {base_image} AS a\nRUN echo started-a && sleep 62\n"
+        f"FROM {base_image} AS b\nRUN echo started-b && sleep 62\n"
+        f"FROM {base_image}\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n"
+    )
+    with open(marker, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ocibuild", "build", str(context)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            env={**os.environ, "OCIBUILD_ROOT": str(ocb.root)},
+        )
+    deadline = time.monotonic() + 60
+    sleeping = ["pgrep", "-f", "sleep 62"]  # stage output shows only when a step ends
+    while len(subprocess.run(sleeping, capture_output=True).stdout.split()) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None, marker.read_text()
+        time.sleep(0.05)
+    started = time.monotonic()
+    proc.terminate()
+    assert proc.wait(timeout=30) == 143
+    assert time.monotonic() - started < 15, "the build waited for the stages' RUN steps"
+    assert mountinfo_mentions(str(ocb.root)) == []
+    assert subprocess.run(sleeping, capture_output=True).stdout == b""
