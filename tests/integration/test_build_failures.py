@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -108,9 +109,16 @@ def test_ctrl_c_during_run(ocb: Ocibuild, base_image: str, context: Path, tmp_pa
     assert [n for n in os.listdir(ocb.root / "tmp") if n.startswith("build-")] == []
 
 
+def unique_sleep() -> str:
+    """A sleep command no other process on the machine runs (the tests look for it by
+    its command line, and other test runs may sleep too)."""
+    return f"sleep {random.randrange(60000, 99999)}"
+
+
 def test_sigterm_during_run(ocb: Ocibuild, base_image: str, context: Path, tmp_path: Path) -> None:
     marker = tmp_path / "log"
-    (context / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo started && sleep 61\n")
+    sleep = unique_sleep()
+    (context / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo started && {sleep}\n")
     with open(marker, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "ocibuild", "build", str(context)],
@@ -125,7 +133,7 @@ def test_sigterm_during_run(ocb: Ocibuild, base_image: str, context: Path, tmp_p
     proc.terminate()
     assert proc.wait(timeout=30) == 143
     assert mountinfo_mentions(str(ocb.root)) == []
-    assert subprocess.run(["pgrep", "-f", "sleep 61"], capture_output=True).stdout == b""
+    assert subprocess.run(["pgrep", "-f", sleep], capture_output=True).stdout == b""
 
 
 def test_sigterm_during_parallel_stages(
@@ -134,9 +142,10 @@ def test_sigterm_during_parallel_stages(
     """Independent stages run in threads; SIGTERM kills their RUN steps at once (the
     build does not wait for their commands to end)."""
     marker = tmp_path / "log"
+    sleep = unique_sleep()
     (context / "Dockerfile").write_text(
-        f"FROM {base_image} AS a\nRUN echo started-a && sleep 62\n"
-        f"FROM {base_image} AS b\nRUN echo started-b && sleep 62\n"
+        f"FROM {base_image} AS a\nRUN echo started-a && {sleep}\n"
+        f"FROM {base_image} AS b\nRUN echo started-b && {sleep}\n"
         f"FROM {base_image}\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n"
     )
     with open(marker, "wb") as log:
@@ -147,7 +156,7 @@ def test_sigterm_during_parallel_stages(
             env={**os.environ, "OCIBUILD_ROOT": str(ocb.root)},
         )
     deadline = time.monotonic() + 60
-    sleeping = ["pgrep", "-f", "sleep 62"]  # stage output shows only when a step ends
+    sleeping = ["pgrep", "-f", sleep]  # stage output shows only when a step ends
     while len(subprocess.run(sleeping, capture_output=True).stdout.split()) < 2:
         assert time.monotonic() < deadline and proc.poll() is None, marker.read_text()
         time.sleep(0.05)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 import select
 import shutil
 import signal
@@ -181,6 +182,10 @@ def test_runtime_failure_is_not_an_exit_status(base: str, tmp_path: Path) -> Non
     assert res["state"] == []
 
 
+# a command line no other process on the machine has (the test looks for it with ps)
+SLEEP = f"sleep {random.randrange(60000, 99999)}"
+
+
 def _interrupted_child(base: str, work: str, ready_path: str) -> dict[str, Any]:
     ov = prepare_rootfs([base], os.path.join(work, "rootfs"))
     bdir = os.path.join(work, "bundle")
@@ -188,7 +193,7 @@ def _interrupted_child(base: str, work: str, ready_path: str) -> dict[str, Any]:
         with ov:
             cfg = spec.make_spec(
                 rootfs=ov.target,
-                args=["sh", "-c", "echo ready; exec sleep 100"],
+                args=["sh", "-c", f"echo ready; exec {SLEEP}"],
                 env=["PATH=/bin"],
                 cwd="/",
                 uid=0,
@@ -245,7 +250,7 @@ def test_keyboard_interrupt_cleans_up(base: str, tmp_path: Path) -> None:
     assert listed.stdout.strip() == ""
     assert os.listdir(tmp_path / "state") == []
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
-    assert "sleep 100" not in ps.stdout
+    assert SLEEP not in ps.stdout
 
 
 def test_resolve_user_reads_passwd_inside_the_root(base: str, tmp_path: Path) -> None:
