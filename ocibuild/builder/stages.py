@@ -85,7 +85,10 @@ def run_stages(
     done: set[int] = set()
     running: dict[Future[int], int] = {}
     errors: list[BaseException] = []
-    workers = max(2, os.cpu_count() or 2)
+    # Stages mostly wait on their RUN processes: every ready stage starts at once, as
+    # BuildKit's solver does, up to a bound that keeps a huge fan-out from spawning
+    # hundreds of runtimes (OCIBUILD_MAX_STAGES overrides it).
+    workers = max(1, min(len(stages), _stage_limit()))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stage") as pool:
         try:
             while pending or running:
@@ -115,6 +118,14 @@ def run_stages(
     if errors:
         raise errors[0]
     return results[stages[-1].index]
+
+
+def _stage_limit() -> int:
+    """How many stages may build at once: ``OCIBUILD_MAX_STAGES``, else 4 per CPU."""
+    raw = os.environ.get("OCIBUILD_MAX_STAGES", "")
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return max(8, 4 * (os.cpu_count() or 2))
 
 
 def _has_independent(stages: Sequence[Stage], deps: dict[int, set[int]]) -> bool:

@@ -134,7 +134,9 @@ class Explainer:
         if step is None:
             return
         previous = self._load(step)
-        step.previous = previous
+        # what finished() compares: the old record's file listing is not kept through the
+        # step (a COPY of 100k files would hold it, as Python objects, during the copy)
+        step.previous = _header(previous)
         decision = Decision(status, key=key)
         same_key = previous is not None and previous.get("key") == key
         if material is not None and not (status == "hit" and same_key):
@@ -184,6 +186,8 @@ class Explainer:
             "inputs": decision.inputs,
         }
         _write_json(step.stage_dir, f"{step.index}.json", record)
+        if not self.explain:
+            decision.inputs = None  # recorded; nothing reads it again (report: status, reason)
 
     # -- records ---------------------------------------------------------------------------------
     def _load(self, step: _Step) -> dict[str, Any] | None:
@@ -259,11 +263,12 @@ def explain_inputs(
     inputs = dict(material)
     inputs["parent_layers"] = list(ctx.image.diff_ids)
     inputs["parent_config"] = ctx.image.config
+    inputs = dict(json.loads(json.dumps(inputs)))  # as a record reads back (tuples: lists)
     if isinstance(instr, Copy) and instr.from_ is None and ctx.cache is not None:
-        listing = source_listing(ctx, instr, ctx.cache)
-        if listing is not None:
+        listing = source_listing(ctx, instr, ctx.cache)  # lists, str and int already:
+        if listing is not None:  # not copied through JSON (100k files: tens of MB)
             inputs["source_files"] = listing
-    return dict(json.loads(json.dumps(inputs)))  # as a record reads back (tuples: lists)
+    return inputs
 
 
 def source_listing(ctx: StepContext, instr: Copy, cache: StepCache) -> dict[str, list[Any]] | None:
@@ -292,7 +297,25 @@ def source_listing(ctx: StepContext, instr: Copy, cache: StepCache) -> dict[str,
 def _entry(st: os.stat_result, content: str) -> list[Any]:
     kind = _KINDS.get(stat.S_IFMT(st.st_mode), "other")
     size = st.st_size if stat.S_ISREG(st.st_mode) else 0
-    return [kind, f"{stat.S_IMODE(st.st_mode):04o}", size, content]
+    return [kind, _mode_text(stat.S_IMODE(st.st_mode)), size, content]
+
+
+_MODES: dict[int, str] = {}
+
+
+def _mode_text(mode: int) -> str:
+    """``0644``: one string object per distinct mode, shared by every file that has it."""
+    text = _MODES.get(mode)
+    if text is None:
+        text = _MODES.setdefault(mode, f"{mode:04o}")
+    return text
+
+
+def _header(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A record without its inputs."""
+    if record is None:
+        return None
+    return {k: v for k, v in record.items() if k != "inputs"}
 
 
 def _content(
