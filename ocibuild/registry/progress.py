@@ -52,7 +52,8 @@ DEFAULT_INTERVAL = 2.0
 
 class PlainLines:
     """Progress as plain lines (logs, pipes, a build's output): a line when a blob is done
-    and, while a long one moves, ``LABEL: 12.0 MB / 80.0 MB (15%)`` at most every
+    and, while a long one moves, ``LABEL: 12.0 MB / 80.0 MB (15%)`` (``LABEL: 12.0 MB sent``
+    when the size is not known yet: a layer uploaded while it is compressed) at most every
     :func:`plain_interval` seconds."""
 
     def __init__(self, write: Callable[[str], None], interval: float | None = None) -> None:
@@ -68,13 +69,16 @@ class PlainLines:
     def update(self, key: str, done: int) -> None:
         with self._lock:
             blob = self._blobs.get(key)
-            if blob is None or not blob[1] or done >= blob[1]:
+            if blob is None or (blob[1] and done >= blob[1]):
                 return
             now = time.monotonic()
             if now - blob[2] < self.interval:
                 return
             blob[2] = now
             label, total = blob[0], blob[1]
+            if not total:  # a blob sent while it is made (a streamed push): size unknown
+                self._write(f"{label}: {human_size(done)} sent")
+                return
             self._write(
                 f"{label}: {human_size(done)} / {human_size(total)} ({100 * done // total}%)"
             )
