@@ -11,7 +11,6 @@ image of another architecture under the same name is pulled over, as Docker does
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from ocibuild.errors import ImageNotFound, OcibuildError
@@ -124,9 +123,8 @@ def push_index(
     goes up first (under the tag, which the index then takes over). ``ropts``: the
     RegistryOptions (credentials, jobs) to use instead of ``tls_verify`` alone."""
     from ocibuild.image.model import MT_OCI_INDEX, MT_OCI_MANIFEST, descriptor, make_index
-    from ocibuild.registry.errors import RegistryError
     from ocibuild.registry.progress import ReporterProgress
-    from ocibuild.registry.push import push
+    from ocibuild.registry.push import push, put_manifest
     from ocibuild.registry.transfer import RegistryOptions, connect
 
     ref = parse_reference(name)
@@ -141,25 +139,8 @@ def push_index(
                 MT_OCI_MANIFEST, result.manifest_digest, result.manifest_size, platform=platform
             )
         )
-    index_bytes = canonical_json(make_index(entries))
-    digest = "sha256:" + hashlib.sha256(index_bytes).hexdigest()
-    client = connect(ref, ropts)
-    resp = client.request(
-        "PUT",
-        f"{ref.path}/manifests/{ref.tag}",
-        scope=f"repository:{ref.path}:pull,push",
-        what=f"image index {ref.familiar()}",
-        headers={"Content-Type": MT_OCI_INDEX},
-        body=index_bytes,
-        expect=(201,),
-    )
-    resp.close()
-    answered = resp.headers.get("Docker-Content-Digest")
-    if answered and answered != digest:
-        raise RegistryError(
-            f"the registry stored the index of {ref.familiar()} as {answered}, "
-            f"ocibuild sent {digest}"
-        )
+    index = canonical_json(make_index(entries))
+    digest = put_manifest(connect(ref, ropts), ref, index, MT_OCI_INDEX, "image index")
     if reporter is not None:
         reporter.info(f"pushed {ref.familiar()}@{digest} (index of {len(entries)} platforms)")
     return digest

@@ -402,6 +402,29 @@ def push(
         return _push(store, image_id, ref, compression=compression, ropts=ropts, progress=progress)
 
 
+def put_manifest(client: Client, ref: Reference, body: bytes, media_type: str, what: str) -> str:
+    """PUT ``body`` (a manifest or an image index, ``what`` names it in messages) under
+    ``ref``'s tag; returns its digest, checked against the one the registry answers."""
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    resp = client.request(
+        "PUT",
+        f"{ref.path}/manifests/{ref.tag}",
+        scope=f"repository:{ref.path}:pull,push",
+        what=f"{what} {ref.familiar()}",
+        headers={"Content-Type": media_type},
+        body=body,
+        expect=(201,),
+    )
+    resp.close()
+    answered = resp.headers.get("Docker-Content-Digest")
+    if answered and answered != digest:
+        raise RegistryError(
+            f"{client.host} stored the {what} of {ref.familiar()} as {answered}, "
+            f"ocibuild sent {digest}"
+        )
+    return digest
+
+
 def _push(
     store: Store,
     image_id: str,
@@ -434,23 +457,7 @@ def _push(
     pusher.small(config_bytes, image_id, "config")
     manifest = make_manifest(descriptor(MT_OCI_CONFIG, image_id, len(config_bytes)), layer_descs)
     manifest_bytes = canonical_json(manifest)
-    manifest_digest = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
-    resp = client.request(
-        "PUT",
-        f"{ref.path}/manifests/{ref.tag}",
-        scope=pusher.scope,
-        what=f"manifest {ref.familiar()}",
-        headers={"Content-Type": MT_OCI_MANIFEST},
-        body=manifest_bytes,
-        expect=(201,),
-    )
-    resp.close()
-    answered = resp.headers.get("Docker-Content-Digest")
-    if answered and answered != manifest_digest:
-        raise RegistryError(
-            f"{client.host} stored the manifest of {ref.familiar()} as {answered}, "
-            f"ocibuild sent {manifest_digest}"
-        )
+    manifest_digest = put_manifest(client, ref, manifest_bytes, MT_OCI_MANIFEST, "manifest")
     digests = [str(d["digest"]) for d in layer_descs] + [image_id]
     pusher.meta.record_sources(digests, ref.name)
     pusher.meta.record_ref([str(ref), f"{ref.name}@{manifest_digest}"], image_id, manifest_digest)
