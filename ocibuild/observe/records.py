@@ -19,14 +19,12 @@ import contextlib
 import functools
 import json
 import os
-import secrets
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from ocibuild.builder.mounts import secret_value
+from ocibuild._record import dataclass, field
 from ocibuild.errors import OcibuildError
 from ocibuild.fs.atomic import write_atomic
 from ocibuild.image.store import private_dir
@@ -54,7 +52,7 @@ def builds_dir(store_root: str) -> str:
 def new_build_id() -> str:
     now = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return f"{stamp}{int(now % 1 * 1000):03d}-{secrets.token_hex(3)}"
+    return f"{stamp}{int(now % 1 * 1000):03d}-{os.urandom(3).hex()}"
 
 
 @dataclass
@@ -101,7 +99,7 @@ class BuildObserver:
             number=number,
             instruction=text,
             line=instr.pos.line,
-            read_secret=functools.partial(secret_value, secrets=ctx.options.secrets),
+            read_secret=functools.partial(_secret_value, secrets=ctx.options.secrets),
         )
         self.explainer.begin(ctx, stage, number, index, instr)
 
@@ -353,3 +351,11 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     write_atomic(path, json.dumps(data, indent=2) + "\n", mode=0o600, durable=False)
+
+
+def _secret_value(*args: Any, **kwargs: Any) -> Any:
+    """``builder.mounts.secret_value``, imported when a failed step asks for it (the
+    mounts module brings the layer code with it: not for a build that runs nothing)."""
+    from ocibuild.builder.mounts import secret_value
+
+    return secret_value(*args, **kwargs)
