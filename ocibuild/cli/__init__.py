@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             gc.enable()
     if getattr(args, "supervise", False):
         # build and run start containers: run them where kill -9 leaves nothing behind
-        return supervised(lambda: dispatch(args))
+        return supervised(lambda: dispatch(args), exit_now=argv is None)
     return dispatch(args)
 
 
