@@ -102,7 +102,7 @@ def execute(
         reporter.info(f"warning: {warning}")
     total = sum(1 + len(s.instructions) for s in stages)
     records: list[StepRecord] = []
-    tmp = Scratch(store)
+    tmp = Scratch(store, lazy=True)  # made by the first step that needs it
     remote = None
     if options.cache_from or options.cache_to:  # registries only when asked for
         from ocibuild.builder.remote_cache import remote_cache
@@ -137,7 +137,7 @@ def execute(
             options=options,
             plan=plan,
             context=context,
-            tmp=tmp.path,
+            scratch=tmp,
             created=created,
             build_args=dict(build_args),
             cache=cache,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ocibuild.builder.cache import StepCache
     from ocibuild.builder.context import SourceTree
     from ocibuild.builder.events import Event, EventStream
+    from ocibuild.builder.scratch import Scratch
     from ocibuild.builder.stepplan import StepPlan
     from ocibuild.fs.reaper import Reaper
     from ocibuild.image.store import Store
@@ -49,7 +50,7 @@ class Build:
     options: Options
     plan: Plan
     context: SourceTree
-    tmp: str  # this build's scratch dir inside the store
+    scratch: Scratch  # this build's scratch dir inside the store (``tmp`` makes it)
     created: str  # RFC 3339 timestamp for history and config
     build_args: Mapping[str, str] = field(default_factory=dict)
     cache: StepCache | None = None  # None: no cache at all (not even recording)
@@ -109,7 +110,7 @@ class StepContext:
 
     @property
     def tmp(self) -> str:
-        return self.build.tmp
+        return self.build.scratch.ensure()
 
     @property
     def created(self) -> str:
@@ -129,6 +130,7 @@ class StepContext:
 
     @property
     def network(self) -> BuildNetwork | None:
+        self.build.scratch.ensure()  # the network namespace's file lives in the scratch dir
         return self.build.network
 
     @property

@@ -274,10 +274,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     build_dir = find_build(options_from(args).root, args.build)
     doc = read_build(build_dir)
     steps = {int(s["step"]): s for s in doc.get("steps") or []}
-    numbers = sorted(
-        {int(n.partition(".")[0]) for n in os.listdir(os.path.join(build_dir, "steps"))}
-        | set(steps)
-    )
+    try:  # (no steps/ when no step printed anything)
+        logged = os.listdir(os.path.join(build_dir, "steps"))
+    except FileNotFoundError:
+        logged = []
+    numbers = sorted({int(n.partition(".")[0]) for n in logged} | set(steps))
     if args.step is not None:
         if args.step not in numbers:
             raise OcibuildError(

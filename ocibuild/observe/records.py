@@ -167,8 +167,7 @@ class BuildLog:
         self.id = new_build_id()
         self.dir = os.path.join(builds_dir(store.root), self.id)
         private_dir(builds_dir(store.root))
-        os.mkdir(self.dir, 0o700)
-        os.mkdir(os.path.join(self.dir, "steps"), 0o700)
+        os.mkdir(self.dir, 0o700)  # (steps/ is made by the first step that prints)
         self.started = time.time()
         self.dockerfile = dockerfile
         self.context = context
@@ -198,6 +197,7 @@ class BuildLog:
 
     def write_output(self, data: bytes) -> None:
         if self._file is None and self._path:
+            os.makedirs(os.path.dirname(self._path), mode=0o700, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
             # 0600: a step's output may print a secret
             self._file = os.fdopen(os.open(self._path, flags, 0o600), "ab")
