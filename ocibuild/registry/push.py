@@ -298,6 +298,8 @@ class _Pusher:
                 streamed = self._stream(diff_id, key, label, known, cancel)
                 if streamed is not None:
                     return streamed
+                if cancel.is_set():  # another layer failed: no second try
+                    raise RegistryError("push cancelled")
                 # the registry did not take the streamed body: make the blob, then
                 # upload it whole (with retries)
                 tmp = self.store.tmpdir("push-")
