@@ -15,10 +15,10 @@ import errno as errno_mod
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from ocibuild._record import dataclass
 from ocibuild.errors import OcibuildError
 
 _HINTS: dict[str, dict[int, str]] = {

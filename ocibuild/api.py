@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import difflib
 import os
 import shutil
 import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ocibuild import isolation
+from ocibuild import _record, isolation
+from ocibuild._record import dataclass
 from ocibuild.builder.context import SourceTree
 from ocibuild.builder.executor import BuildResult, StepRecord, execute
 from ocibuild.builder.source import check_stage_platforms
@@ -34,6 +31,9 @@ from ocibuild.registry.base import push_name
 from ocibuild.registry.reference import ReferenceError, parse_reference
 from ocibuild.storage.overlay import ensure_mount_namespace
 
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
 OUTPUT_TYPES = ("oci", "oci-archive", "docker-archive", "tar", "local", "registry")
 _OUTPUT_HINT = "type=oci|oci-archive|docker-archive|tar|local,dest=PATH or type=registry,name=REF"
 
@@ -46,7 +46,7 @@ class Output:
     type: str
     dest: str = ""
     name: str = ""
-    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)  # manifest's
+    annotations: Mapping[str, str] = _record.field(default_factory=dict)  # manifest's
 
     @classmethod
     def parse(cls, text: str) -> Output:
@@ -182,22 +182,24 @@ def apply_build_contexts(df: Dockerfile, contexts: Mapping[str, str]) -> Dockerf
     for instr in df.instructions:
         if isinstance(instr, From):
             if instr.image.lower() in contexts and instr.image.lower() not in stages:
-                instr = dataclasses.replace(instr, image=contexts[instr.image.lower()])
+                instr = _record.replace(instr, image=contexts[instr.image.lower()])
             if instr.stage_name:
                 stages.add(instr.stage_name)
         elif isinstance(instr, Copy):
             ref = (instr.from_ or "").lower()
             if ref in contexts and ref not in stages:
                 flags = tuple(
-                    dataclasses.replace(f, value=contexts[ref]) if f.name == "from" else f
+                    _record.replace(f, value=contexts[ref]) if f.name == "from" else f
                     for f in instr.flags
                 )
-                instr = dataclasses.replace(instr, flags=flags, from_=contexts[ref])
+                instr = _record.replace(instr, flags=flags, from_=contexts[ref])
         out.append(instr)
-    return dataclasses.replace(df, instructions=tuple(out))
+    return _record.replace(df, instructions=tuple(out))
 
 
 def _close(word: str, names: Sequence[str]) -> str | None:
+    import difflib  # (only for an error's hint: not imported by every build)
+
     found = difflib.get_close_matches(word.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
     return found[0] if found else None
 
@@ -644,7 +646,7 @@ def build_platforms(
     cancel = threading.Event()  # a failed platform stops the others
 
     def one(plat: str, rep: Reporter) -> BuildResult:
-        mine = dataclasses.replace(  # --trace, --report: a file per platform
+        mine = _record.replace(  # --trace, --report: a file per platform
             options,
             trace=platform_file(options.trace, plat),
             report=platform_file(options.report, plat),
@@ -662,7 +664,7 @@ def build_platforms(
             store.tag(name, kept.image_id)
         if normalized:
             store.put_index(images, normalized)
-        kept = dataclasses.replace(kept, tags=normalized)
+        kept = _record.replace(kept, tags=normalized)
         if output is not None:
             write_index_output(images, output, normalized, options, reporter)
         if push:
@@ -726,6 +728,8 @@ def _run_platforms(
             raise
         finally:
             mine.flush()  # what a failed step held back explains the failure
+
+    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(jobs, thread_name_prefix="platform") as pool:
         futures = [(plat, pool.submit(run, plat)) for plat in platforms]

@@ -7,15 +7,14 @@ text. Each check reads the machine and never changes it.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import platform
 import pwd
 import shutil
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from ocibuild import _record
+from ocibuild._record import dataclass
 from ocibuild.fs.idmap import read_subids
 from ocibuild.runtime.runner import cgroup_layout, is_crun
 
@@ -65,7 +64,7 @@ def _read(path: str) -> str | None:
 
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:
-    text = release or platform.release()
+    text = release or os.uname().release
     parts = text.split(".")
     try:
         return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
@@ -77,7 +76,7 @@ def check_kernel(needs: Needs) -> Finding:
     version = kernel_version()
     shown = ".".join(map(str, version))
     if not needs.rootless:
-        return Finding("kernel", True, f"Linux {platform.release()}")
+        return Finding("kernel", True, f"Linux {os.uname().release}")
     ok = version >= ROOTLESS_OVERLAY_KERNEL
     return Finding(
         "kernel",
@@ -419,7 +418,7 @@ def run_checks(needs: Needs) -> list[Finding]:
     for check in (check_userns, check_subids, check_newidmap):
         finding = check(needs)
         if not needs.rootless:
-            finding = dataclasses.replace(finding, applies=False)
+            finding = _record.replace(finding, applies=False)
         found.append(finding)
     found += [check_runtime(needs, r) for r in runtimes]
     return found + container_checks(needs)

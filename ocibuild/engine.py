@@ -33,9 +33,9 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from ocibuild._record import dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.observe.log import Reporter
 from ocibuild.options import Options

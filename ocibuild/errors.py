@@ -7,7 +7,7 @@ comes from a Dockerfile, the position and the source line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ocibuild._record import dataclass
 
 
 @dataclass(frozen=True)

@@ -20,17 +20,15 @@ imports the command line that uses it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from ocibuild import _native, doctor
+from ocibuild import _native, _record, doctor
+from ocibuild._record import dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.fs.idmap import in_user_namespace, newidmap_args, read_subids
 from ocibuild.observe.log import Reporter
@@ -125,7 +123,7 @@ def resolve(options: Options, reporter: Reporter, scratch: str) -> Options:
     if storage == "overlay":
         why_not = driver.probe_kernel_overlay(scratch)
         if why_not:
-            fuse = doctor.check_fuse(dataclasses.replace(needs, storage_driver="fuse-overlayfs"))
+            fuse = doctor.check_fuse(_record.replace(needs, storage_driver="fuse-overlayfs"))
             if fuse.ok:
                 storage = "fuse-overlayfs"
                 reporter.debug(f"storage: overlay -> fuse-overlayfs (kernel overlay: {why_not})")
@@ -140,7 +138,7 @@ def resolve(options: Options, reporter: Reporter, scratch: str) -> Options:
             reporter.debug("storage: overlay -> kernel overlayfs" + (f" ({opts})" if opts else ""))
     else:
         reporter.debug(f"storage: {storage} (asked for)")
-    return dataclasses.replace(
+    return _record.replace(
         options, isolation=decision.isolation, runtime=decision.runtime, storage_driver=storage
     )
 
@@ -166,6 +164,8 @@ def write_maps(pid: int, warn: Callable[[str], None]) -> None:
     uids = read_subids("/etc/subuid", login, uid)
     gids = read_subids("/etc/subgid", login, uid)
     tools = shutil.which("newuidmap") and shutil.which("newgidmap")
+    import subprocess  # (here and below: a build in this process never needs it)
+
     if uids and gids and tools:
         for tool, own, ranges in (("newuidmap", uid, uids), ("newgidmap", gid, gids)):
             cmd = [tool, str(pid), *newidmap_args(own, ranges)]
@@ -211,6 +211,8 @@ def reexec_in_user_namespace(
     to_child_r, to_child_w = os.pipe()
     fds = [str(to_parent_w), str(to_child_r)]
     cmd = [sys.executable, "-m", "ocibuild.isolation", *fds, entry, *args]
+    import subprocess
+
     proc = subprocess.Popen(cmd, env=env, pass_fds=(to_parent_w, to_child_r))
     old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child gets the terminal's
     old_term = signal.signal(signal.SIGTERM, lambda s, f: proc.send_signal(s))

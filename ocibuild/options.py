@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
+from ocibuild._record import dataclass, field
 from ocibuild.errors import OcibuildError
 
 COMPRESSIONS = ("gzip", "zstd", "none")
@@ -125,6 +124,8 @@ def parse_add_host(text: str) -> tuple[str, str]:
     """``--add-host NAME:IP`` (or ``NAME=IP``) -> (ip, name) for /etc/hosts."""
     sep = "=" if "=" in text else ":"
     name, _, ip = text.partition(sep)
+    import ipaddress
+
     try:
         ipaddress.ip_address(ip.strip("[]"))
     except ValueError:

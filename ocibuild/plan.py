@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
+from ocibuild._record import dataclass, field
 from ocibuild.dockerfile.expand import expand_word, go_quote
 from ocibuild.dockerfile.instructions import (
     Arg,

@@ -10,10 +10,9 @@ and RUN works the same in every runtime (runc, crun, native chroot).
 from __future__ import annotations
 
 import os
-import platform as _platform
 import re
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.errors import OcibuildError
 
 BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
@@ -117,7 +116,7 @@ def parse_platforms(values: list[str] | tuple[str, ...]) -> list[Platform]:
 
 def host_platform() -> Platform:
     """This machine's platform (what BUILDPLATFORM says)."""
-    machine = _platform.machine().lower()
+    machine = os.uname().machine.lower()
     arch = _ARCH_ALIASES.get(machine, machine)
     if machine.startswith("armv"):
         return Platform("linux", "arm", "v" + machine[4])

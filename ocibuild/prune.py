@@ -9,9 +9,9 @@ import json
 import os
 import shutil
 import signal
-from dataclasses import dataclass, field
 
 from ocibuild import _native
+from ocibuild._record import dataclass, field
 from ocibuild.errors import StoreError
 from ocibuild.image.fsck import (
     check_blobs,

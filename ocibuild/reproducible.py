@@ -12,16 +12,15 @@ size, content, mode, owner and mtime (clamped to the epoch, as the layer tar has
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from ocibuild import api
+from ocibuild import _record, api
+from ocibuild._record import dataclass, field
 from ocibuild.builder.executor import BuildResult
 from ocibuild.dockerfile.parser import parse
 from ocibuild.errors import OcibuildError
@@ -130,7 +129,7 @@ def check(
             store = Store(os.path.join(work, f"store-{n}"))
             seed_store(main, store, base_images(text, name, build_args, target))
             reporter.info(f"== build {n} of 2 (SOURCE_DATE_EPOCH={epoch}, store {store.root})")
-            opts = dataclasses.replace(
+            opts = _record.replace(
                 options,
                 root=store.root,
                 source_date_epoch=epoch,

@@ -26,14 +26,14 @@ parse and is a miss too).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ocibuild import _record
+from ocibuild._record import dataclass, field
 from ocibuild.builder.context import Source, has_glob
 from ocibuild.builder.events import CacheDecided
 from ocibuild.builder.hashing import HashCounters, StatCache, hash_sources
@@ -154,7 +154,7 @@ def instruction_material(instr: Instruction) -> dict[str, Any]:
 def _plain_instruction(instr: Instruction) -> dict[str, Any]:
     return {
         f.name: _plain(getattr(instr, f.name))
-        for f in dataclasses.fields(instr)
+        for f in _record.fields(instr)
         if f.name not in FLAG_FIELDS
     }
 
@@ -162,8 +162,8 @@ def _plain_instruction(instr: Instruction) -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, Instruction):  # an ONBUILD trigger (its position included)
         return _plain_instruction(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if _record.is_record(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in _record.fields(value)}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
@@ -252,7 +252,7 @@ class StepCache:
         return entry
 
     def put(self, key: str, entry: CacheEntry) -> None:
-        data = canonical_json({"version": KEY_VERSION, "key": key, **dataclasses.asdict(entry)})
+        data = canonical_json({"version": KEY_VERSION, "key": key, **_record.asdict(entry)})
         write_atomic(self._path(key), data, mode=0o600, durable=False)
 
     # -- keys --------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ import fnmatch
 import os
 import posixpath
 import stat
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.dockerfile.ignore import IgnoreMatcher
 from ocibuild.fs.rootpath import resolve_in_root
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import posixpath
@@ -11,9 +10,10 @@ import tarfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from typing import Any
 
+from ocibuild import _record
+from ocibuild._record import dataclass, field
 from ocibuild.builder.chmod import Chmod, created_dir_mode, parse_chmod
 from ocibuild.builder.context import Source, SourceTree, has_glob
 from ocibuild.builder.fetch import download, is_git, is_url
@@ -228,7 +228,7 @@ def copy_step(ctx: StepContext, instr: Copy) -> StepOutcome:
                 for item in items:
                     item_plan = plan
                     if item.tree is gen_tree and uid is None:
-                        item_plan = dataclasses.replace(plan, uid=0, gid=0)
+                        item_plan = _record.replace(plan, uid=0, gid=0)
                     target = posixpath.join(dest, item.keep) if item.keep else dest
                     copy_source(item, root, target, dest_is_dir and not item.keep, item_plan)
                 for host, st in reversed(plan.dirs):

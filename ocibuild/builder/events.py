@@ -18,9 +18,9 @@ stages each have their own reporter); a sink never changes the build's state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
+from ocibuild._record import dataclass, field
 from ocibuild.observe.trace import StepTimings, step_record
 
 if TYPE_CHECKING:

@@ -6,10 +6,10 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ocibuild._record import dataclass, field
 from ocibuild.builder.cache import CacheObserver, StepCache, run_with_cache
 from ocibuild.builder.context import SourceTree
 from ocibuild.builder.events import (

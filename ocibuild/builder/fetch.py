@@ -16,8 +16,8 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.observe.log import human_size
 from ocibuild.registry.progress import Progress

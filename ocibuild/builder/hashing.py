@@ -26,8 +26,8 @@ import os
 import stat
 import threading
 import time
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.builder.context import Source, SourceTree
 from ocibuild.fs.atomic import write_atomic
 

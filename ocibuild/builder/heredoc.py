@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.dockerfile.expand import process
 from ocibuild.dockerfile.instructions import Command, Heredoc
 from ocibuild.dockerfile.lexer import parse_heredoc

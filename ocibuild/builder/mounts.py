@@ -27,9 +27,9 @@ import posixpath
 import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from typing import Any
 
+from ocibuild._record import dataclass
 from ocibuild.builder.context import SourceTree
 from ocibuild.builder.rootfs import mounted, workspace
 from ocibuild.builder.step import StepContext, fail

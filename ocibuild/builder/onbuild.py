@@ -11,9 +11,9 @@ once it is read, and ``build_trigger_stages`` builds the stages they name right 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
+from ocibuild import _record
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.step import StepContext
 from ocibuild.dockerfile.instructions import Copy, Instruction, Run
@@ -61,7 +61,7 @@ def build_trigger_stages(
     """Build the stages the triggers of a base *image* name (see the module docstring),
     each with a context of its own; returns the last step number used."""
     for index in trigger_stages(ctx, triggers):
-        sub = dataclasses.replace(
+        sub = _record.replace(
             ctx, stage=StageState(ImageState()), stage_flags=set(), timings=StepTimings()
         )
         number = run(sub, ctx.plan.stages[index], number)

@@ -31,15 +31,15 @@ BuildKit; the build goes on without it.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import threading
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from ocibuild import _record
+from ocibuild._record import dataclass
 from ocibuild.builder.cache import KEY_VERSION, CacheEntry
 from ocibuild.errors import OcibuildError
 from ocibuild.image.model import JSON, MT_OCI_MANIFEST, canonical_json, descriptor, make_manifest
@@ -153,7 +153,7 @@ class RemoteCache:
         name = ref.familiar()
         try:
             # A cache is optional: one retry, not the full backoff series of a pull.
-            client = connect(ref, dataclasses.replace(self.ropts, retries=1))
+            client = connect(ref, _record.replace(self.ropts, retries=1))
             manifest, _ = resolve_manifest(client, ref)
             config_desc = manifest.get("config") or {}
             if config_desc.get("mediaType") != MT_CACHE_CONFIG:
@@ -268,7 +268,7 @@ class RemoteCache:
         doc = {
             "version": CACHE_VERSION,
             "entries": [
-                {"key": key, "entry": {"version": KEY_VERSION, **dataclasses.asdict(entry)}}
+                {"key": key, "entry": {"version": KEY_VERSION, **_record.asdict(entry)}}
                 for key, entry in chosen
             ],
         }

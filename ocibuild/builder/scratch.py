@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import tempfile
 import time
 from contextlib import ExitStack
 
@@ -24,7 +23,7 @@ class Scratch:
         base = private_dir(os.path.join(store.root, "tmp"))
         self.reap(base)
         # Lock before the dir gets its visible name, so a reaper never sees it unlocked.
-        init = tempfile.mkdtemp(prefix=".init-", dir=base)
+        init = _mkdtemp(base, ".init-")
         self._lock = os.open(os.path.join(init, ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         self.path = os.path.join(base, prefix + os.path.basename(init)[len(".init-") :])
@@ -55,3 +54,15 @@ class Scratch:
         shutil.rmtree(self.path, ignore_errors=True)
         os.close(self._lock)
         self._in_use.close()
+
+
+def _mkdtemp(base: str, prefix: str) -> str:
+    """``tempfile.mkdtemp(prefix=prefix, dir=base)`` (mode 0700), without importing
+    ``tempfile`` and ``random`` on every start-up."""
+    while True:
+        path = os.path.join(base, prefix + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue

@@ -15,12 +15,12 @@ boundary and the first error is raised; Ctrl-C does the same.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from ocibuild import _record
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.builder.step import StepContext
 from ocibuild.observe.log import StepBufferingReporter
@@ -55,7 +55,7 @@ def run_stages(
         sctx = ctx
         if parallel:
             reporter = StepBufferingReporter(ctx.reporter, lock, f"[{stage.label}] ")
-            sctx = dataclasses.replace(
+            sctx = _record.replace(
                 ctx,
                 reporter=reporter,
                 stage=StageState(ImageState()),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
+from ocibuild._record import dataclass, field
 from ocibuild.dockerfile.ignore import clean as go_path_clean
 from ocibuild.image.model import ImageConfig
 from ocibuild.runtime.spec import DEFAULT_PATH, env_list_to_map

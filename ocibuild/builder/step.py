@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+from ocibuild._record import dataclass, field
 from ocibuild.builder.state import ImageState, StageState
 from ocibuild.dockerfile.expand import expand_word, expand_words
 from ocibuild.dockerfile.expansion import expand_instruction

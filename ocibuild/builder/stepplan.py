@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from ocibuild._record import dataclass, field
 from ocibuild.builder.step import StepOutcome, fail
 from ocibuild.dockerfile.expand import expand_word, expand_words
 from ocibuild.dockerfile.expansion import expand_instruction

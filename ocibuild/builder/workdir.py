@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.builder.metadata import clean_workdir
 from ocibuild.builder.rootfs import commit_upper, mounted, workspace
 from ocibuild.builder.step import StepContext, StepOutcome, fail

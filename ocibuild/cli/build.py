@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 from typing import Any
 
-from ocibuild import api
+from ocibuild import _record, api
 from ocibuild.cli import build_compat, engine_build, observe
 from ocibuild.cli.common import common_flags, kv, options_from, require_root
 from ocibuild.cli.registry import add_tls_flag
@@ -109,7 +108,7 @@ def _build(args: argparse.Namespace) -> int:
                 "--annotation annotates the manifest of an OCI output",
                 hint="add --output type=oci,dest=DIR or type=oci-archive,dest=FILE",
             )
-        output = dataclasses.replace(output, annotations=annotations)
+        output = _record.replace(output, annotations=annotations)
     build_compat.check_multi_output(output, platforms)
     build_compat.check_setup(args, options_from(args).root, output)
     why = engine_build.selected(args)  # --isolation docker-with-fuse, or auto's fallback

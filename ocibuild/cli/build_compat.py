@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
+import errno
 import json
 import os
-import platform
-import shutil
 import sys
-import tarfile
-import tempfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import IO, Any
 
+from ocibuild._record import dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.fs.atomic import write_atomic
 from ocibuild.observe.log import JsonReporter, QuietReporter, Reporter, human_size
@@ -103,7 +99,7 @@ def add_flags(b: argparse.ArgumentParser) -> None:
 
 
 def host_platform() -> str:
-    machine = platform.machine()
+    machine = os.uname().machine
     arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
     return f"linux/{arch}"
 
@@ -176,6 +172,16 @@ def check_writable_dir(path: str, what: str, hint: str) -> None:
         probe = parent
     if not os.path.isdir(probe):
         raise OcibuildError(f"{what} {path}: {probe} is not a directory", hint=hint)
+    try:  # an unnamed file: nothing to clean up, and no tempfile import (start-up time)
+        os.close(os.open(probe, os.O_TMPFILE | os.O_WRONLY, 0o600))
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR):  # (no O_TMPFILE there)
+            raise OcibuildError(
+                f"{what} {path} is not writable: {exc.strerror}", hint=hint
+            ) from None
+    import tempfile
+
     try:
         with tempfile.TemporaryFile(dir=probe):
             pass
@@ -245,6 +251,10 @@ def materialize(context: str, stdin: IO[bytes] | None = None) -> Iterator[Contex
     if context != "-" and not is_git_url(context):
         yield Context(context)
         return
+    import io
+    import shutil
+    import tempfile
+
     tmp = tempfile.mkdtemp(prefix="ocibuild-context-")
     try:
         if context == "-":
@@ -267,6 +277,9 @@ def _is_archive(data: bytes) -> bool:
         return True
     if data[:6] == b"\xfd7zXZ\x00":
         return True
+    import io
+    import tarfile
+
     padded = io.BytesIO(data[:10240] + b"\0" * 1024)
     with contextlib.suppress(tarfile.TarError), tarfile.open(fileobj=padded) as tf:
         return tf.next() is not None
@@ -275,6 +288,7 @@ def _is_archive(data: bytes) -> bool:
 
 def _git_clone(url: str, dest: str) -> str:
     """``URL[#REF[:SUBDIR]]`` as docker build takes it; returns the context directory."""
+    import shutil
     import subprocess
 
     base, _, fragment = url.partition("#")

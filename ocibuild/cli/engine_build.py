@@ -21,6 +21,9 @@ from ocibuild.observe.log import StreamReporter
 
 def selected(args: argparse.Namespace) -> str | None:
     """Why the build runs in a container (None: natively)."""
+    wanted = args.isolation or os.environ.get("OCIBUILD_ISOLATION") or "auto"
+    if wanted != "docker-with-fuse" and (wanted != "auto" or os.geteuid() == 0):
+        return None  # (engine.fallback_reason's answer, without importing it: start-up)
     from ocibuild import engine
 
     return engine.fallback_reason(args.isolation)

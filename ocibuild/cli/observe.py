@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -80,6 +79,8 @@ def html_report(args: argparse.Namespace) -> Iterator[None]:
         raise OcibuildError(
             f"--report-html {args.report_html}: directory {os.path.dirname(target)} does not exist"
         )
+    import tempfile  # (only for this command)
+
     with tempfile.TemporaryDirectory(prefix="ocibuild-report-") as tmp:
         if not args.report:
             args.report = os.path.join(tmp, "report.json")

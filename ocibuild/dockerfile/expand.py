@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.errors import ExpansionError
 
 # Go's unicode.IsSpace

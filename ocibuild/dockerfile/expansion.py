@@ -12,10 +12,10 @@ planner expands it with the global ARGs). Pure: the caller passes the expansion 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
+from ocibuild import _record
 from ocibuild.dockerfile.instructions import (
     Arg,
     Copy,
@@ -45,35 +45,33 @@ def expand_instruction(instr: I, word: Word, words: Words) -> I:
     out: Instruction
     match instr:
         case Env() | Label():
-            out = dataclasses.replace(
-                instr, pairs=tuple((word(k), word(v)) for k, v in instr.pairs)
-            )
+            out = _record.replace(instr, pairs=tuple((word(k), word(v)) for k, v in instr.pairs))
         case Arg():
             args = tuple((n, None if d is None else word(d)) for n, d in instr.args)
-            out = dataclasses.replace(instr, args=args)
+            out = _record.replace(instr, args=args)
         case Workdir():
-            out = dataclasses.replace(instr, path=word(instr.path))
+            out = _record.replace(instr, path=word(instr.path))
         case User():
-            out = dataclasses.replace(instr, user=word(instr.user))
+            out = _record.replace(instr, user=word(instr.user))
         case StopSignal():
-            out = dataclasses.replace(instr, signal=word(instr.signal))
+            out = _record.replace(instr, signal=word(instr.signal))
         case Maintainer():
-            out = dataclasses.replace(instr, name=word(instr.name))
+            out = _record.replace(instr, name=word(instr.name))
         case Expose():
-            out = dataclasses.replace(instr, ports=tuple(w for p in instr.ports for w in words(p)))
+            out = _record.replace(instr, ports=tuple(w for p in instr.ports for w in words(p)))
         case Volume():
             paths = (
                 tuple(word(p) for p in instr.paths)
                 if instr.json_form
                 else tuple(w for p in instr.paths for w in words(p))
             )
-            out = dataclasses.replace(instr, paths=paths)
+            out = _record.replace(instr, paths=paths)
         case Healthcheck():
-            out = dataclasses.replace(instr, health=tuple((n, word(v)) for n, v in instr.health))
+            out = _record.replace(instr, health=tuple((n, word(v)) for n, v in instr.health))
         case Run() if instr.network is None and instr.security is None and not instr.mounts:
             out = instr  # nothing to expand (the command is the shell's)
         case Run():
-            out = dataclasses.replace(
+            out = _record.replace(
                 instr,
                 network=None if instr.network is None else word(instr.network),
                 security=None if instr.security is None else word(instr.security),
@@ -100,7 +98,7 @@ def _copy(instr: Copy, word: Word) -> Copy:
             sources.append(raw)
         else:
             sources.append(word(raw))
-    return dataclasses.replace(
+    return _record.replace(
         instr,
         sources=tuple(sources),
         dest=word(instr.dest),
@@ -113,7 +111,7 @@ def _copy(instr: Copy, word: Word) -> Copy:
 
 def _mount(flag: MountFlag, word: Word) -> MountFlag:
     fields = tuple((k, None if v is None else word(v)) for k, v in flag.fields)
-    return dataclasses.replace(flag, fields=fields)
+    return _record.replace(flag, fields=fields)
 
 
 def _is_heredoc_word(word: str) -> bool:

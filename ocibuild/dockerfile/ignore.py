@@ -13,8 +13,8 @@ import os
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.errors import DockerfileError, Position
 
 _EXACT, _PREFIX, _SUFFIX, _REGEXP = "exact", "prefix", "suffix", "regexp"

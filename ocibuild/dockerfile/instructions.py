@@ -9,77 +9,9 @@ for history ``created_by`` and in error messages).
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-from dataclasses import field
-from typing import TYPE_CHECKING, Any, TypeVar
-
+from ocibuild._record import dataclass, field
 from ocibuild.dockerfile.mounts import MountFlag
 from ocibuild.errors import Position
-
-_T = TypeVar("_T")
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass
-else:
-
-    def dataclass(*, frozen: bool) -> Callable[[type[_T]], type[_T]]:
-        """``dataclasses.dataclass(frozen=True)`` as seen from outside (fields, replace,
-        ``__init__``, repr, equality, hash, no assignment after ``__init__``), at a
-        fraction of its import cost: the dataclass machinery compiles six methods per
-        class, and these 22 classes are imported by every build, fully cached ones too.
-        Here it compiles ``__init__`` alone; the other methods are shared functions."""
-        assert frozen
-        return _frozen_record
-
-
-def _frozen_record(cls: type[_T]) -> type[_T]:
-    cls = dataclasses.dataclass(cls, repr=False, eq=False)  # only __init__ is compiled
-    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    cls._record_fields = names  # type: ignore[attr-defined]
-    for name, method in _SHARED.items():
-        setattr(cls, name, method)
-    return cls
-
-
-def _record_values(self: Any) -> tuple[Any, ...]:
-    return tuple(getattr(self, name) for name in self._record_fields)
-
-
-def _record_setattr(self: Any, name: str, value: Any) -> None:
-    # __init__ sets each field once; any other assignment is refused, as a frozen
-    # dataclass refuses it
-    if name not in self._record_fields or name in self.__dict__:
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
-    object.__setattr__(self, name, value)
-
-
-def _record_delattr(self: Any, name: str) -> None:
-    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
-
-
-def _record_repr(self: Any) -> str:
-    inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._record_fields)
-    return f"{type(self).__qualname__}({inner})"
-
-
-def _record_eq(self: Any, other: object) -> Any:  # bool, or NotImplemented
-    if other.__class__ is self.__class__:
-        return bool(_record_values(self) == _record_values(other))
-    return NotImplemented
-
-
-def _record_hash(self: Any) -> int:
-    return hash(_record_values(self))
-
-
-_SHARED: dict[str, Callable[..., Any]] = {
-    "__setattr__": _record_setattr,
-    "__delattr__": _record_delattr,
-    "__repr__": _record_repr,
-    "__eq__": _record_eq,
-    "__hash__": _record_hash,
-}
 
 # Fields the parser fills from ``flags`` (typed, still unexpanded words): the raw
 # ``flags`` stay the record of what was written (cache keys, ``ocibuild parse``), these

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
+from ocibuild._record import dataclass, field
 from ocibuild.dockerfile.expand import GO_SPACES, process
 from ocibuild.dockerfile.words import heredoc_capable
 from ocibuild.errors import DockerfileError, ExpansionError, Position

@@ -13,8 +13,8 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from ocibuild._record import dataclass, field
 from ocibuild.errors import DockerfileError
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")

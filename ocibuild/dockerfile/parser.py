@@ -8,12 +8,11 @@ unexpanded; errors carry the position, the source line(s), the instruction and a
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from ocibuild import _record
 from ocibuild.dockerfile.expand import go_quote
 from ocibuild.dockerfile.instructions import (
     FLAG_FIELDS,
@@ -147,7 +146,7 @@ def _build(node: Node, pos: Position, heredocs: tuple[RawHeredoc, ...]) -> Instr
     keyword = node.value.upper()
     builder = _BUILDERS.get(keyword)
     if builder is None:
-        close = difflib.get_close_matches(keyword, KEYWORDS, n=1, cutoff=0.6)
+        close = _close_matches(keyword, KEYWORDS, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(KEYWORDS)
         raise DockerfileError(f"unknown instruction: {node.value}", hint=hint)
     flags = tuple(_flag(f) for f in node.flags)
@@ -169,7 +168,7 @@ def check_flags(keyword: str, raw_flags: list[str]) -> None:
         name, eq, value = raw[2:].partition("=")
         kind = spec.get(name)
         if kind is None:
-            close = difflib.get_close_matches(name, list(spec), n=1, cutoff=0.6)
+            close = _close_matches(name, list(spec), n=1, cutoff=0.6)
             if close:
                 hint = f"did you mean --{close[0]}?"
             elif spec:
@@ -505,7 +504,7 @@ def _instruction_json(inst: Instruction) -> dict[str, object]:
         "original": inst.original,
         "flags": [{"name": f.name, "value": f.value} for f in inst.flags],
     }
-    for f in dataclasses.fields(inst):
+    for f in _record.fields(inst):
         if f.name not in out and f.name != "pos" and f.name not in FLAG_FIELDS:
             out[f.name] = _value_json(getattr(inst, f.name))
     return out
@@ -515,7 +514,7 @@ def _value_json(value: object) -> object:
     if isinstance(value, Instruction):
         return _instruction_json(value)
     if isinstance(value, Command | Heredoc):
-        return {f.name: _value_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _value_json(getattr(value, f.name)) for f in _record.fields(value)}
     if isinstance(value, tuple | list):
         return [_value_json(v) for v in value]
     return value
@@ -580,5 +579,12 @@ def parse_trigger(text: str, pos: Position, escape: str = "\\") -> tuple[Instruc
                 instruction="ONBUILD",
                 hint="the base image's OnBuild config is malformed",
             )
-        out.append(dataclasses.replace(inst, pos=pos))
+        out.append(_record.replace(inst, pos=pos))
     return tuple(out)
+
+
+def _close_matches(word: str, choices: Sequence[str], n: int, cutoff: float) -> list[str]:
+    """``difflib.get_close_matches``, imported only for an error's "did you mean"."""
+    import difflib
+
+    return difflib.get_close_matches(word, choices, n=n, cutoff=cutoff)

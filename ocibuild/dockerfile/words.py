@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from ocibuild._record import dataclass, field
 from ocibuild.dockerfile.expand import GO_SPACES, go_quote
 from ocibuild.errors import DockerfileError
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
@@ -90,6 +89,18 @@ class StagedFile:
         unlink_quiet(self.tmp)
 
 
+def mkstemp(directory: str, prefix: str = TMP_PREFIX) -> tuple[int, str]:
+    """``tempfile.mkstemp(prefix=prefix, dir=directory)`` (a new file, mode 0600, opened
+    read-write), without importing ``tempfile`` and ``random`` on every start-up."""
+    for _ in range(100):
+        path = os.path.join(directory, prefix + os.urandom(6).hex())
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")  # pragma: no cover
+
+
 @contextmanager
 def staged_file(
     directory: str, *, mode: int = 0o644, durable: bool = True, prefix: str = TMP_PREFIX
@@ -97,7 +108,7 @@ def staged_file(
     """A temp file in ``directory`` for content whose name is known only once it is
     written (a digest): call :meth:`StagedFile.commit` inside the block; leaving the block
     without a commit, or by an exception, removes the temp file."""
-    fd, tmp = tempfile.mkstemp(prefix=prefix, dir=directory)
+    fd, tmp = mkstemp(directory, prefix)
     staged = StagedFile(os.fdopen(fd, "wb"), tmp, mode=mode, durable=durable)
     try:
         yield staged

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.errors import OcibuildError
 
 FULL_RANGE = 4294967295  # the initial user namespace maps 0..2^32-2

@@ -15,9 +15,9 @@ import filecmp
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from ocibuild._record import dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.fs import whiteout as wh
 from ocibuild.image.store import Store

@@ -8,8 +8,8 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.image.store import Store
 from ocibuild.layers.compress import DigestingSink

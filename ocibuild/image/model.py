@@ -9,8 +9,9 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any, Self
+
+from ocibuild._record import dataclass, field
 
 JSON = dict[str, Any]
 

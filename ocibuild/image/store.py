@@ -39,7 +39,6 @@ import re
 import shutil
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -170,6 +169,8 @@ class Store:
 
     def tmpdir(self, prefix: str = "tmp-") -> str:
         """A fresh directory in ROOT/tmp (same filesystem as the store)."""
+        import tempfile  # (a store that is only read never needs it)
+
         return tempfile.mkdtemp(prefix=_TMP_PREFIX + prefix, dir=self.tmp)
 
     # -- blobs -----------------------------------------------------------------------------

@@ -24,11 +24,11 @@ import stat
 import tarfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import IO, BinaryIO, cast
 
 import zstandard
 
+from ocibuild._record import dataclass
 from ocibuild.errors import LayerError
 from ocibuild.fs import whiteout as wh
 from ocibuild.fs.idmap import in_user_namespace

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.errors import LayerError
 from ocibuild.layers.compress import DigestingSink
 from ocibuild.layers.tarwriter import TreeStats, write_tree

@@ -20,10 +20,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from time import perf_counter
 from typing import Literal, Protocol
 
+from ocibuild._record import dataclass
 from ocibuild.errors import LayerError
 from ocibuild.fs import whiteout as wh
 from ocibuild.layers import tarheader as th

@@ -32,9 +32,9 @@ import json
 import os
 import stat
 import threading
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ocibuild._record import dataclass, field
 from ocibuild.builder.cache import image_digest
 from ocibuild.builder.hashing import HashCounters
 from ocibuild.dockerfile.instructions import Copy, Instruction

@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -185,7 +184,7 @@ def after_run(
         return None
     try:
         return hook.after_run(ctx, rootfs, work, command, status)
-    except (OSError, subprocess.CalledProcessError) as exc:
+    except OSError as exc:  # (CalledProcessError of cp is an OSError below)
         return f"could not keep the failed step: {exc}"
 
 
@@ -195,7 +194,11 @@ def _copy_tree(src: str, dst: str, *, link: bool) -> None:
     args = ["cp", "-a", "--no-target-directory"]
     if link:
         args.append("-l")
-    subprocess.run([*args, src, dst], check=True, capture_output=True)
+    import subprocess  # (imported here: only a failed step that is kept needs it)
+
+    proc = subprocess.run([*args, src, dst], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise OSError(f"{' '.join(args)} {src} {dst}: {proc.stderr.strip() or proc.returncode}")
 
 
 def _write(path: str, data: dict[str, Any]) -> None:

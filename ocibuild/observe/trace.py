@@ -25,9 +25,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from ocibuild import _record
+from ocibuild._record import dataclass, field
 from ocibuild.fs.atomic import write_atomic
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ def step_record(
         )
         else "other_seconds"
     )
-    counts = asdict(timings)
+    counts = _record.asdict(timings)
     extra = counts.pop("extra")
     record: dict[str, Any] = {
         "step": number,

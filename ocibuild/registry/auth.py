@@ -20,11 +20,11 @@ import binascii
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import oras.auth.utils
 
+from ocibuild._record import dataclass
 from ocibuild.fs.atomic import write_atomic
 from ocibuild.registry.errors import AuthError
 from ocibuild.registry.reference import DEFAULT_DOMAIN, DOCKER_HUB_API, LEGACY_DOMAIN

@@ -21,13 +21,13 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import requests
 import urllib3.exceptions
 
+from ocibuild._record import dataclass
 from ocibuild.errors import ImageNotFound, OcibuildError, StoreError
 from ocibuild.fs.atomic import staged_file, unlink_quiet
 from ocibuild.image.digest import hexpart, validate_digest

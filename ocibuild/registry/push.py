@@ -32,11 +32,11 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from typing import IO
 from urllib.parse import quote
 
+from ocibuild._record import dataclass, field
 from ocibuild.errors import StoreError
 from ocibuild.image.digest import hexpart, validate_digest
 from ocibuild.image.layout import export_layer_blob, write_layer_blob

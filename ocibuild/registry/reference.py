@@ -14,10 +14,9 @@ Grammar and rules from distribution/reference (``ParseNormalizedNamed``):
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from dataclasses import dataclass
 
+from ocibuild._record import dataclass
 from ocibuild.errors import OcibuildError
 
 DEFAULT_DOMAIN = "docker.io"
@@ -167,6 +166,8 @@ def is_loopback(host: str) -> bool:
         addr = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     if addr == "localhost" or addr.endswith(".localhost"):
         return True
+    import ipaddress  # (only for a registry named by its address)
+
     try:
         return ipaddress.ip_address(addr).is_loopback
     except ValueError:

@@ -7,11 +7,11 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from typing import TypeVar
 
 import requests
 
+from ocibuild._record import dataclass
 from ocibuild.image.model import (
     MT_DOCKER_LIST,
     MT_DOCKER_MANIFEST,

@@ -23,18 +23,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
-import shutil
-import socket
-import struct
-import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ocibuild import interrupts
 from ocibuild.errors import OcibuildError
+
+if TYPE_CHECKING:
+    import subprocess
 
 SLIRP4NETNS = "slirp4netns"
 SLIRP_DNS = "10.0.2.3"
@@ -105,6 +102,8 @@ class BuildNetwork:
             return self.path
 
     def _start(self) -> None:
+        import shutil  # (imported here, and below: a build that runs nothing needs none)
+
         if shutil.which(SLIRP4NETNS) is None:
             raise OcibuildError(
                 "slirp4netns is not installed: RUN steps get their own network through it",
@@ -151,6 +150,10 @@ class BuildNetwork:
         self._start_slirp()
 
     def _start_slirp(self) -> None:
+        import select
+        import subprocess
+        import tempfile
+
         ready_r, ready_w = os.pipe()
         exit_r, self._exit_w = os.pipe()
         try:
@@ -239,6 +242,8 @@ class BuildNetwork:
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> None:
+    import subprocess
+
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -257,6 +262,9 @@ _RTA_DST = 1
 
 def route_message(cidr: str, seq: int = 1) -> bytes:
     """An RTM_NEWROUTE netlink request for a ``prohibit`` route to ``cidr`` (IPv4)."""
+    import socket
+    import struct
+
     address, _, length = cidr.partition("/")
     dst = socket.inet_aton(address)
     rtmsg = struct.pack(
@@ -279,6 +287,9 @@ def route_message(cidr: str, seq: int = 1) -> bytes:
 
 def add_prohibit_route(cidr: str) -> None:
     """Add a ``prohibit`` route to ``cidr`` in this process's network namespace."""
+    import socket
+    import struct
+
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as s:
         s.bind((0, 0))
         s.send(route_message(cidr))

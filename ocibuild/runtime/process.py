@@ -21,9 +21,9 @@ import shlex
 import shutil
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ocibuild._record import dataclass
 from ocibuild.errors import RuntimeFailure
 from ocibuild.fs.idmap import check_mapped, in_user_namespace, read_id_maps
 from ocibuild.observe.log import Reporter

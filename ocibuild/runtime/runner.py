@@ -15,12 +15,15 @@ import json
 import os
 import re
 import signal
-import subprocess
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ocibuild import interrupts
 from ocibuild.errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    import subprocess
 
 LOG_NAME = "runtime-log.json"
 _ID_RE = re.compile(r"^[\w+.-]+$")
@@ -134,6 +137,8 @@ class Runner:
         return 128 - rc if rc < 0 else rc
 
     def _spawn(self, argv: list[str], stdin: int | None) -> subprocess.Popen[bytes]:
+        import subprocess  # (here and below: `ocibuild doctor` and cached builds need none)
+
         try:
             return subprocess.Popen(
                 argv,
@@ -157,6 +162,8 @@ class Runner:
         self._quiet([*self._base(), "delete", "--force", container_id])
 
     def _quiet(self, argv: list[str]) -> None:
+        import subprocess
+
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(
                 argv,
@@ -170,6 +177,8 @@ class Runner:
 
     def _abort(self, proc: subprocess.Popen[bytes], container_id: str) -> None:
         """Kill and delete the container, then reap the runtime; never raises."""
+        import subprocess
+
         # Shield the clean-up from a second Ctrl-C; the first one is re-raised anyway.
         old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
         try:

@@ -16,11 +16,11 @@ The files are opened *inside* the rootfs (openat2 RESOLVE_IN_ROOT), so an image 
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
-from dataclasses import dataclass
 
+from ocibuild import _record
+from ocibuild._record import dataclass
 from ocibuild.errors import OcibuildError
 from ocibuild.fs.rootpath import open_in_root
 
@@ -113,7 +113,7 @@ def resolve_user(rootfs: str, user: str) -> ResolvedUser:
     found = _resolve(rootfs, user)
     if found.gid in found.additional_gids:
         return found
-    return dataclasses.replace(found, additional_gids=(found.gid, *found.additional_gids))
+    return _record.replace(found, additional_gids=(found.gid, *found.additional_gids))
 
 
 def _resolve(rootfs: str, user: str) -> ResolvedUser:

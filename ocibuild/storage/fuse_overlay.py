@@ -19,10 +19,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 
 from ocibuild import _native, interrupts
+from ocibuild._record import dataclass, field
 from ocibuild.errors import OcibuildError
 from ocibuild.storage import base
 from ocibuild.storage.overlay import ensure_mount_namespace

@@ -12,10 +12,10 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 
 from ocibuild import _native
+from ocibuild._record import dataclass, field
 from ocibuild.storage.base import remount_nodev
 from ocibuild.storage.samedirent import prune_unchanged
 

@@ -23,10 +23,10 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 
 from ocibuild import _native
+from ocibuild._record import dataclass, field
 from ocibuild.errors import LayerError
 from ocibuild.fs import whiteout as wh
 from ocibuild.storage import base
