@@ -15,11 +15,12 @@ import pytest
 
 from ocibuild.image.store import Store
 from ocibuild.registry import RegistryOptions, parse_reference
+from ocibuild.registry.auth import Credentials
 from ocibuild.registry.errors import RegistryError
 from ocibuild.registry.progress import NoProgress
 from ocibuild.registry.push import PushResult, _Pipe, push
-from tests.conftest import Ocibuild
-from tests.registry.server import Registry
+from tests.conftest import Ocibuild, require_tool
+from tests.registry.server import PASSWORD, USER, Registry
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"}
 
@@ -92,9 +93,9 @@ def no_patch(fresh_registry: Registry) -> Iterator[NoPatchProxy]:
         yield proxy
 
 
-def _push(store_root: Path, image: str, dest: str) -> PushResult:
+def _push(store_root: Path, image: str, dest: str, creds: Credentials | None = None) -> PushResult:
     store = Store(str(store_root))
-    ropts = RegistryOptions(retries=1, backoff=0.05)
+    ropts = RegistryOptions(retries=1, backoff=0.05, credentials=creds)
     return push(store, store.resolve(image), parse_reference(dest), ropts=ropts)
 
 
@@ -119,6 +120,38 @@ def test_built_layers_stream_to_every_registry_with_the_same_digest(
         assert _blob_of(fresh_registry.host, "stream/b", digest) == _blob_of(
             registry.host, "stream/a", digest
         )
+
+
+@pytest.fixture
+def fresh_auth_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A registry with htpasswd of its own: none of the session's pushes are in it."""
+    require_tool("docker-registry")
+    require_tool("htpasswd")
+    work = tmp_path / "authreg"
+    work.mkdir()
+    reg = Registry(work, htpasswd=True)
+    reg.start()
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+def test_a_registry_with_credentials_takes_the_streamed_body(
+    ocb: Ocibuild,
+    base_image: str,
+    store_root: Path,
+    registry: Registry,
+    fresh_auth_registry: Registry,
+) -> None:
+    """The 401 and the login happen before the PATCH (the upload's POST): the streamed
+    body is sent once, not refused for want of a resend."""
+    reference = _push(store_root, base_image, f"{registry.host}/stream/plain:1")
+    dest = f"{fresh_auth_registry.host}/stream/auth:1"
+    result = _push(store_root, base_image, dest, Credentials(USER, PASSWORD))
+    assert result.manifest_digest == reference.manifest_digest
+    actions = list(result.actions.values())
+    assert any(a.startswith("uploaded while compressing") for a in actions), actions
 
 
 def test_refused_stream_falls_back_to_a_whole_upload(
