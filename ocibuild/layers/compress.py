@@ -32,9 +32,9 @@ Decisions:
   output: the blob digest) run on threads of their own, fed with ParallelGzip's
   immutable 1 MiB blocks and its output (``_OrderedHash``; hashlib releases the GIL), so
   the thread writing the tar only generates it and cuts blocks (one copy per block).
-  On the push of a 204 MB Debian root (2 cores, loaded): export 1.09 s -> 0.70 s. CPU
-  seconds of the whole push, in-process: deflate 0.4-0.45, tar + feed 0.3-0.4, both
-  hashes 0.25, upload 0.05-0.08, and the registry receiving it 0.35. ISA-L's
+  On the push of a 204 MB Debian root (2 cores, loaded, one run each): export 1.09 s ->
+  0.70 s. CPU seconds of the whole push, in-process: deflate 0.4-0.45, tar + feed
+  0.3-0.4, both hashes 0.25, upload 0.05-0.08, the registry receiving it 0.35. ISA-L's
   ``igzip_threaded`` (2 threads) was no faster here within the noise (0.76-1.04 s against
   0.85-1.00 s for the same tar, interleaved) and writes a different gzip framing (every
   gzip digest would change), so ParallelGzip stays.
