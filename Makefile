@@ -47,6 +47,7 @@ $(STAMP): pyproject.toml setup.py native/ocibuild_native.c native/ocibuild_nativ
 	# compat: a plain path entry, not the import-hook finder (whose imports every start pays)
 	$(BIN)/pip install -q --no-build-isolation -e '.[test]' --config-settings editable_mode=compat \
 	|| $(BIN)/pip install -q --no-build-isolation -e '.[test]'
+	$(BIN)/python -m compileall -q ocibuild  # byte-compiled now, even where PYTHONDONTWRITEBYTECODE is set
 	touch $(STAMP)
 
 .PHONY: demo-system
@@ -62,6 +63,7 @@ $(DEMO_STAMP): pyproject.toml setup.py native/ocibuild_native.c native/ocibuild_
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 'setuptools>=68' wheel cffi
 	$(BIN)/pip install -q --no-build-isolation -e .
+	$(BIN)/python -m compileall -q ocibuild
 	touch $(DEMO_STAMP)
 
 demo: demo-system $(SECCOMP_PROFILE) $(DEMO_STAMP)
@@ -98,11 +100,13 @@ clean:
 # Times ocibuild, buildah, ch-image and BuildKit (when its daemon answers or BK_GIT is
 # set: bench/bench.py starts it then; else the column is skipped) on the same workloads.
 bench: setup
+	$(BIN)/python -m compileall -q ocibuild  # (sources changed since set-up: no compile in the runs)
 	$(BIN)/python bench/bench.py
 
 # scale series (bench/scale.py): numbers, PNG plots and the linearity check in bench/results/
 bench-scale: setup
 	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/pip install -q matplotlib
+	$(BIN)/python -m compileall -q ocibuild
 	$(BIN)/python bench/scale.py
 
 # ocibuild against the real BuildKit's results recorded in conformance/goldens/ (root; no

@@ -206,20 +206,11 @@ class Series:
 
 # -- output ------------------------------------------------------------------------------
 def _import_pyplot() -> Any:
-    """matplotlib.pyplot, with the stdlib's ``platform`` (bench/platform.py, first on the
-    path when a script of bench/ runs, would shadow it for uuid)."""
-    saved = list(sys.path)
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-    shadow = sys.modules.get("platform")
-    if shadow is not None and Path(getattr(shadow, "__file__", "") or ".").parent == HERE:
-        del sys.modules["platform"]
-    try:
-        import matplotlib
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    finally:
-        sys.path[:] = saved
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     return plt
 
 

@@ -33,6 +33,7 @@ from ocibuild.dockerfile.instructions import (
     Instruction,
 )
 from ocibuild.errors import Interrupted
+from ocibuild.fs.reaper import Reaper
 from ocibuild.image.store import Store
 from ocibuild.observe.log import Reporter
 from ocibuild.observe.trace import StepTimings, Tracer
@@ -129,6 +130,7 @@ def execute(
     if observer is not None:
         events.subscribe(ObserverSink(observer))
     network = BuildNetwork(tmp.path, debug=reporter.debug)
+    reaper = Reaper()
     try:
         build = Build(
             store=store,
@@ -143,6 +145,7 @@ def execute(
             network=network,
             events=events,
             cancelled=cancel if cancel is not None else threading.Event(),
+            reaper=reaper,
         )
         ctx = StepContext(build, reporter, StageState(ImageState()))
         final = run_stages(ctx, stages, total, run_stage)
@@ -165,6 +168,7 @@ def execute(
         cache.close()
         if tracer is not None:
             tracer.close()
+        reaper.drain()
         tmp.close()
 
 

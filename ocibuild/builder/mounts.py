@@ -278,7 +278,7 @@ def _secret(
         out.env[spec.env] = value.decode("utf-8", "surrogateescape")
     if not spec.target:
         return
-    work = stack.enter_context(workspace(ctx, "secret-"))
+    work = stack.enter_context(workspace(ctx, "secret-", at_once=True))
     path = os.path.join(work, "secret")
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:

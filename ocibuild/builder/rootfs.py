@@ -21,13 +21,19 @@ def lower_dirs(ctx: StepContext, diff_ids: Sequence[str]) -> list[str]:
 
 
 @contextmanager
-def workspace(ctx: StepContext, prefix: str) -> Iterator[str]:
+def workspace(ctx: StepContext, prefix: str, *, at_once: bool = False) -> Iterator[str]:
+    """A scratch dir for one step; removed afterwards by the build's reaper (a background
+    thread), or here with ``at_once`` (a dir that held secrets)."""
     path = tempfile.mkdtemp(prefix=prefix, dir=ctx.tmp)
     try:
         yield path
     finally:
         with ctx.timings.phase("cleanup"):
-            shutil.rmtree(path, ignore_errors=True)
+            reaper = ctx.build.reaper
+            if reaper is None or at_once:
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                reaper.remove(path)
 
 
 @contextmanager

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ocibuild.builder.context import SourceTree
     from ocibuild.builder.events import Event, EventStream
     from ocibuild.builder.stepplan import StepPlan
+    from ocibuild.fs.reaper import Reaper
     from ocibuild.image.store import Store
     from ocibuild.observe.trace import Tracer
     from ocibuild.runtime.network import BuildNetwork
@@ -56,6 +57,7 @@ class Build:
     network: BuildNetwork | None = None  # the build's private network (RUN --network)
     events: EventStream | None = None  # where steps report (ocibuild.builder.events)
     cancelled: threading.Event = field(default_factory=threading.Event)  # stop at next step
+    reaper: Reaper | None = None  # removes steps' scratch dirs in the background
     # filled in as stages end (shared by the stage threads)
     stage_images: dict[int, ImageState] = field(default_factory=dict)
     stage_args: dict[int, dict[str, str]] = field(default_factory=dict)  # ARG values at end

@@ -23,7 +23,6 @@ import errno
 import functools
 import json
 import os
-import platform
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -36,7 +35,7 @@ PROFILE_PATHS = (
 )
 PROFILE_PACKAGE = "golang-github-docker-docker-dev"
 
-# platform.machine() -> the Go/moby architecture names used in the profile's "arches".
+# uname's machine -> the Go/moby architecture names used in the profile's "arches".
 _MACHINE_TO_NATIVE = {
     "x86_64": "amd64",
     "amd64": "amd64",
@@ -83,13 +82,13 @@ _NATIVE_TO_SCMP = {
 
 def host_arch() -> str:
     """The host's architecture in the profile's naming ("amd64", "arm64", ...)."""
-    machine = platform.machine()
+    machine = os.uname().machine
     return _MACHINE_TO_NATIVE.get(machine, machine)
 
 
 def host_kernel() -> tuple[int, int]:
     """(major, minor) of the running kernel."""
-    return parse_kernel(platform.release())
+    return parse_kernel(os.uname().release)
 
 
 def parse_kernel(release: str) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """What QEMU user emulation costs a RUN step: the same RUN steps for linux/arm64 (through
 the aarch64 emulator in binfmt_misc) and linux/amd64 (native) on this amd64 machine.
 
-Usage (as root): ``.venv/bin/python bench/platform.py [--rounds 5] [--loop 20000]
+Usage (as root): ``.venv/bin/python bench/emulation.py [--rounds 5] [--loop 20000]
 [--execs 200] [--work DIR] [--no-multi]``.
 
 Base: the two-platform Debian index of ``conformance.multiarch`` (debootstrap minbase
@@ -76,7 +76,7 @@ def one_build(store: Path, ctx: Path, trace: Path, plat: str) -> list[float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="bench/platform.py")
+    parser = argparse.ArgumentParser(prog="bench/emulation.py")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--loop", type=int, default=20000)
     parser.add_argument("--execs", type=int, default=200)
