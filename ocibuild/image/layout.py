@@ -47,6 +47,7 @@ from ocibuild.layers.compress import (
     MEDIA_TYPES,
     Compression,
     DigestingSink,
+    Output,
     compression_of_media_type,
     open_decompressed,
 )
@@ -135,20 +136,44 @@ def export_layer_blob(store: Store, diff_id: str, blobs: str, compression: Compr
     return _export_layer(store, diff_id, blobs, compression)
 
 
+def write_layer_blob(store: Store, diff_id: str, out: Output, compression: Compression) -> JSON:
+    """Write one layer's blob, made in ``compression`` (its content regenerated or
+    recompressed, as the layout export does), into ``out`` (e.g. a pipe to an upload:
+    nothing on disk); returns its descriptor. A content that does not hash to ``diff_id``
+    raises StoreError once all is written: the reader must not commit what it received
+    before this returns."""
+    sink = _fill_sink(diff_id, compression, _layer_fill(store, diff_id), out)
+    return descriptor(sink.media_type, sink.digest, sink.compressed_size)
+
+
 def _export_layer(store: Store, diff_id: str, blobs: str, compression: Compression) -> JSON:
     info = store.layer_info(diff_id)
     blob = info.get("blob")
     media_type = MEDIA_TYPES[compression]
+    if (
+        isinstance(blob, dict)
+        and store.has_blob(str(blob.get("digest")))
+        and compression_of_media_type(str(blob.get("mediaType", ""))) == compression
+    ):
+        digest = validate_digest(str(blob["digest"]))
+        size = _copy_blob(store.blob_path(digest), blobs, digest)
+        return descriptor(media_type, digest, size)
+    return _stream_layer(blobs, diff_id, compression, _layer_fill(store, diff_id))
+
+
+def _layer_fill(store: Store, diff_id: str) -> Callable[[DigestingSink], None]:
+    """What writes the layer's uncompressed tar into a sink: its stored blob decompressed,
+    or, for a built layer, its tar regenerated from its directory."""
+    info = store.layer_info(diff_id)
+    blob = info.get("blob")
     if isinstance(blob, dict) and store.has_blob(str(blob.get("digest"))):
         src = store.blob_path(str(blob["digest"]))
-        if compression_of_media_type(str(blob.get("mediaType", ""))) == compression:
-            digest = validate_digest(str(blob["digest"]))
-            size = _copy_blob(src, blobs, digest)
-            return descriptor(media_type, digest, size)
-        with open(src, "rb") as f:
-            return _stream_layer(
-                blobs, diff_id, compression, lambda sink: _pump(open_decompressed(f), sink)
-            )
+
+        def recompress(sink: DigestingSink) -> None:
+            with open(src, "rb") as f:
+                _pump(open_decompressed(f), sink)
+
+        return recompress
     layer_dir = store.layer_dir(diff_id)
     epoch = info.get("source_date_epoch")
     epoch = int(epoch) if epoch is not None else None
@@ -156,7 +181,7 @@ def _export_layer(store: Store, diff_id: str, blobs: str, compression: Compressi
     def regenerate(sink: DigestingSink) -> None:
         write_tree(layer_dir, sink, mode="upper", source_date_epoch=epoch)
 
-    return _stream_layer(blobs, diff_id, compression, regenerate)
+    return regenerate
 
 
 def _pump(src: IO[bytes], sink: DigestingSink) -> None:
@@ -168,19 +193,30 @@ def _stream_layer(
     blobs: str, diff_id: str, compression: Compression, fill: Callable[[DigestingSink], None]
 ) -> JSON:
     with staged_file(blobs, prefix=".tmp-layer-") as staged:
-        sink = DigestingSink(compression, staged.file)
-        try:
-            fill(sink)
-        except (OSError, EOFError, ValueError) as e:
-            raise StoreError(f"layer {diff_id} is corrupt: cannot read it: {e}") from e
-        sink.close()
-        if sink.diff_id != diff_id:
-            raise StoreError(
-                f"layer {diff_id} is corrupt: its content hashes to {sink.diff_id}",
-                hint="remove the images that use it and rebuild or re-import them",
-            )
+        sink = _fill_sink(diff_id, compression, fill, staged.file)
         staged.commit(os.path.join(blobs, hexpart(sink.digest)))
     return descriptor(sink.media_type, sink.digest, sink.compressed_size)
+
+
+def _fill_sink(
+    diff_id: str,
+    compression: Compression,
+    fill: Callable[[DigestingSink], None],
+    out: Output,
+) -> DigestingSink:
+    """``fill`` a sink writing into ``out``; closed, its content checked against ``diff_id``."""
+    sink = DigestingSink(compression, out)
+    try:
+        fill(sink)
+    except (OSError, EOFError, ValueError) as e:
+        raise StoreError(f"layer {diff_id} is corrupt: cannot read it: {e}") from e
+    sink.close()
+    if sink.diff_id != diff_id:
+        raise StoreError(
+            f"layer {diff_id} is corrupt: its content hashes to {sink.diff_id}",
+            hint="remove the images that use it and rebuild or re-import them",
+        )
+    return sink
 
 
 def _copy_blob(src: str, blobs: str, digest: str) -> int:

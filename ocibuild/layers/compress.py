@@ -28,6 +28,16 @@ Decisions:
   level and backend (ISA-L and zlib make different, equally valid, deflate streams: a
   layer compressed with one keeps its digest in ``RegistryMeta`` and a push whose new
   digest differs simply uploads the new blob).
+* The two sha256 of a gzip ``DigestingSink`` on more than one thread (input: the diffID,
+  output: the blob digest) run on threads of their own, fed with ParallelGzip's
+  immutable 1 MiB blocks and its output (``_OrderedHash``; hashlib releases the GIL), so
+  the thread writing the tar only generates it and cuts blocks (one copy per block).
+  On the push of a 204 MB Debian root (2 cores, loaded, one run each): export 1.09 s ->
+  0.70 s. CPU seconds of the whole push, in-process: deflate 0.4-0.45, tar + feed
+  0.3-0.4, both hashes 0.25, upload 0.05-0.08, the registry receiving it 0.35. ISA-L's
+  ``igzip_threaded`` (2 threads) was no faster here within the noise (0.76-1.04 s against
+  0.85-1.00 s for the same tar, interleaved) and writes a different gzip framing (every
+  gzip digest would change), so ParallelGzip stays.
 * zstd level 3 through ``zstandard`` with worker threads. zstd's multi-threaded output does
   not depend on the number of workers (>= 1), so it is deterministic for a given input and
   level.
@@ -43,9 +53,10 @@ import os
 import struct
 import zlib
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
-from typing import IO, BinaryIO, Literal, Protocol, cast
+from typing import BinaryIO, Literal, Protocol, cast
 
 import zstandard
 
@@ -104,6 +115,18 @@ def default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+class Output(Protocol):
+    """Where a :class:`DigestingSink` writes its output (a file, a pipe to an upload)."""
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> object: ...
+
+
+class _Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
 class _Compressor(Protocol):
     def compress(self, data: bytes | bytearray | memoryview, /) -> bytes: ...
 
@@ -133,7 +156,12 @@ def _deflate_block(mod: ModuleType, data: bytes, zdict: bytes, level: int, last:
 
 
 class ParallelGzip:
-    """A gzip compressor deflating blocks on ``threads`` worker threads (see module doc)."""
+    """A gzip compressor deflating blocks on ``threads`` worker threads (see module doc).
+
+    ``tap`` (optional) is called on the calling thread with every input block, in order,
+    as an immutable ``bytes`` (the concatenation is the whole input): a consumer such as
+    :class:`DigestingSink` hashes them on another thread without copying the input again.
+    """
 
     def __init__(
         self,
@@ -143,6 +171,7 @@ class ParallelGzip:
         block: int = GZIP_BLOCK,
         dictionary: bool = True,
         backend: GzipBackend | None = None,
+        tap: Callable[[bytes], object] | None = None,
     ) -> None:
         self.level = level
         self.block = block
@@ -155,6 +184,7 @@ class ParallelGzip:
         self._max_pending = threads * 2
         self._buf = bytearray()
         self._tail = b""
+        self._tap = tap
         self._crc = 0
         self._size = 0
         xfl = 4 if level == 1 else 2 if level == 9 else 0
@@ -163,6 +193,8 @@ class ParallelGzip:
     def _submit(self, chunk: bytes, last: bool) -> None:
         zdict = self._tail if self.dictionary else b""
         self._tail = chunk[-_WINDOW:]
+        if self._tap is not None:
+            self._tap(chunk)
         self._pending.append(
             self._pool.submit(_deflate_block, self._mod, chunk, zdict, self._mod_level, last)
         )
@@ -180,13 +212,19 @@ class ParallelGzip:
         if self._header is not None:
             out += self._header
             self._header = None
-        if not self._buf and len(data) == self.block:
-            self._submit(bytes(data), False)
-        else:
-            self._buf += data
-            while len(self._buf) >= self.block:
-                self._submit(bytes(self._buf[: self.block]), False)
-                del self._buf[: self.block]
+        view = memoryview(data).cast("B")
+        if self._buf:  # complete the block started by earlier writes
+            take = min(self.block - len(self._buf), len(view))
+            self._buf += view[:take]
+            view = view[take:]
+            if len(self._buf) == self.block:
+                self._submit(bytes(self._buf), False)
+                self._buf = bytearray()
+        while len(view) >= self.block:  # whole blocks: one copy each, straight from data
+            self._submit(bytes(view[: self.block]), False)
+            view = view[self.block :]
+        if view:
+            self._buf += view
         self._collect(out, wait_all=False)
         return bytes(out)
 
@@ -201,6 +239,31 @@ class ParallelGzip:
             self._pool.shutdown(wait=True)
         out += struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
         return bytes(out)
+
+
+class _OrderedHash:
+    """sha256 of immutable chunks, in order, on a thread of its own (hashlib releases the
+    GIL on large updates): the thread making the stream no longer spends its time hashing.
+    At most ``depth`` chunks wait; ``hexdigest`` waits for all of them."""
+
+    def __init__(self, depth: int = 8) -> None:
+        self._h = hashlib.sha256()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+        self._pending: deque[Future[None]] = deque()
+        self._depth = depth
+
+    def update(self, chunk: bytes) -> None:
+        self._pending.append(self._pool.submit(self._h.update, chunk))
+        while self._pending and (self._pending[0].done() or len(self._pending) > self._depth):
+            self._pending.popleft().result()
+
+    def hexdigest(self) -> str:
+        while self._pending:
+            self._pending.popleft().result()
+        return self._h.hexdigest()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 def compression_of_media_type(media_type: str) -> Compression:
@@ -219,38 +282,49 @@ class DigestingSink:
 
     ``out`` (optional) receives the compressed bytes. Call :meth:`close` once at the end;
     afterwards ``diff_id``/``size`` describe the input and ``digest``/``compressed_size``
-    the output.
+    the output. With gzip on more than one thread, both hashes run on threads of their
+    own, fed with the compressor's immutable blocks and output (no extra copy).
     """
 
     def __init__(
         self,
         compression: Compression = "none",
-        out: IO[bytes] | None = None,
+        out: Output | None = None,
         *,
         level: int | None = None,
         threads: int | None = None,
     ) -> None:
         self.compression = compression
         self.media_type = MEDIA_TYPES[compression]
-        self._in = hashlib.sha256()
-        self._out = hashlib.sha256() if compression != "none" else self._in
         self._file = out
         self.size = 0
         self.compressed_size = 0
         self._closed = False
         self._comp: _Compressor | None
         workers = threads if threads is not None else default_threads()
+        self._in: _Hash = hashlib.sha256()
+        self._hash_input = True  # False: the compressor's tap hashes the input
         if compression == "gzip":
-            self._comp = ParallelGzip(GZIP_LEVEL if level is None else level, workers)
+            gzip_level = GZIP_LEVEL if level is None else level
+            if workers > 1:
+                self._in = _OrderedHash()
+                self._hash_input = False
+                self._comp = ParallelGzip(gzip_level, workers, tap=self._in.update)
+            else:
+                self._comp = ParallelGzip(gzip_level, workers)
         elif compression == "zstd":
             self._comp = _ZstdCompressor(ZSTD_LEVEL if level is None else level, workers)
         else:
             self._comp = None
+        self._out: _Hash = self._in
+        if self._comp is not None:
+            self._out = _OrderedHash() if isinstance(self._in, _OrderedHash) else hashlib.sha256()
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
         if self._closed:
             raise ValueError("write to a closed DigestingSink")
-        self._in.update(data)
+        if self._hash_input:
+            self._in.update(data)  # type: ignore[arg-type]  # hashlib: any buffer
         n = len(data)
         self.size += n
         if self._comp is None:
@@ -263,7 +337,7 @@ class DigestingSink:
 
     def _emit(self, data: bytes | bytearray | memoryview) -> None:
         if self._comp is not None:
-            self._out.update(data)
+            self._out.update(data)  # type: ignore[arg-type]  # compressor output: bytes
         self.compressed_size += len(data)
         if self._file is not None:
             self._file.write(data)
@@ -271,15 +345,25 @@ class DigestingSink:
     def close(self) -> None:
         if self._closed:
             return
-        if self._comp is not None:
-            tail = self._comp.flush()
-            if tail:
-                self._emit(tail)
+        try:
+            if self._comp is not None:
+                tail = self._comp.flush()
+                if tail:
+                    self._emit(tail)
+            self._in.hexdigest()  # wait for the hashing threads
+            self._out.hexdigest()
+        finally:
+            for h in (self._in, self._out):
+                if isinstance(h, _OrderedHash):
+                    h.close()
         self._closed = True
 
     @property
     def diff_id(self) -> str:
-        """``sha256:`` digest of the uncompressed input."""
+        """``sha256:`` digest of the uncompressed input (with gzip on threads, known only
+        after :meth:`close`: the compressor still holds the end of the input)."""
+        if not self._hash_input and not self._closed:
+            raise ValueError("DigestingSink.diff_id before close()")
         return "sha256:" + self._in.hexdigest()
 
     @property

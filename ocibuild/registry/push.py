@@ -8,9 +8,12 @@ Per layer (in parallel), cheapest first:
 2. a repository on the same registry is known to hold it -> cross-repository mount
    (``POST .../blobs/uploads/?mount=DIGEST&from=REPO``); 201: done, 202: upload into the
    session the registry opened;
-3. otherwise the blob is made (a built layer: ``write_tree`` -> ``DigestingSink`` -> temp
-   file in one streaming pass, through ``export_layer_blob``) and uploaded: ``POST``, then
-   one ``PUT ...?digest=`` with the whole body.
+3. otherwise the blob is made and uploaded at the same time (a built layer:
+   ``write_tree`` -> ``DigestingSink`` (gzip on worker threads, both hashes on threads of
+   their own) -> an in-memory pipe -> one chunked ``PATCH``, then ``PUT ?digest=`` once
+   the digest is known; nothing is written to disk). When the registry does not take the
+   streamed body, the blob is made into a temp file (``export_layer_blob``) and uploaded
+   whole, with retries: ``POST``, then one ``PUT ...?digest=`` with the whole body.
 
 Then the config, and the manifest last: a registry never shows a manifest whose blobs are
 not all there. Built layers are compressed deterministically (see ``layers.compress``), so
@@ -21,12 +24,14 @@ skipped by the next attempt.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import IO
 from urllib.parse import quote
@@ -34,7 +39,7 @@ from urllib.parse import quote
 from ocibuild._record import dataclass, field
 from ocibuild.errors import StoreError
 from ocibuild.image.digest import hexpart, validate_digest
-from ocibuild.image.layout import export_layer_blob
+from ocibuild.image.layout import export_layer_blob, write_layer_blob
 from ocibuild.image.model import (
     JSON,
     MT_OCI_CONFIG,
@@ -77,49 +82,72 @@ class _ProgressReader:
         return self._size
 
     def read(self, n: int = -1) -> bytes:
-        data = self._f.read(_CHUNK if n is None or n < 0 else max(n, 64 << 10))
+        # 1 MiB whatever the caller asks (http.client asks 8 KiB): fewer reads and sends
+        data = self._f.read(_CHUNK if n is None or n < 0 else max(n, _CHUNK))
         self._done += len(data)
         self._progress.update(self._key, self._done)
         return data
 
 
-def _tail(
-    directory: str,
-    finished: threading.Event,
-    progress: Progress,
-    key: str,
-    cancel: threading.Event,
-) -> Iterator[bytes]:
-    """The bytes of the one file being written into ``directory``, as they are written,
-    until ``finished`` is set and the end is read (the writer may rename it meanwhile:
-    the open descriptor follows)."""
-    f: IO[bytes] | None = None
-    done = 0
-    try:
-        while f is None:
-            names = os.listdir(directory)
-            if names:
-                f = open(os.path.join(directory, names[0]), "rb")  # noqa: SIM115
-            elif finished.is_set():
+class _Pipe:
+    """The compressed bytes of one layer, from the thread making them to the upload, in
+    memory: at most ``depth`` chunks wait (the maker blocks, nothing goes to disk). Once
+    the upload gives up (:meth:`abandon`) the maker's writes are dropped so it can finish
+    and report its digest or its error."""
+
+    def __init__(self, depth: int = 16) -> None:
+        self._q: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._abandoned = threading.Event()
+        self._opened = False
+
+    def _put(self, item: bytes | None) -> None:
+        while not self._abandoned.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
                 return
-            else:
-                time.sleep(0.005)
+            except queue.Full:
+                continue
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        # DigestingSink hands out bytes it never touches again; anything else is copied
+        self._put(data if isinstance(data, bytes) else bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """The end of the stream (the maker is done, or failed)."""
+        self._put(None)
+
+    def abandon(self) -> None:
+        self._abandoned.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._q.get_nowait()
+
+    def body(self, progress: Progress, key: str, cancel: threading.Event) -> Iterator[bytes]:
+        """The chunks, as they come, for the one request that may read them: a resend
+        (after a 401 or a retry) cannot replay a pipe and fails, the caller falls back."""
+        if self._opened:
+            raise RegistryError("the streamed upload cannot be sent twice")
+        self._opened = True
+        return self._chunks(progress, key, cancel)
+
+    def _chunks(self, progress: Progress, key: str, cancel: threading.Event) -> Iterator[bytes]:
+        done = 0
         while True:
             if cancel.is_set():
                 raise RegistryError("push cancelled")
-            ended = finished.is_set()  # read before the last read: no byte is missed
-            chunk = f.read(_CHUNK)
-            if chunk:
-                done += len(chunk)
-                progress.update(key, done)
-                yield chunk
-            elif ended:
+            try:
+                chunk = self._q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if chunk is None:
                 return
-            else:
-                time.sleep(0.005)
-    finally:
-        if f is not None:
-            f.close()
+            done += len(chunk)
+            progress.update(key, done)
+            yield chunk
 
 
 def _compression(name: str) -> Compression:
@@ -264,19 +292,19 @@ class _Pusher:
                 self.progress.begin(key, label, int(known["size"]))
                 if self._skip(known, key):
                     return known
-            if path is None and known is None:
-                # nothing known of this blob: compress and upload at the same time
-                tmp = self.store.tmpdir("push-")
-                streamed = self._stream(diff_id, tmp, key, label, cancel)
+            if path is None:
+                # no blob file to send (a built layer, or another compression):
+                # compress and upload at the same time
+                streamed = self._stream(diff_id, key, label, known, cancel)
                 if streamed is not None:
                     return streamed
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmp = None
-            if path is None:
+                if cancel.is_set():  # another layer failed: no second try
+                    raise RegistryError("push cancelled")
+                # the registry did not take the streamed body: make the blob, then
+                # upload it whole (with retries)
                 tmp = self.store.tmpdir("push-")
                 made = export_layer_blob(self.store, diff_id, tmp, self.compression)
                 path = os.path.join(tmp, hexpart(str(made["digest"])))
-                self.meta.record_compressed(diff_id, self.compression, made)
                 if known is None or made["digest"] != known["digest"]:
                     known = made
                     self.progress.begin(key, label, int(made["size"]))
@@ -296,28 +324,31 @@ class _Pusher:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     def _stream(
-        self, diff_id: str, tmp: str, key: str, label: str, cancel: threading.Event
+        self, diff_id: str, key: str, label: str, known: JSON | None, cancel: threading.Event
     ) -> JSON | None:
-        """Upload the layer's blob while it is being made: ``export_layer_blob`` writes
-        it into ``tmp`` in one thread, and one ``PATCH`` sends the growing file as it is
-        written (chunked), then ``PUT ?digest=`` closes the upload once the digest is
-        known. The descriptor, or None when the registry did not take the streamed body
-        (the caller then makes the blob first and uploads it whole, with retries)."""
+        """Upload the layer's blob while it is being made: ``write_layer_blob`` writes it
+        into a :class:`_Pipe` on one thread, and one ``PATCH`` sends what comes out of the
+        pipe (chunked), then ``PUT ?digest=`` closes the upload once the digest is known
+        and the content checked. The descriptor, or None when the registry did not take
+        the streamed body (the caller then makes the blob first and uploads it whole,
+        with retries)."""
         made: list[JSON] = []
         failed: list[BaseException] = []
-        finished = threading.Event()
+        pipe = _Pipe()
 
         def export() -> None:
             try:
-                made.append(export_layer_blob(self.store, diff_id, tmp, self.compression))
+                made.append(write_layer_blob(self.store, diff_id, pipe, self.compression))
             except BaseException as exc:  # re-raised in the pushing thread
                 failed.append(exc)
             finally:
-                finished.set()
+                pipe.close()
 
         worker = threading.Thread(target=export, name=f"compress-{label}", daemon=True)
         worker.start()
-        self.progress.begin(key, label, 0)
+        if known is None:
+            self.progress.begin(key, label, 0)
+        url: str | None = None
         try:
             resp = self.client.request(
                 "POST",
@@ -328,22 +359,26 @@ class _Pusher:
                 retry=False,
             )
             resp.close()
+            url = self.client.location(resp)
             resp = self.client.request(
                 "PATCH",
-                self.client.location(resp),
+                url,
                 scope=self.scope,
                 what=f"upload of layer {label}",
                 headers={"Content-Type": "application/octet-stream"},
-                body=lambda: _tail(tmp, finished, self.progress, key, cancel),
+                body=lambda: pipe.body(self.progress, key, cancel),
                 expect=(202,),
                 retry=False,
             )
             resp.close()
             url = self.client.location(resp)
         except (RegistryError, OSError):
+            pipe.abandon()
+            self._drop_upload(url)
             url = None
         worker.join()
         if failed:
+            self._drop_upload(url)
             raise failed[0]
         desc = made[0]
         self.meta.record_compressed(diff_id, self.compression, desc)
@@ -363,6 +398,15 @@ class _Pusher:
         resp.close()
         self._done(digest, key, f"uploaded while compressing ({human_size(int(desc['size']))})")
         return desc
+
+    def _drop_upload(self, url: str | None) -> None:
+        """Cancel an upload session that will not be completed (best effort)."""
+        if url is None:
+            return
+        with contextlib.suppress(RegistryError, OSError):
+            self.client.request(
+                "DELETE", url, scope=self.scope, what="upload", expect=(204, 404), retry=False
+            ).close()
 
     def _skip(self, desc: JSON, key: str) -> bool:
         digest = str(desc["digest"])
@@ -452,9 +496,11 @@ def _push(
     client.on_retry = progress.note
     pusher = _Pusher(store, client, ref, kind, progress)
     progress.note(f"pushing {ref.familiar()}: {len(diff_ids)} layers ({compression})")
-    tasks = [partial(pusher.layer, d) for d in diff_ids]
-    layer_descs = run_jobs(tasks, ropts.jobs)
-    pusher.small(config_bytes, image_id, "config")
+    tasks: list[Callable[[threading.Event], JSON | None]] = [
+        partial(pusher.layer, d) for d in diff_ids
+    ]
+    tasks.append(lambda _cancel: pusher.small(config_bytes, image_id, "config"))
+    layer_descs = [d for d in run_jobs(tasks, ropts.jobs) if d is not None]  # config: None
     manifest = make_manifest(descriptor(MT_OCI_CONFIG, image_id, len(config_bytes)), layer_descs)
     manifest_bytes = canonical_json(manifest)
     manifest_digest = put_manifest(client, ref, manifest_bytes, MT_OCI_MANIFEST, "manifest")
