@@ -47,7 +47,7 @@ def _host_binfmt_misc() -> bool:
     return initial and os.path.exists(os.path.join(BINFMT_MISC, "register"))
 
 
-def _child(fn: Callable[[], int], parent_alive: int, status: int) -> None:
+def _child(fn: Callable[[], int], parent_alive: int) -> None:
     code = 1
     try:
         _native.set_pdeathsig(signal.SIGKILL)
@@ -76,8 +76,6 @@ def _child(fn: Callable[[], int], parent_alive: int, status: int) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-        with contextlib.suppress(OSError):
-            os.write(status, bytes([code & 0xFF]))
         os._exit(code)
 
 
@@ -87,11 +85,11 @@ def supervised(fn: Callable[[], int], *, exit_now: bool = False) -> int:
     Where a PID namespace cannot be made (no privilege for it, or
     ``OCIBUILD_NO_PIDNS=1``), ``fn`` simply runs in this process.
 
-    ``exit_now`` (the command line's own process): once the child has closed its files
-    (its stores' locks are free, its output is written), this process exits with its
-    status at once. It does not wait for the kernel to tear the child's mount and PID
-    namespaces down (RCU grace periods: 1.5-6 ms here), nor for its own interpreter's
-    finalization (5-8 ms with a build's modules loaded): it has nothing else to do.
+    ``exit_now`` (the command line's own process): once the child is reaped, this
+    process exits with its status at once, without its interpreter's finalization (5-8 ms
+    with a build's modules loaded): it has nothing else to do. (It still reaps the child,
+    although the kernel's teardown of the child's namespaces takes 1.5-6 ms of RCU grace
+    periods here: so `time` and `wait4` see the build's own CPU time and peak RSS.)
     """
     if os.environ.get("OCIBUILD_NO_PIDNS") == "1":
         return fn()
@@ -100,37 +98,28 @@ def supervised(fn: Callable[[], int], *, exit_now: bool = False) -> int:
     except OSError:
         return fn()
     read_end, write_end = os.pipe()
-    status_r, status_w = os.pipe()  # the child's status, then EOF when its files close
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
         os.close(write_end)
-        os.close(status_r)
-        _child(fn, read_end, status_w)
+        _child(fn, read_end)
     os.close(read_end)
-    os.close(status_w)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, *FORWARDED)}
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for sig in FORWARDED:
         signal.signal(sig, lambda s, _f: os.kill(pid, s))
     try:
-        if exit_now:
-            said = _read_to_eof(status_r)
-            if len(said) == 1:  # (no byte: the child was killed; its status says how)
-                os._exit(said[0])
         _, status = os.waitpid(pid, 0)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         os.close(write_end)
-        os.close(status_r)
     code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
-def _read_to_eof(fd: int) -> bytes:
-    data = b""
-    while chunk := os.read(fd, 16):
-        data += chunk
-    return data
+    code = 128 - code if code < 0 else code
+    if exit_now:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    return code
