@@ -131,7 +131,7 @@ def hash_sources(
         st = os.stat(src.host_path)  # COPY follows a source symlink named directly
         if stat.S_ISDIR(st.st_mode):
             h.update(_entry_line(".", st, ""))
-            for host, rel, entry_st in tree.walk(src):
+            for host, rel, entry_st in tree.iter_walk(src):
                 content = _content(src, host, rel, entry_st, cache, counters, follow=False)
                 h.update(_entry_line(rel, entry_st, content))
         else:
