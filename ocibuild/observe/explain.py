@@ -37,9 +37,8 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ocibuild._record import dataclass, field
@@ -47,7 +46,7 @@ from ocibuild.builder.cache import image_digest
 from ocibuild.builder.hashing import HashCounters
 from ocibuild.dockerfile.instructions import Copy, Instruction
 from ocibuild.errors import OcibuildError
-from ocibuild.fs.atomic import write_atomic
+from ocibuild.fs.atomic import TMP_PREFIX, mkstemp, unlink_quiet, write_atomic
 from ocibuild.plan import Stage
 
 if TYPE_CHECKING:
@@ -348,8 +347,7 @@ class Listing:
 
     def discard(self) -> None:
         if self.temporary:
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
+            unlink_quiet(self.path)
             self.temporary = False
 
 
@@ -364,26 +362,29 @@ def new_listing(ctx: StepContext, instr: Instruction, directory: str, index: int
     if not isinstance(instr, Copy) or instr.from_ is not None or ctx.cache is None:
         return None
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{index}{LISTING_SUFFIX}.", suffix=".tmp", dir=directory
-        )
-    except OSError:
+        return write_listing(directory, index, source_listing(ctx, instr, ctx.cache))
+    except (OcibuildError, OSError):
         return None
+
+
+def write_listing(directory: str, index: int, records: Iterable[tuple[str, Fields]]) -> Listing:
+    """A temporary listing file in ``directory`` holding ``records``, written as they
+    come (removed again when they raise)."""
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = mkstemp(directory, f"{TMP_PREFIX}{index}{LISTING_SUFFIX}-")
     h = hashlib.sha256()
     entries = 0
     try:
         with os.fdopen(fd, "wb") as f:
             batch: list[str] = []
-            for path, fields in source_listing(ctx, instr, ctx.cache):
+            for path, fields in records:
                 batch.append(_listing_text(path, fields))
                 if len(batch) >= _LISTING_BATCH:
                     entries += _write_batch(f, h, batch)
             entries += _write_batch(f, h, batch)
-    except (OcibuildError, OSError):
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        return None
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
     return Listing(tmp, h.hexdigest(), entries, temporary=True)
 
 
