@@ -1,6 +1,6 @@
 """ocibuild.builder.context walks and the stat cache of ocibuild.builder.hashing, on real
-files: the streamed walk lists what the snapshot lists, and the stat cache file is the
-JSON it always was."""
+files: the streamed walk lists what the snapshot lists, and the stat cache file is read
+back whole however its reads cut it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
+from ocibuild.builder import hashing
 from ocibuild.builder.context import Source, SourceTree
 from ocibuild.builder.hashing import HashCounters, StatCache
 from ocibuild.dockerfile.ignore import IgnoreMatcher, load_patterns
@@ -54,27 +57,44 @@ def test_iter_walk_of_a_subdirectory_keeps_ignore_paths_from_the_root(tmp_path: 
     assert rels(tree.iter_walk(src)) == ["b", "b.txt"]
 
 
-def test_stat_cache_file_is_compact_json_and_reads_back(tmp_path: Path) -> None:
+def hash_all(cache: StatCache, ctx: Path, names: list[str]) -> HashCounters:
+    counters = HashCounters()
+    for name in names:
+        path = os.fsencode(ctx) + b"/" + os.fsencode(name)
+        cache.digest(name, os.fsdecode(path), os.lstat(path), counters, False)
+    return counters
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_stat_cache_file_reads_back_in_parts(
+    tmp_path: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
+    names = [f"f{i}" for i in range(3000)] + ['odd \udcff é\n"name', "日本語"]
+    for name in names:
+        (ctx / "x").write_bytes(b"")
+        os.rename(ctx / "x", os.fsencode(ctx) + b"/" + os.fsencode(name))
     cache = StatCache(str(tmp_path / "cache"), str(ctx))
     cache.started_ns += 10**12  # every file is older than the racy window
-    counters = HashCounters()
-    names = [f"f{i}" for i in range(5000)] + ['odd \udcff é\n"name']
-    for name in names:
-        path = ctx / os.fsdecode(os.fsencode(name))
-        path.write_bytes(os.fsencode(name))
-        cache.digest(name, str(path), os.lstat(path), counters, False)
+    old = Path(cache.path).with_suffix(".json")  # a format-2 file: ignored, then removed
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"version": 2, "files": {"f0": "1 2 3 4 " + "0" * 64}}))
+    assert hash_all(cache, ctx, names).files_read == len(names)
     cache.save()
-    raw = Path(cache.path).read_bytes()
-    # the bytes json.dumps wrote before the file was written in parts
-    assert (
-        raw == json.dumps({"version": 2, "files": cache._entries}, separators=(",", ":")).encode()
-    )
+    assert not old.exists()
     assert oct(os.stat(cache.path).st_mode & 0o777) == "0o600"
+    raw = Path(cache.path).read_bytes()
+    assert raw.startswith(b"ocibuild stat cache 3\n")
+    assert b'\0odd \xff \xc3\xa9\n"name\0' in raw  # the name's own bytes
+    # read back a few bytes at a time: fields and UTF-8 sequences cut anywhere
+    monkeypatch.setattr(hashing, "_READ", chunk)
     again = StatCache(str(tmp_path / "cache"), str(ctx))
-    fresh = HashCounters()
-    for name in names:
-        path = ctx / os.fsdecode(os.fsencode(name))
-        again.digest(name, str(path), os.lstat(path), fresh, False)
-    assert (fresh.files, fresh.files_read) == (len(names), 0)  # nothing re-read
+    assert again._entries == cache._entries
+    counters = hash_all(again, ctx, names)
+    assert (counters.files, counters.files_read) == (len(names), 0)  # nothing re-read
+    # a file cut short is not trusted: every file is read again
+    Path(cache.path).write_bytes(raw[:-1])
+    assert hash_all(StatCache(str(tmp_path / "cache"), str(ctx)), ctx, names).files_read == len(
+        names
+    )
