@@ -36,6 +36,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -46,7 +47,7 @@ from ocibuild.builder.cache import image_digest
 from ocibuild.builder.hashing import HashCounters
 from ocibuild.dockerfile.instructions import Copy, Instruction
 from ocibuild.errors import OcibuildError
-from ocibuild.fs.atomic import TMP_PREFIX, mkstemp, unlink_quiet, write_atomic
+from ocibuild.fs.atomic import TMP_PREFIX, atomic_file, mkstemp, unlink_quiet, write_atomic
 from ocibuild.plan import Stage
 
 if TYPE_CHECKING:
@@ -154,7 +155,8 @@ class Explainer:
             step.listing = shown = new_listing(ctx, instr, step.stage_dir, step.index)
         elif material is not None and previous is not None:
             decision.inputs = previous.get("inputs")
-            shown = _recorded_listing(step.stage_dir, previous)
+            # recorded again with the step when its record is rewritten (a new result)
+            step.listing = shown = _recorded_listing(step.stage_dir, previous)
         if status == "off":
             decision.reason = "cache disabled (--no-cache or --no-cache-filter)"
         elif status == "none":
@@ -179,7 +181,7 @@ class Explainer:
             self._finish(ctx, step, failed)
         finally:
             if step.listing is not None:
-                step.listing.discard()  # kept only when renamed into place
+                step.listing.discard()  # a temporary one: kept only when renamed into place
 
     def _finish(self, ctx: StepContext, step: _Step, failed: bool) -> None:
         if step.decision is None:
@@ -208,8 +210,9 @@ class Explainer:
             "inputs": decision.inputs,
         }
         side = os.path.join(step.stage_dir, f"{step.index}{LISTING_SUFFIX}")
-        if step.listing is not None:
-            record["source_listing"] = step.listing.keep(side)
+        meta = step.listing.keep(side) if step.listing is not None else None
+        if meta is not None:
+            record["source_listing"] = meta
         else:
             with contextlib.suppress(OSError):
                 os.unlink(side)  # a listing of an earlier instruction at this index
@@ -339,10 +342,22 @@ class Listing:
         except BadListing:
             return None
 
-    def keep(self, path: str) -> dict[str, Any]:
-        """Move a temporary listing to ``path``; what the record says of it."""
-        os.replace(self.path, path)
-        self.path, self.temporary = path, False
+    def keep(self, path: str) -> dict[str, Any] | None:
+        """The listing as the file ``path`` (a temporary one is renamed, a recorded one
+        copied unless it is that file already): what the record says of it, None when
+        it could not be copied."""
+        if self.temporary:
+            os.replace(self.path, path)
+            self.path, self.temporary = path, False
+        elif os.path.abspath(self.path) != os.path.abspath(path):
+            try:
+                with (
+                    open(self.path, "rb") as src,
+                    atomic_file(path, mode=0o600, durable=False) as dst,
+                ):
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except OSError:
+                return None
         return {"file": os.path.basename(path), "sha256": self.sha256, "entries": self.entries}
 
     def discard(self) -> None:

@@ -71,3 +71,17 @@ def test_a_path_listed_twice_counts_once(tmp_path: Path) -> None:
     twice = listing(tmp_path, [*WALK, ("app/sub", DIR), ("app/sub/deep", FILE)], 1)
     assert _sources_reason(listing(tmp_path, WALK, 2), twice) == "sources changed"
     assert len(twice.load() or {}) == len(WALK)
+
+
+def test_a_recorded_listing_is_copied_to_another_record(tmp_path: Path) -> None:
+    # a hit on a record filed under another index: the rewritten record gets a copy
+    written = listing(tmp_path, WALK)
+    first = written.keep(str(tmp_path / "3.files"))
+    assert written.keep(str(tmp_path / "3.files")) == first  # that file already
+    recorded = Listing(str(tmp_path / "3.files"), written.sha256, 6, temporary=False)
+    assert recorded.keep(str(tmp_path / "5.files")) == {**(first or {}), "file": "5.files"}
+    assert (tmp_path / "5.files").read_bytes() == (tmp_path / "3.files").read_bytes()
+    recorded.discard()  # not temporary: left alone
+    assert (tmp_path / "3.files").exists()
+    gone = Listing(str(tmp_path / "missing.files"), written.sha256, 6, temporary=False)
+    assert gone.keep(str(tmp_path / "6.files")) is None
