@@ -11,6 +11,7 @@ import fnmatch
 import os
 import posixpath
 import stat
+from collections.abc import Iterator
 
 from ocibuild._record import dataclass
 from ocibuild.dockerfile.ignore import IgnoreMatcher
@@ -114,7 +115,7 @@ class SourceTree:
         # An excluded dir still counts when a ``!`` pattern re-includes something below
         # it (``*`` + ``!src/main.py``: ``COPY src`` copies src/main.py).
         if self.excluded(real) and (
-            not os.path.isdir(host) or self.skip_dir(real) or not self.walk(source)
+            not os.path.isdir(host) or self.skip_dir(real) or self.is_empty(source)
         ):
             return None
         return source
@@ -122,26 +123,47 @@ class SourceTree:
     def walk(self, top: Source) -> list[tuple[str, str, os.stat_result]]:
         """(host path, path relative to ``top``, lstat) for ``top``'s contents, sorted,
         parents first, .dockerignore applied (``top`` itself not included)."""
-        out: list[tuple[str, str, os.stat_result]] = []
+        return list(self.iter_walk(top))
 
-        def visit(host_dir: str, rel_dir: str, ctx_rel: str) -> None:
-            with os.scandir(host_dir) as it:
-                entries = sorted(it, key=lambda e: e.name)
-            for entry in entries:
-                ctx_child = posixpath.join(ctx_rel, entry.name) if ctx_rel else entry.name
-                rel = posixpath.join(rel_dir, entry.name) if rel_dir else entry.name
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    if self.skip_dir(ctx_child):
-                        continue
-                    mark = len(out)
-                    visit(entry.path, rel, ctx_child)
-                    if not self.excluded(ctx_child) or len(out) > mark:
-                        # an excluded dir still comes along when something below is
-                        # re-included (``!dir/file``), as BuildKit's walker does
-                        out.insert(mark, (entry.path, rel, st))
-                elif not self.excluded(ctx_child):
-                    out.append((entry.path, rel, st))
+    def iter_walk(self, top: Source) -> Iterator[tuple[str, str, os.stat_result]]:
+        """:meth:`walk` as a generator: only one directory's entries are held at a time
+        (200,000 files as one list of paths and ``stat_result`` objects took about
+        130 MB), except below an excluded directory, held until something in it is
+        re-included. A directory is listed when the walk reaches it: a caller writing
+        into the tree while it walks must take :meth:`walk`'s snapshot instead."""
+        return self._visit(top.host_path, "", top.ctx_rel)
 
-        visit(top.host_path, "", top.ctx_rel)
-        return out
+    def _visit(
+        self, host_dir: str, rel_dir: str, ctx_rel: str
+    ) -> Iterator[tuple[str, str, os.stat_result]]:
+        with os.scandir(host_dir) as it:
+            entries = sorted(it, key=_name)
+        for entry in entries:
+            name = entry.name
+            ctx_child = ctx_rel + "/" + name if ctx_rel else name
+            rel = rel_dir + "/" + name if rel_dir else name
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                if self.skip_dir(ctx_child):
+                    continue
+                below = self._visit(entry.path, rel, ctx_child)
+                if not self.excluded(ctx_child):
+                    yield entry.path, rel, st
+                    yield from below
+                    continue
+                # an excluded dir still comes along when something below is
+                # re-included (``!dir/file``), as BuildKit's walker does
+                held = list(below)
+                if held:
+                    yield entry.path, rel, st
+                    yield from held
+            elif not self.excluded(ctx_child):
+                yield entry.path, rel, st
+
+    def is_empty(self, top: Source) -> bool:
+        """Nothing of ``top``'s contents is left after .dockerignore."""
+        return next(self.iter_walk(top), None) is None
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name

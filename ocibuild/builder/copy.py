@@ -8,7 +8,7 @@ import posixpath
 import stat
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from typing import Any
 
@@ -24,7 +24,7 @@ from ocibuild.builder.step import StepContext, StepOutcome, fail
 from ocibuild.dockerfile.ignore import IgnoreMatcher, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Heredoc, Instruction
 from ocibuild.errors import OcibuildError
-from ocibuild.fs.copytree import EntryClash, copy_entries
+from ocibuild.fs.copytree import Entry, EntryClash, copy_entries
 from ocibuild.fs.rootpath import resolve_in_root
 from ocibuild.image.layout import import_oci_layout
 from ocibuild.layers.apply import extract_archive
@@ -326,9 +326,13 @@ def copy_source(item: Item, root: str, dest: str, dest_is_dir: bool, plan: CopyP
             plan.dirs.append((target, st))
         elif not os.path.isdir(target):
             raise _not_a_directory(dest)
-        entries = tree.walk(src)
+        # streamed (no list of every file and its stat), unless the copy writes into the
+        # tree it walks (a store inside the context): then a snapshot, taken first
+        snapshot = _inside(target, src.host_path)
+        entries: Iterable[Entry] = tree.walk(src) if snapshot else tree.iter_walk(src)
         if plan.exclude is not None:
-            entries = [e for e in entries if not plan.exclude.matches(e[1])]
+            exclude = plan.exclude
+            entries = (e for e in entries if not exclude.matches(e[1]))
         try:
             copy_entries(entries, target, plan)
         except EntryClash as clash:
@@ -375,6 +379,12 @@ class _ReadingArchive(io.FileIO):
         if self.lines is not None:
             self.lines.update(self.key, self.tell())
         return got
+
+
+def _inside(path: str, top: str) -> bool:
+    """``path`` is ``top`` or below it (both host paths, symlinks resolved)."""
+    path, top = os.path.realpath(path), os.path.realpath(top)
+    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 def _parent_owner(plan: CopyPlan) -> dict[str, int]:

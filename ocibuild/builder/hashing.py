@@ -3,10 +3,16 @@
 Hashing a context must not re-read files that did not change. The stat cache maps a
 file's path (relative to the context) to ``(inode, size, mtime_ns, ctime_ns, sha256)``;
 when a file's lstat still matches, its recorded digest is used without opening it. The
-cache lives in ``ROOT/cache/context/<sha256 of the context path>.json`` and is rewritten
+cache lives in ``ROOT/cache/context/<sha256 of the context path>.stat`` and is rewritten
 (atomically, without fsync: losing it only costs a re-read) at the end of a build when it
 changed. ``ctime`` catches changes that keep size and mtime (``touch -d``, ``chmod``;
 ctime cannot be set from user space).
+
+The file (format 3): a header line, then per file ``path\0ino size mtime_ns ctime_ns
+sha256\0`` (the path as its bytes). It is read and written a megabyte at a time: format
+2, one JSON document, was parsed from one string of the whole file (200,000 files: 26 MB
+of text held next to the 51 MB of entries it parses to). A format-2 file
+(``<name>.json``) is not read; it is removed when the new file is written.
 
 Racy entries: a file modified within the same timestamp tick right after it was hashed
 would keep a matching stat. Entries whose mtime or ctime is not older than
@@ -21,19 +27,22 @@ bits, size, symlink target and content, after .dockerignore. Not covered: mtimes
 from __future__ import annotations
 
 import hashlib
-import json
+import itertools
 import os
 import stat
 import threading
 import time
+from typing import BinaryIO
 
 from ocibuild._record import dataclass
 from ocibuild.builder.context import Source, SourceTree
-from ocibuild.fs.atomic import write_atomic
+from ocibuild.fs.atomic import atomic_file, unlink_quiet
 
 RACY_NS = 20_000_000  # 20 ms
 _READ = 1 << 20
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_SAVE_BATCH = 4096
+_HEADER = b"ocibuild stat cache 3\n"
 
 
 @dataclass
@@ -62,7 +71,8 @@ class StatCache:
 
     def __init__(self, cache_dir: str, context_root: str) -> None:
         name = hashlib.sha256(os.fsencode(os.path.abspath(context_root))).hexdigest()[:32]
-        self.path = os.path.join(cache_dir, "context", name + ".json")
+        self.path = os.path.join(cache_dir, "context", name + ".stat")
+        self._old_path = os.path.join(cache_dir, "context", name + ".json")  # format 2
         self.started_ns = time.time_ns()
         self._lock = threading.Lock()
         # rel -> "ino size mtime_ns ctime_ns digest": one string per file (a 100k-file
@@ -70,12 +80,9 @@ class StatCache:
         self._entries: dict[str, str] = {}
         self._dirty = False
         try:
-            with open(self.path, encoding="utf-8") as f:
-                data = json.load(f)
-            if isinstance(data, dict) and data.get("version") == 2:
-                entries = data.get("files")
-                if isinstance(entries, dict):
-                    self._entries = entries
+            with open(self.path, "rb") as f:
+                if f.read(len(_HEADER)) == _HEADER:
+                    self._entries = _read_entries(f)
         except (OSError, ValueError):
             self._entries = {}
 
@@ -102,14 +109,41 @@ class StatCache:
         return digest
 
     def save(self) -> None:
+        """Rewrite the file when an entry changed, a few thousand entries at a time
+        (200,000 entries as one JSON string, its parts and its UTF-8 copy held about
+        80 MB at once)."""
         with self._lock:
             if not self._dirty:
                 return
-            data = json.dumps({"version": 2, "files": self._entries}, separators=(",", ":"))
             self._dirty = False
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, exist_ok=True)
-        write_atomic(self.path, data, mode=0o600, durable=False)
+            directory = os.path.dirname(self.path)
+            os.makedirs(directory, exist_ok=True)
+            with atomic_file(self.path, mode=0o600, durable=False) as f:
+                f.write(_HEADER)
+                items = iter(self._entries.items())
+                while batch := list(itertools.islice(items, _SAVE_BATCH)):
+                    text = "".join(f"{rel}\0{value}\0" for rel, value in batch)
+                    f.write(text.encode("utf-8", "surrogateescape"))
+        unlink_quiet(self._old_path)
+
+
+def _read_entries(f: BinaryIO) -> dict[str, str]:
+    """The entries after the header: ``path\0value\0`` pairs, read a megabyte at a time;
+    ValueError when the file does not end with a whole pair."""
+    entries: dict[str, str] = {}
+    rest = b""
+    while chunk := f.read(_READ):
+        # a UTF-8 sequence cut at the chunk's end is in the last, unfinished field: it
+        # goes back to bytes unchanged (surrogateescape) before the next chunk is added
+        parts = (rest + chunk).decode("utf-8", "surrogateescape").split("\0")
+        tail = parts.pop()
+        if len(parts) % 2:
+            tail = parts.pop() + "\0" + tail
+        entries.update(zip(parts[::2], parts[1::2], strict=True))
+        rest = tail.encode("utf-8", "surrogateescape")
+    if rest:
+        raise ValueError("stat cache file cut short")
+    return entries
 
 
 def _entry_line(rel: str, st: os.stat_result, content: str) -> bytes:
@@ -131,7 +165,7 @@ def hash_sources(
         st = os.stat(src.host_path)  # COPY follows a source symlink named directly
         if stat.S_ISDIR(st.st_mode):
             h.update(_entry_line(".", st, ""))
-            for host, rel, entry_st in tree.walk(src):
+            for host, rel, entry_st in tree.iter_walk(src):
                 content = _content(src, host, rel, entry_st, cache, counters, follow=False)
                 h.update(_entry_line(rel, entry_st, content))
         else:

@@ -9,6 +9,12 @@ the Dockerfile (absolute path), the stage index and the instruction's index in t
 ``ROOT/cache/explain/<identity>/<index>.json`` and are rewritten, without fsync, after
 each step (a lost one only turns an explanation into "no earlier build").
 
+The listing is not in the record: it is a side file, ``<index>.files`` (NUL-separated
+fields, five per entry, in the walk's order), named with its sha256 in the record. It is
+written as the sources are walked and read only to explain a miss whose sources changed
+(two listings in the walk's order are compared as they are read) or for ``--explain``:
+a COPY of 200,000 files no longer parses, holds and writes tens of MB of JSON per build.
+
 On a miss the current inputs are compared with the record of the last build of that step
 (same index and text; else a record of this stage with the same text, for inserted
 lines; else the same index, whose text then changed), and the first input that differs
@@ -30,8 +36,10 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import stat
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ocibuild._record import dataclass, field
@@ -39,14 +47,17 @@ from ocibuild.builder.cache import image_digest
 from ocibuild.builder.hashing import HashCounters
 from ocibuild.dockerfile.instructions import Copy, Instruction
 from ocibuild.errors import OcibuildError
-from ocibuild.fs.atomic import write_atomic
+from ocibuild.fs.atomic import TMP_PREFIX, atomic_file, mkstemp, unlink_quiet, write_atomic
 from ocibuild.plan import Stage
 
 if TYPE_CHECKING:
     from ocibuild.builder.cache import StepCache
     from ocibuild.builder.step import StepContext
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: the source listing in a side file (a version-1 record is ignored)
+LISTING_SUFFIX = ".files"
+_LISTING_FIELDS = 5  # path, type, permission bits, size, content: each ends with a NUL
+_LISTING_BATCH = 4096  # entries encoded, hashed and written at a time
 _KINDS = {
     stat.S_IFREG: "file",
     stat.S_IFDIR: "dir",
@@ -82,6 +93,7 @@ class _Step:
     stage_dir: str
     decision: Decision | None = None
     previous: dict[str, Any] | None = None
+    listing: Listing | None = None  # this build's source listing (a temporary file)
 
 
 @dataclass
@@ -134,15 +146,17 @@ class Explainer:
         if step is None:
             return
         previous = self._load(step)
-        # what finished() compares: the old record's file listing is not kept through the
-        # step (a COPY of 100k files would hold it, as Python objects, during the copy)
-        step.previous = _header(previous)
+        step.previous = _header(previous)  # what finished() compares
         decision = Decision(status, key=key)
         same_key = previous is not None and previous.get("key") == key
+        shown: Listing | None = None  # the listing --explain shows
         if material is not None and not (status == "hit" and same_key):
             decision.inputs = explain_inputs(ctx, instr, material)
+            step.listing = shown = new_listing(ctx, instr, step.stage_dir, step.index)
         elif material is not None and previous is not None:
             decision.inputs = previous.get("inputs")
+            # recorded again with the step when its record is rewritten (a new result)
+            step.listing = shown = _recorded_listing(step.stage_dir, previous)
         if status == "off":
             decision.reason = "cache disabled (--no-cache or --no-cache-filter)"
         elif status == "none":
@@ -155,12 +169,22 @@ class Explainer:
         if status != "hit":
             ctx.reporter.note(decision.line())
         if self.explain and decision.inputs is not None:
-            ctx.reporter.note(format_inputs(key, decision.inputs))
+            files = shown.load() if shown is not None else None
+            ctx.reporter.note(format_inputs(key, decision.inputs, files))
 
     def finished(self, ctx: StepContext, *, failed: bool = False) -> None:
         """The step ended: record its inputs and result for the next build."""
         step = self._current.pop(ctx.stage_index, None)
-        if step is None or step.decision is None:
+        if step is None:
+            return
+        try:
+            self._finish(ctx, step, failed)
+        finally:
+            if step.listing is not None:
+                step.listing.discard()  # a temporary one: kept only when renamed into place
+
+    def _finish(self, ctx: StepContext, step: _Step, failed: bool) -> None:
+        if step.decision is None:
             return
         result = None if failed else image_digest(ctx.image)
         previous = step.previous
@@ -185,6 +209,13 @@ class Explainer:
             "result": result,
             "inputs": decision.inputs,
         }
+        side = os.path.join(step.stage_dir, f"{step.index}{LISTING_SUFFIX}")
+        meta = step.listing.keep(side) if step.listing is not None else None
+        if meta is not None:
+            record["source_listing"] = meta
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(side)  # a listing of an earlier instruction at this index
         _write_json(step.stage_dir, f"{step.index}.json", record)
         if not self.explain:
             decision.inputs = None  # recorded; nothing reads it again (report: status, reason)
@@ -231,7 +262,8 @@ class Explainer:
         if old.get("epoch") != new.get("epoch"):
             return f"SOURCE_DATE_EPOCH {_epoch_change(old.get('epoch'), new.get('epoch'))}"
         if old.get("sources") != new.get("sources"):
-            return f"{step.keyword} " + _sources_reason(old, new)
+            before = _recorded_listing(step.stage_dir, previous)
+            return f"{step.keyword} " + _sources_reason(before, step.listing)
         if old.get("mounts") != new.get("mounts"):
             return "RUN --mount source changed"
         for name in sorted(set(old) | set(new)):
@@ -259,45 +291,166 @@ class Explainer:
 def explain_inputs(
     ctx: StepContext, instr: Instruction, material: dict[str, Any]
 ) -> dict[str, Any]:
-    """The key's material plus what explains it (not part of the key)."""
+    """The key's material plus what explains it (not part of the key; the source
+    listing of a COPY is apart: :func:`new_listing`)."""
     inputs = dict(material)
     inputs["parent_layers"] = list(ctx.image.diff_ids)
     inputs["parent_config"] = ctx.image.config
-    inputs = dict(json.loads(json.dumps(inputs)))  # as a record reads back (tuples: lists)
-    if isinstance(instr, Copy) and instr.from_ is None and ctx.cache is not None:
-        listing = source_listing(ctx, instr, ctx.cache)  # lists, str and int already:
-        if listing is not None:  # not copied through JSON (100k files: tens of MB)
-            inputs["source_files"] = listing
-    return inputs
+    return dict(json.loads(json.dumps(inputs)))  # as a record reads back (tuples: lists)
 
 
-def source_listing(ctx: StepContext, instr: Copy, cache: StepCache) -> dict[str, list[Any]] | None:
-    """path in the context -> [type, permission bits (octal), size, content]: what the
-    sources' digest covers, file by file (digests come from the stat cache)."""
-    out: dict[str, list[Any]] = {}
-    counters = HashCounters()
-    try:
-        for pattern in (ctx.expand(instr, s) for s in instr.sources):
-            for src in ctx.context.match(pattern):
-                st = os.stat(src.host_path)
-                if stat.S_ISDIR(st.st_mode):
-                    out[src.rel or "."] = _entry(st, "")
-                    for host, rel, entry_st in ctx.context.walk(src):
-                        path = "/".join(p for p in (src.rel, rel) if p)
-                        out[path] = _entry(
-                            entry_st, _content(cache, path, host, entry_st, counters)
+Fields = tuple[str, str, str, str]  # type, permission bits (octal), size, content
+
+
+class Listing:
+    """A source listing in a file: ``path\0type\0mode\0size\0content\0`` per entry,
+    in the order the sources were walked, with the sha256 of the whole file."""
+
+    def __init__(self, path: str, sha256: str, entries: int, temporary: bool) -> None:
+        self.path = path
+        self.sha256 = sha256
+        self.entries = entries
+        self.temporary = temporary
+
+    def read(self) -> Iterator[tuple[str, Fields]]:
+        """(path, fields) per entry; :class:`BadListing` when the file is not the one
+        recorded (missing, changed since, or cut short)."""
+        h = hashlib.sha256()
+        rest = b""
+        try:
+            with open(self.path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                    parts = (rest + chunk).split(b"\0")
+                    rest = parts.pop()
+                    whole = len(parts) - len(parts) % _LISTING_FIELDS
+                    for i in range(0, whole, _LISTING_FIELDS):
+                        path, kind, mode, size, content = (
+                            p.decode("utf-8", "surrogateescape") for p in parts[i : i + 5]
                         )
-                else:
-                    out[src.rel] = _entry(st, _content(cache, src.rel, src.host_path, st, counters))
+                        yield path, (kind, mode, size, content)
+                    rest = b"\0".join([*parts[whole:], rest])
+        except OSError as exc:
+            raise BadListing(str(exc)) from None
+        if rest or h.hexdigest() != self.sha256:
+            raise BadListing(self.path)
+
+    def load(self) -> dict[str, Fields] | None:
+        """The listing as a dict (for ``--explain``), None when it cannot be read."""
+        try:
+            return dict(self.read())
+        except BadListing:
+            return None
+
+    def keep(self, path: str) -> dict[str, Any] | None:
+        """The listing as the file ``path`` (a temporary one is renamed, a recorded one
+        copied unless it is that file already): what the record says of it, None when
+        it could not be copied."""
+        if self.temporary:
+            os.replace(self.path, path)
+            self.path, self.temporary = path, False
+        elif os.path.abspath(self.path) != os.path.abspath(path):
+            try:
+                with (
+                    open(self.path, "rb") as src,
+                    atomic_file(path, mode=0o600, durable=False) as dst,
+                ):
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except OSError:
+                return None
+        return {"file": os.path.basename(path), "sha256": self.sha256, "entries": self.entries}
+
+    def discard(self) -> None:
+        if self.temporary:
+            unlink_quiet(self.path)
+            self.temporary = False
+
+
+class BadListing(Exception):
+    """A recorded listing that cannot be read back as it was written."""
+
+
+def new_listing(ctx: StepContext, instr: Instruction, directory: str, index: int) -> Listing | None:
+    """This step's source listing (a COPY from the context), written as the sources are
+    walked to a temporary file in ``directory``; None for other steps, or when the
+    sources cannot be read (the step reports that itself)."""
+    if not isinstance(instr, Copy) or instr.from_ is not None or ctx.cache is None:
+        return None
+    try:
+        return write_listing(directory, index, source_listing(ctx, instr, ctx.cache))
     except (OcibuildError, OSError):
         return None
-    return out
 
 
-def _entry(st: os.stat_result, content: str) -> list[Any]:
+def write_listing(directory: str, index: int, records: Iterable[tuple[str, Fields]]) -> Listing:
+    """A temporary listing file in ``directory`` holding ``records``, written as they
+    come (removed again when they raise)."""
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = mkstemp(directory, f"{TMP_PREFIX}{index}{LISTING_SUFFIX}-")
+    h = hashlib.sha256()
+    entries = 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            batch: list[str] = []
+            for path, fields in records:
+                batch.append(_listing_text(path, fields))
+                if len(batch) >= _LISTING_BATCH:
+                    entries += _write_batch(f, h, batch)
+            entries += _write_batch(f, h, batch)
+    except BaseException:
+        unlink_quiet(tmp)
+        raise
+    return Listing(tmp, h.hexdigest(), entries, temporary=True)
+
+
+def _listing_text(path: str, fields: Fields) -> str:
+    kind, mode, size, content = fields
+    return f"{path}\0{kind}\0{mode}\0{size}\0{content}\0"
+
+
+def _write_batch(f: Any, h: Any, batch: list[str]) -> int:
+    data = "".join(batch).encode("utf-8", "surrogateescape")
+    h.update(data)
+    f.write(data)
+    n = len(batch)
+    batch.clear()
+    return n
+
+
+def _recorded_listing(directory: str, record: dict[str, Any] | None) -> Listing | None:
+    """The listing a record names (a file next to it), None when it has none."""
+    meta = (record or {}).get("source_listing")
+    if not isinstance(meta, dict):
+        return None
+    name, digest, entries = meta.get("file"), meta.get("sha256"), meta.get("entries")
+    if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
+        return None
+    if not isinstance(digest, str) or not isinstance(entries, int):
+        return None
+    return Listing(os.path.join(directory, name), digest, entries, temporary=False)
+
+
+def source_listing(ctx: StepContext, instr: Copy, cache: StepCache) -> Iterator[tuple[str, Fields]]:
+    """(path in the context, (type, permission bits (octal), size, content)) per source
+    entry, in the walk's order: what the sources' digest covers, file by file (digests
+    come from the stat cache). A path may come twice when two sources overlap."""
+    counters = HashCounters()
+    for pattern in (ctx.expand(instr, s) for s in instr.sources):
+        for src in ctx.context.match(pattern):
+            st = os.stat(src.host_path)
+            if stat.S_ISDIR(st.st_mode):
+                yield src.rel or ".", _entry(st, "")
+                for host, rel, entry_st in ctx.context.iter_walk(src):
+                    path = src.rel + "/" + rel if src.rel else rel
+                    yield path, _entry(entry_st, _content(cache, path, host, entry_st, counters))
+            else:
+                yield src.rel, _entry(st, _content(cache, src.rel, src.host_path, st, counters))
+
+
+def _entry(st: os.stat_result, content: str) -> Fields:
     kind = _KINDS.get(stat.S_IFMT(st.st_mode), "other")
-    size = st.st_size if stat.S_ISREG(st.st_mode) else 0
-    return [kind, _mode_text(stat.S_IMODE(st.st_mode)), size, content]
+    size = str(st.st_size) if stat.S_ISREG(st.st_mode) else "0"
+    return kind, _mode_text(stat.S_IMODE(st.st_mode)), size, content
 
 
 _MODES: dict[int, str] = {}
@@ -328,31 +481,94 @@ def _content(
     return ""
 
 
-def _sources_reason(old: dict[str, Any], new: dict[str, Any]) -> str:
-    before = old.get("source_files")
-    after = new.get("source_files")
-    if not isinstance(before, dict) or not isinstance(after, dict):
+def _sources_reason(before: Listing | None, after: Listing | None) -> str:
+    if before is None or after is None:
         return "source changed"
-    for path in sorted(set(before) | set(after)):
-        a, b = before.get(path), after.get(path)
-        if a == b:
-            continue
-        if a is None:
-            return f"source {path} added"
-        if b is None:
-            return f"source {path} removed"
-        return f"source {path} changed ({_entry_change(a, b)})"
-    return "sources changed"
+    try:
+        found = _first_difference(before.read, after.read)
+    except BadListing:
+        return "source changed"
+    if found is None:
+        return "sources changed"
+    path, a, b = found
+    if a is None:
+        return f"source {path} added"
+    if b is None:
+        return f"source {path} removed"
+    return f"source {path} changed ({_entry_change(a, b)})"
 
 
-def _entry_change(a: list[Any], b: list[Any]) -> str:
+Records = Callable[[], Iterator[tuple[str, Fields]]]
+
+
+class _Unordered(Exception):
+    """A listing not in the walk's order (overlapping or unsorted sources)."""
+
+
+def _first_difference(
+    before: Records, after: Records
+) -> tuple[str, Fields | None, Fields | None] | None:
+    """The first path, in string order, whose entry differs between two listings:
+    (path, before, after), None (absent) on one side when added or removed."""
+    try:
+        return _merged_difference(_ordered(before()), _ordered(after()))
+    except _Unordered:  # read them whole (the last entry of a path counts)
+        old, new = dict(before()), dict(after())
+        for path in sorted(set(old) | set(new)):
+            a, b = old.get(path), new.get(path)
+            if a != b:
+                return path, a, b
+        return None
+
+
+def _ordered(
+    records: Iterator[tuple[str, Fields]],
+) -> Iterator[tuple[tuple[str, ...], str, Fields]]:
+    """(walk key, path, fields); :class:`_Unordered` when a key does not increase. The
+    walk lists a directory's entries by name, parents first: the order of the paths'
+    component tuples (the top of a directory source, ``.``, first)."""
+    last: tuple[str, ...] | None = None
+    for path, fields in records:
+        key = () if path == "." else tuple(path.split("/"))
+        if last is not None and key <= last:
+            raise _Unordered
+        last = key
+        yield key, path, fields
+
+
+def _merged_difference(
+    before: Iterator[tuple[tuple[str, ...], str, Fields]],
+    after: Iterator[tuple[tuple[str, ...], str, Fields]],
+) -> tuple[str, Fields | None, Fields | None] | None:
+    """:func:`_first_difference` of two listings in the walk's order, read side by side
+    (both to their ends: each is checked against its digest when it ends)."""
+    best: tuple[str, Fields | None, Fields | None] | None = None
+    a, b = next(before, None), next(after, None)
+    while a is not None or b is not None:
+        found: tuple[str, Fields | None, Fields | None] | None
+        if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
+            found = (a[1], a[2], None)
+            a = next(before, None)
+        elif a is None or b[0] < a[0]:
+            found = (b[1], None, b[2])
+            b = next(after, None)
+        else:
+            found = None if a[2] == b[2] else (a[1], a[2], b[2])
+            a, b = next(before, None), next(after, None)
+        if found is not None and (best is None or found[0] < best[0]):
+            best = found
+    return best
+
+
+def _entry_change(a: Fields, b: Fields) -> str:
     if a[0] != b[0]:
         return f"type {a[0]} -> {b[0]}"
     parts = []
     if a[1] != b[1]:
         parts.append(f"mode {a[1]} -> {b[1]}")
     if a[3] != b[3]:
-        if str(a[3]).startswith("link:"):
+        if a[3].startswith("link:"):
             parts.append(f"symlink target {a[3][5:]} -> {b[3][5:]}")
         elif a[2] != b[2]:
             parts.append(f"content, {a[2]} -> {b[2]} bytes")
@@ -388,8 +604,10 @@ def _clip(text: str, width: int = 60) -> str:
 
 
 # -- --explain ------------------------------------------------------------------------------------
-def format_inputs(key: str | None, inputs: dict[str, Any]) -> str:
-    """The cache-key inputs of one step, for ``--explain``."""
+def format_inputs(
+    key: str | None, inputs: dict[str, Any], files: dict[str, Fields] | None = None
+) -> str:
+    """The cache-key inputs of one step, for ``--explain`` (``files``: its source listing)."""
     lines = [f"key {key}"]
     for name in (
         "parent",
@@ -407,8 +625,7 @@ def format_inputs(key: str | None, inputs: dict[str, Any]) -> str:
     layers = inputs.get("parent_layers") or []
     lines.append(f"  parent layers ({len(layers)}): " + " ".join(d[7:19] for d in layers))
     lines.append(f"  parent config: {json.dumps(inputs.get('parent_config'), sort_keys=True)}")
-    files = inputs.get("source_files")
-    if isinstance(files, dict):
+    if files is not None:
         lines.append(f"  source files ({len(files)}):")
         for path, (kind, mode, size, content) in sorted(files.items()):
             shown = content[7:19] if str(content).startswith("sha256:") else content

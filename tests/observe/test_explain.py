@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import Ocibuild
 from tests.observe.conftest import decision
@@ -140,3 +141,47 @@ def test_build_args_and_the_cache_as_buildkit(
     out = ocb.build(context, "--build-arg", "V=2").stderr  # G unset: still unseen
     assert decision(out, "RUN echo after-v") == "HIT"
     assert decision(out, "COPY f /w-$V/f") == "HIT"
+
+
+def copy_records(ocb: Ocibuild, context: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The explain records of this context's COPY steps, with their paths."""
+    found = []
+    for path in (Path(ocb.root) / "cache" / "explain").rglob("*.json"):
+        record = json.loads(path.read_text())
+        if record["text"].startswith("COPY") and record["dockerfile"].startswith(str(context)):
+            found.append((path, record))
+    return found
+
+
+def test_the_listing_is_a_side_file_read_to_explain(
+    ocb: Ocibuild, base_image: str, context: Path
+) -> None:
+    (context / "Dockerfile").write_text(f"FROM {base_image}\nCOPY app /app\n")
+    (context / "app" / "sub").mkdir(parents=True)
+    (context / "app" / "sub" / "deep").write_text("deep\n")
+    (context / "app" / "sub.txt").write_text("txt\n")
+    ocb.build(context)
+    ((path, record),) = copy_records(ocb, context)
+    # the record names its listing; the listing is not in it
+    assert "source_files" not in path.read_text()
+    side = path.parent / record["source_listing"]["file"]
+    assert side.read_bytes().startswith(b"app\0dir\0")
+    assert record["source_listing"]["entries"] == 4
+    # two changes: the first in string order is named ("app/sub.txt" < "app/sub/deep")
+    # although the walk lists app/sub/deep first
+    (context / "app" / "sub" / "deep").write_text("deeper\n")
+    os.chmod(context / "app" / "sub.txt", 0o600)
+    out = ocb.build(context).stderr
+    assert decision(out, "COPY") == "MISS: COPY source app/sub.txt changed (mode 0644 -> 0600)"
+    # --explain on a hit shows the recorded listing
+    out = ocb.build(context, "--explain").stderr
+    assert decision(out, "COPY") == "HIT"
+    assert "    source files (4):" in out
+    assert "      app/sub/deep file 0644 7 " in out
+    # a listing that is not the one recorded explains no more than "source changed"
+    ((path, record),) = copy_records(ocb, context)
+    side = path.parent / record["source_listing"]["file"]
+    side.write_bytes(side.read_bytes().replace(b"0600", b"0644"))
+    os.chmod(context / "app" / "sub.txt", 0o640)
+    assert decision(ocb.build(context).stderr, "COPY") == "MISS: COPY source changed"
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp-")]
