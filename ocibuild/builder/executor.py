@@ -6,7 +6,6 @@ import signal
 import threading
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from ocibuild._record import dataclass, field
@@ -78,7 +77,12 @@ class BuildResult:
 
 
 def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """``2006-01-02T15:04:05Z`` in UTC (whole seconds; no datetime import at start-up)."""
+    t = time.gmtime(epoch)
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}Z"
+    )
 
 
 def execute(

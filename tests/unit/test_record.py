@@ -149,3 +149,16 @@ def test_a_cached_build_imports_only_what_it_uses() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_the_loop_init_and_the_compiled_one_agree(frozen: bool) -> None:
+    """The first instances are made by the generic __init__, the later ones by the compiled
+    one: both give what the standard decorator gives."""
+    std, ours = _pair(frozen)
+    calls = [((1,), {}), ((1, "y"), {}), ((1,), {"c": (2,), "e": 7}), ((), {"a": 3, "b": "z"})]
+    for n in range(_record.COMPILE_AFTER + 8):
+        args, kwargs = calls[n % len(calls)]
+        assert _seen(std(*args, **kwargs)) == _seen(ours(*args, **kwargs)), n
+    with pytest.raises(TypeError, match="multiple values"):
+        ours(1, a=2)
