@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 from ocibuild import _record
 from ocibuild.dockerfile.expand import go_quote
@@ -73,11 +72,30 @@ _STAGE_NAME = re.compile(r"[a-z][a-z0-9_.-]*")
 _ONBUILD_PREFIX = re.compile(r"^[\t\n\f\r ]*ONBUILD[\t\n\f\r ]*", re.IGNORECASE)
 
 
-class _Base(NamedTuple):
-    pos: Position
-    keyword: str
-    original: str
-    flags: tuple[Flag, ...]
+class _Base(tuple[Position, str, str, tuple[Flag, ...]]):
+    """(pos, keyword, original, flags), unpacked into every instruction (``*b``). A
+    tuple with properties, not a NamedTuple: that one compiles its methods at import."""
+
+    __slots__ = ()
+
+    def __new__(cls, pos: Position, keyword: str, original: str, flags: tuple[Flag, ...]) -> _Base:
+        return tuple.__new__(cls, (pos, keyword, original, flags))
+
+    @property
+    def pos(self) -> Position:
+        return self[0]
+
+    @property
+    def keyword(self) -> str:
+        return self[1]
+
+    @property
+    def original(self) -> str:
+        return self[2]
+
+    @property
+    def flags(self) -> tuple[Flag, ...]:
+        return self[3]
 
 
 _Builder = Callable[[Node, _Base, tuple[RawHeredoc, ...]], Instruction]
