@@ -6,7 +6,9 @@ D = "FROM {debian}\n"
 CASES = [
     Case(
         "debian_useradd_and_app",
-        D + "RUN useradd -m -u 1234 -s /bin/bash bob && "
+        # SOURCE_DATE_EPOCH: useradd writes the day of the change into /etc/shadow (a
+        # golden recorded one day would differ the next: shadow 4.9+ reads the variable)
+        D + "RUN SOURCE_DATE_EPOCH=1700000000 useradd -m -u 1234 -s /bin/bash bob && "
         "install -d -o bob -g bob /home/bob/app\n"
         "WORKDIR /home/bob/app\nCOPY --chown=bob:bob app/ ./\nUSER bob\n"
         'RUN ./run.sh > out.txt\nCMD ["./run.sh"]\n',
