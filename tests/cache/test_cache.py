@@ -9,10 +9,13 @@ from pathlib import Path
 from tests.cache.conftest import by_instruction, trace
 from tests.conftest import Ocibuild
 
+# The first RUN also writes a random stamp: a re-run makes a new layer. (Without it, a
+# re-run in the same second as the first run makes a byte-identical layer, tar mtimes
+# being whole seconds, and the steps after it, keyed by their parent's content, hit.)
 DOCKERFILE = """\
 FROM base:test
 ARG FLAVOUR=plain
-RUN echo first-$((1+1)) > /first && echo first-$((1+1))
+RUN echo first-$((1+1)) > /first && echo first-$((1+1)) && cat /proc/sys/kernel/random/uuid > /stamp
 COPY app/ /app/
 RUN echo "second-$((2+1)) $FLAVOUR" && cat /app/a.txt > /copied
 ENV DONE=1
