@@ -30,7 +30,6 @@ mypy sees the standard module (``TYPE_CHECKING``), so type checking is unchanged
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -166,7 +165,7 @@ def _collect(cls: type) -> tuple[Field, ...]:
             raise TypeError(f"{cls.__qualname__}.{name}: InitVar is not supported here")
         if kind == "ClassVar":
             continue
-        value = _own_field(cls.__dict__.get(name, MISSING))
+        value = cls.__dict__.get(name, MISSING)
         f = value if isinstance(value, Field) else Field(default=value)
         f.name, f.type = name, annotation
         if f.default is not MISSING and type(f.default).__hash__ is None:
@@ -183,19 +182,6 @@ def _collect(cls: type) -> tuple[Field, ...]:
         if isinstance(value, Field) and name not in own:
             raise TypeError(f"{name!r} is a field but has no type annotation")
     return tuple(found.values())
-
-
-def _own_field(value: Any) -> Any:
-    """A ``dataclasses.field(...)`` written in a class body, as this module's Field."""
-    std = sys.modules.get("dataclasses")  # (if nobody imported it, nobody made one)
-    if std is None or not isinstance(value, std.Field):
-        return value
-
-    def mine(v: Any) -> Any:
-        return MISSING if v is std.MISSING else v
-
-    return Field(mine(value.default), mine(value.default_factory), value.init, value.repr,
-                 bool(value.compare))  # fmt: skip
 
 
 def _record(cls: type[_T], frozen: bool) -> type[_T]:

@@ -19,7 +19,7 @@ from ocibuild.builder.source import check_stage_platforms
 from ocibuild.dockerfile.ignore import IgnoreMatcher, find_ignore_file, load_patterns
 from ocibuild.dockerfile.instructions import Copy, Dockerfile, From, Instruction, Run
 from ocibuild.dockerfile.parser import parse
-from ocibuild.errors import DockerfileError, Interrupted, OcibuildError
+from ocibuild.errors import DockerfileError, Interrupted, OcibuildError, closest
 from ocibuild.image.model import ImageConfig
 from ocibuild.image.store import Store, normalize_tag
 from ocibuild.observe.log import Reporter, SilentReporter, StepBufferingReporter
@@ -198,10 +198,7 @@ def apply_build_contexts(df: Dockerfile, contexts: Mapping[str, str]) -> Dockerf
 
 
 def _close(word: str, names: Sequence[str]) -> str | None:
-    import difflib  # (only for an error's hint: not imported by every build)
-
-    found = difflib.get_close_matches(word.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
-    return found[0] if found else None
+    return closest(word.lower(), [n.lower() for n in names])
 
 
 def check_target(df: Dockerfile, target: str | None) -> None:

@@ -7,6 +7,8 @@ comes from a Dockerfile, the position and the source line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ocibuild._record import dataclass
 
 
@@ -123,3 +125,12 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(f"interrupted by signal {signum}")
         self.exit_code = 128 + signum
+
+
+def closest(word: str, names: Sequence[str]) -> str | None:
+    """The name a typo most likely meant (difflib, ratio >= 0.6), for an error's "did you
+    mean" hint; ``difflib`` is imported only when an error asks."""
+    import difflib
+
+    found = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    return found[0] if found else None

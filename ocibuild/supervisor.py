@@ -73,9 +73,7 @@ def _child(fn: Callable[[], int], parent_alive: int) -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
+        _flush()
         os._exit(code)
 
 
@@ -118,8 +116,13 @@ def supervised(fn: Callable[[], int], *, exit_now: bool = False) -> int:
     code = os.waitstatus_to_exitcode(status)
     code = 128 - code if code < 0 else code
     if exit_now:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
+        _flush()
         os._exit(code)
     return code
+
+
+def _flush() -> None:
+    """What Python would write at exit; ``os._exit`` does not."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()

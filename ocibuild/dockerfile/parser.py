@@ -9,7 +9,7 @@ unexpanded; errors carry the position, the source line(s), the instruction and a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from ocibuild import _record
 from ocibuild.dockerfile.expand import go_quote
@@ -49,7 +49,7 @@ from ocibuild.dockerfile.lexer import (
 )
 from ocibuild.dockerfile.mounts import parse_mount_flag
 from ocibuild.dockerfile.words import Node, go_trim, parse_node
-from ocibuild.errors import DockerfileError, Position
+from ocibuild.errors import DockerfileError, Position, closest
 
 KEYWORDS = (
     "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
@@ -164,8 +164,8 @@ def _build(node: Node, pos: Position, heredocs: tuple[RawHeredoc, ...]) -> Instr
     keyword = node.value.upper()
     builder = _BUILDERS.get(keyword)
     if builder is None:
-        close = _close_matches(keyword, KEYWORDS, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(KEYWORDS)
+        close = closest(keyword, KEYWORDS)
+        hint = f"did you mean {close}?" if close else "known: " + ", ".join(KEYWORDS)
         raise DockerfileError(f"unknown instruction: {node.value}", hint=hint)
     flags = tuple(_flag(f) for f in node.flags)
     if keyword not in ("STOPSIGNAL", "HEALTHCHECK"):  # BuildKit checks these two itself
@@ -186,9 +186,9 @@ def check_flags(keyword: str, raw_flags: list[str]) -> None:
         name, eq, value = raw[2:].partition("=")
         kind = spec.get(name)
         if kind is None:
-            close = _close_matches(name, list(spec), n=1, cutoff=0.6)
+            close = closest(name, list(spec))
             if close:
-                hint = f"did you mean --{close[0]}?"
+                hint = f"did you mean --{close}?"
             elif spec:
                 hint = f"{keyword} accepts " + ", ".join(f"--{k}" for k in spec)
             else:
@@ -599,10 +599,3 @@ def parse_trigger(text: str, pos: Position, escape: str = "\\") -> tuple[Instruc
             )
         out.append(_record.replace(inst, pos=pos))
     return tuple(out)
-
-
-def _close_matches(word: str, choices: Sequence[str], n: int, cutoff: float) -> list[str]:
-    """``difflib.get_close_matches``, imported only for an error's "did you mean"."""
-    import difflib
-
-    return difflib.get_close_matches(word, choices, n=n, cutoff=cutoff)

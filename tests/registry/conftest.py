@@ -59,18 +59,29 @@ def any_registry(request: pytest.FixtureRequest) -> Registry:
     return reg
 
 
-@pytest.fixture
-def fresh_registry(tmp_path: Path) -> Iterator[Registry]:
-    """A registry of its own (to be stopped mid-test)."""
+def _own_registry(work: Path, *, htpasswd: bool) -> Iterator[Registry]:
     require_tool("docker-registry")
-    work = tmp_path / "reg"
+    if htpasswd:
+        require_tool("htpasswd")
     work.mkdir()
-    reg = Registry(work, htpasswd=False)
+    reg = Registry(work, htpasswd=htpasswd)
     reg.start()
     try:
         yield reg
     finally:
         reg.stop()
+
+
+@pytest.fixture
+def fresh_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A registry of its own (to be stopped mid-test)."""
+    yield from _own_registry(tmp_path / "reg", htpasswd=False)
+
+
+@pytest.fixture
+def fresh_auth_registry(tmp_path: Path) -> Iterator[Registry]:
+    """A registry with htpasswd of its own: none of the session's pushes are in it."""
+    yield from _own_registry(tmp_path / "authreg", htpasswd=True)
 
 
 # -- a registry we control, for faults ---------------------------------------------------

@@ -19,7 +19,7 @@ from ocibuild.registry.auth import Credentials
 from ocibuild.registry.errors import RegistryError
 from ocibuild.registry.progress import NoProgress
 from ocibuild.registry.push import PushResult, _Pipe, push
-from tests.conftest import Ocibuild, require_tool
+from tests.conftest import Ocibuild
 from tests.registry.server import PASSWORD, USER, Registry
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"}
@@ -120,21 +120,6 @@ def test_built_layers_stream_to_every_registry_with_the_same_digest(
         assert _blob_of(fresh_registry.host, "stream/b", digest) == _blob_of(
             registry.host, "stream/a", digest
         )
-
-
-@pytest.fixture
-def fresh_auth_registry(tmp_path: Path) -> Iterator[Registry]:
-    """A registry with htpasswd of its own: none of the session's pushes are in it."""
-    require_tool("docker-registry")
-    require_tool("htpasswd")
-    work = tmp_path / "authreg"
-    work.mkdir()
-    reg = Registry(work, htpasswd=True)
-    reg.start()
-    try:
-        yield reg
-    finally:
-        reg.stop()
 
 
 def test_a_registry_with_credentials_takes_the_streamed_body(

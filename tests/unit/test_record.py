@@ -13,17 +13,17 @@ from ocibuild import _record
 
 
 def _pair(frozen: bool) -> tuple[type[Any], type[Any]]:
-    def body() -> dict[str, Any]:
+    def body(field: Any) -> dict[str, Any]:
         return {
             "__annotations__": {"a": "int", "b": "str", "c": "tuple[int]", "d": "int", "e": "int"},
             "b": "x",
-            "c": dataclasses.field(default_factory=tuple),
-            "d": dataclasses.field(default=4, init=False),
-            "e": dataclasses.field(default=5, repr=False, compare=False),
+            "c": field(default_factory=tuple),
+            "d": field(default=4, init=False),
+            "e": field(default=5, repr=False, compare=False),
         }
 
-    std = dataclasses.dataclass(frozen=frozen)(type("Std", (), body()))
-    ours = _record.dataclass(frozen=frozen)(type("Ours", (), body()))
+    std = dataclasses.dataclass(frozen=frozen)(type("Std", (), body(dataclasses.field)))
+    ours = _record.dataclass(frozen=frozen)(type("Ours", (), body(_record.field)))
     return std, ours
 
 
