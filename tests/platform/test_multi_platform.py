@@ -43,6 +43,28 @@ def _file_in_layers(layout: Path, manifest: dict[str, Any], name: str) -> bytes:
     raise AssertionError(f"{name} in no layer")
 
 
+def _inspect(skopeo: str, ref: str) -> Any:
+    raw = subprocess.run(
+        [skopeo, "inspect", "--raw", "--tls-verify=false", ref], capture_output=True, check=True
+    ).stdout
+    return json.loads(raw)
+
+
+def _why_pushed_differs(
+    skopeo: str, name: str, pushed: Any, index: Any, out: Path, stderr: str
+) -> str:
+    """The manifests behind a pushed index that differs from the exported one, side by
+    side with the exported ones, and the build's output: what a failure needs to be read."""
+    repo = name.rsplit(":", 1)[0]
+    lines = []
+    for desc in pushed.get("manifests", []):
+        manifest = _inspect(skopeo, f"docker://{repo}@{desc['digest']}")
+        lines.append(f"pushed {desc.get('platform')}: {json.dumps(manifest)}")
+    for desc in index["manifests"]:
+        lines.append(f"exported {desc['platform']}: {json.dumps(_json(out, desc['digest']))}")
+    return "\n".join([*lines, "build output:", stderr])
+
+
 def test_two_platforms_make_one_index(
     ocb: Ocibuild, multi_registry: str, context: Path, tmp_path: Path
 ) -> None:
@@ -84,12 +106,8 @@ def test_two_platforms_make_one_index(
     assert "index of 2 platforms" in r.stderr
     # pushed: the registry serves the same index
     skopeo = require_tool("skopeo")
-    raw = subprocess.run(
-        [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{name}"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    assert json.loads(raw) == index
+    pushed = _inspect(skopeo, f"docker://{name}")
+    assert pushed == index, _why_pushed_differs(skopeo, name, pushed, index, out, r.stderr)
     # and a pull for arm64 gets the arm64 image built here
     pulled = ocb("pull", "--platform", "linux/arm64", name).stdout.strip().splitlines()[-1]
     arm_manifest = _json(out, index["manifests"][1]["digest"])
