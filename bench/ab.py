@@ -67,6 +67,20 @@ def step_phases(trace: Path) -> dict[str, float]:
     return out
 
 
+def own_share(trace: Path) -> float | None:
+    """ocibuild's own share of the big-run workload's 300 MB step (prepare, diff, hash,
+    write, cleanup over the step's time; as ``bench.big_layer_check``), or None."""
+    records = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+    step = next((r for r in records if str(r.get("instruction", "")).startswith(BIG)), None)
+    if step is None:
+        return None
+    own = sum(float(step[f"{k}_seconds"]) for k in ("prepare", "diff", "hash", "write", "cleanup"))
+    return own / float(step["seconds"])
+
+
+BIG = "RUN mkdir -p /big"
+
+
 def summary(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
@@ -130,6 +144,9 @@ def main() -> int:
                 got[name]["cold"].append(timed(cold, src, log, got[name]["cold cpu"]))
                 for key, value in step_phases(trace).items():
                     phases[name].setdefault(key, []).append(value)
+                share = own_share(trace)
+                if share is not None:
+                    phases[name].setdefault("own share %", []).append(100 * share)
                 got[name]["cached"].append(
                     timed([*argv, str(ctx)], src, log, got[name]["cached cpu"])
                 )

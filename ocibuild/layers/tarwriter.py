@@ -30,13 +30,19 @@ from ocibuild.layers import tarheader as th
 
 CHUNK = 1 << 20
 _SMALL_FILE = 256 << 10
+SINK_FILE = 8 << 20  # from this size, a sink with ``write_file`` reads the file itself
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 TreeMode = Literal["upper", "plain"]
 
 
 class Writable(Protocol):
-    """Anything with ``write``; data passed in is not retained after the call returns."""
+    """Anything with ``write``. ``write`` gets either a buffer the writer never touches
+    again, or a memoryview of a buffer it reuses (a sink that keeps data past the call
+    copies those). A sink that also has ``write_file(fd, size, rel)`` gets the open
+    descriptor of every file of ``SINK_FILE`` bytes or more instead of its content, and
+    owns it from then on: it must read ``size`` bytes from offset 0, in stream order,
+    and close it (``layers/diff.py`` hashes such files on its own thread)."""
 
     def write(self, data: bytes | bytearray | memoryview, /) -> object: ...
 
@@ -257,16 +263,23 @@ class _TreeWriter:
                         break
                     data += more
                 if len(data) != size:
-                    raise _shrunk(rel)
+                    raise shrunk(rel)
                 self.emit(data + th.padding(size))
                 return
             self.flush()
+            write_file = getattr(self.out, "write_file", None)
+            if write_file is not None and size >= SINK_FILE:  # read by the sink (diff.py)
+                write_file(fd, size, rel)
+                fd = -1  # the sink's now
+                self.stats.tar_bytes += size
+                self.emit(th.padding(size))
+                return
             view = memoryview(self.chunk)
             left = size
             while left:
                 n = os.readv(fd, [view[: min(left, CHUNK)]])
                 if n == 0:
-                    raise _shrunk(rel)
+                    raise shrunk(rel)
                 started = perf_counter()
                 self.out.write(view[:n])
                 self.stats.sink_seconds += perf_counter() - started
@@ -274,10 +287,11 @@ class _TreeWriter:
             self.stats.tar_bytes += size
             self.emit(th.padding(size))
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
 
 
-def _shrunk(rel: bytes) -> LayerError:
+def shrunk(rel: bytes) -> LayerError:
     return LayerError(
         f"{rel.decode(errors='replace')}: file shrank while being archived",
         hint="make sure nothing writes into the tree while its layer is being computed",
