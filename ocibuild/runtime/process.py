@@ -202,7 +202,9 @@ def run_process(
     stop = _kill_on_cancel(runner, container_id, cancel) if isinstance(runner, Runner) else None
     try:
         if stdin is not None and isinstance(runner, Runner):
-            status = runner.run(bundle, container_id, on_output=output, stdin=stdin)
+            status = runner.run(
+                bundle, container_id, on_output=output, stdin=stdin, terminal=process.terminal
+            )
         else:
             if stdin is not None:
                 reporter.info(f"warning: standard input is not passed to {runner.describe()}")

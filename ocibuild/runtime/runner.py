@@ -71,8 +71,11 @@ class Runner:
     def log_path(self, bundle: str) -> str:
         return os.path.join(bundle, LOG_NAME)
 
-    def command(self, bundle: str, container_id: str) -> list[str]:
+    def command(
+        self, bundle: str, container_id: str, *, console_socket: str | None = None
+    ) -> list[str]:
         """The exact command line ``run`` executes (for logs and ``--keep-failed``)."""
+        console = ["--console-socket", console_socket] if console_socket else []
         return [
             *self._base(),
             "--log",
@@ -80,6 +83,7 @@ class Runner:
             "--log-format",
             "json",
             "run",
+            *console,
             "--bundle",
             bundle,
             container_id,
@@ -92,9 +96,12 @@ class Runner:
         *,
         on_output: Callable[[bytes], None],
         stdin: int | None = None,
+        terminal: bool = False,
     ) -> int:
         """Run the bundle; returns the exit status (128+N when killed by signal N).
         ``stdin``: a file descriptor the process reads (``ocibuild run``); else /dev/null.
+        ``terminal``: the bundle gives the process a terminal; crun then hands its master
+        end over and ocibuild relays it (``runtime/console.py``), runc relays its own.
 
         Raises RuntimeFailure when the runtime itself could not start the container.
         """
@@ -104,17 +111,29 @@ class Runner:
         log = self.log_path(bundle)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(log)
-        argv = self.command(bundle, container_id)
+        console = None
+        if terminal and is_crun(self.runtime):
+            from ocibuild.runtime.console import ConsoleSocket
+
+            console = ConsoleSocket()
+        argv = self.command(bundle, container_id, console_socket=console.path if console else None)
         proc: subprocess.Popen[bytes] | None = None
+        master: int | None = None
         try:
             # A Ctrl-C or SIGTERM during the spawn (its at-fork hooks run Python code) is
             # raised once the runtime is started, here, where the abort below sees it.
             with interrupts.deferred():
-                proc = self._spawn(argv, stdin)
+                proc = self._spawn(argv, None if console else stdin)
                 with _running_lock:
                     _running[container_id] = self
             assert proc.stdout is not None
             fd = proc.stdout.fileno()
+            if console is not None:
+                from ocibuild.runtime.console import relay
+
+                master = console.receive(fd, on_output)
+                if master is not None:
+                    relay(master, stdin, on_output)
             while chunk := os.read(fd, _CHUNK):
                 on_output(chunk)
             rc = proc.wait()
@@ -127,6 +146,10 @@ class Runner:
                 _running.pop(container_id, None)
             if proc is not None and proc.stdout is not None:
                 proc.stdout.close()
+            if master is not None:
+                os.close(master)
+            if console is not None:
+                console.close()
         self._cleanup(container_id)
         errors = _log_errors(log)
         if errors:
