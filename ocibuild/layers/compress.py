@@ -30,7 +30,7 @@ Decisions:
   digest differs simply uploads the new blob).
 * The two sha256 of a gzip ``DigestingSink`` on more than one thread (input: the diffID,
   output: the blob digest) run on threads of their own, fed with ParallelGzip's
-  immutable 1 MiB blocks and its output (``_OrderedHash``; hashlib releases the GIL), so
+  immutable 1 MiB blocks and its output (``OrderedHash``; hashlib releases the GIL), so
   the thread writing the tar only generates it and cuts blocks (one copy per block).
   On the push of a 204 MB Debian root (2 cores, loaded, one run each): export 1.09 s ->
   0.70 s. CPU seconds of the whole push, in-process: deflate 0.4-0.45, tar + feed
@@ -241,19 +241,28 @@ class ParallelGzip:
         return bytes(out)
 
 
-class _OrderedHash:
+class OrderedHash:
     """sha256 of immutable chunks, in order, on a thread of its own (hashlib releases the
     GIL on large updates): the thread making the stream no longer spends its time hashing.
-    At most ``depth`` chunks wait; ``hexdigest`` waits for all of them."""
+    ``feed(fn, *args)`` queues ``fn(hash, *args)`` in the same order (``layers/diff.py``
+    reads big files into the hash there). ``h``: a hash to continue. At most ``depth``
+    items wait; ``hexdigest`` waits for all of them; an item's error is raised by the
+    call that collects it (a later ``update``/``feed``, or ``hexdigest``)."""
 
-    def __init__(self, depth: int = 8) -> None:
-        self._h = hashlib.sha256()
+    def __init__(self, depth: int = 8, h: hashlib._Hash | None = None) -> None:
+        self._h = h if h is not None else hashlib.sha256()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
         self._pending: deque[Future[None]] = deque()
         self._depth = depth
 
-    def update(self, chunk: bytes) -> None:
-        self._pending.append(self._pool.submit(self._h.update, chunk))
+    def update(self, chunk: bytes | bytearray) -> None:
+        self._queue(self._h.update, chunk)
+
+    def feed(self, fn: Callable[..., None], *args: object) -> None:
+        self._queue(fn, self._h, *args)
+
+    def _queue(self, fn: Callable[..., None], *args: object) -> None:
+        self._pending.append(self._pool.submit(fn, *args))
         while self._pending and (self._pending[0].done() or len(self._pending) > self._depth):
             self._pending.popleft().result()
 
@@ -307,7 +316,7 @@ class DigestingSink:
         if compression == "gzip":
             gzip_level = GZIP_LEVEL if level is None else level
             if workers > 1:
-                self._in = _OrderedHash()
+                self._in = OrderedHash()
                 self._hash_input = False
                 self._comp = ParallelGzip(gzip_level, workers, tap=self._in.update)
             else:
@@ -318,7 +327,7 @@ class DigestingSink:
             self._comp = None
         self._out: _Hash = self._in
         if self._comp is not None:
-            self._out = _OrderedHash() if isinstance(self._in, _OrderedHash) else hashlib.sha256()
+            self._out = OrderedHash() if isinstance(self._in, OrderedHash) else hashlib.sha256()
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
         if self._closed:
@@ -354,7 +363,7 @@ class DigestingSink:
             self._out.hexdigest()
         finally:
             for h in (self._in, self._out):
-                if isinstance(h, _OrderedHash):
+                if isinstance(h, OrderedHash):
                     h.close()
         self._closed = True
 

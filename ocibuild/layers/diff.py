@@ -9,8 +9,8 @@ writer hands over the big file's descriptor (``write_file``), and that thread re
 with ``preadv`` in 16 MiB parts: hashlib and the reads release the interpreter lock, and
 parts that large need the lock back only about twenty times for 300 MB (1 MiB parts
 copied to the thread waited for it up to 5 ms each time, behind the walking thread, and
-were no faster than one thread). Memory stays bounded: one 16 MiB buffer, at most
-``MAX_PENDING`` bytes of tar stream and ``MAX_FILES`` descriptors waiting to be hashed.
+were no faster than one thread). Memory stays bounded: one 16 MiB buffer and at most
+``QUEUE`` items (stream buffers of about 1 MiB, or descriptors) waiting to be hashed.
 A layer without a big file (most RUN steps) is hashed in the caller's thread as before.
 """
 
@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
-from collections import deque
-from collections.abc import Callable
 
 from ocibuild._record import dataclass
 from ocibuild.errors import LayerError
+from ocibuild.layers.compress import OrderedHash
 from ocibuild.layers.tarwriter import TreeStats, shrunk, write_tree
 
 
@@ -38,94 +36,67 @@ class LayerDigest:
     empty: bool
 
 
-MAX_PENDING = 16 << 20  # bytes of tar stream queued for the hash
-MAX_FILES = 8  # descriptors queued for the hash
+QUEUE = 16  # tar stream buffers (about 1 MiB each) and big files queued for the hash
 _PART = 16 << 20
 
 
 class TreeDigest:
     """A :class:`~ocibuild.layers.tarwriter.Writable` that sha256es what it is given, in
-    order: in the caller's thread until the first big file, then on a thread of its own
-    (a layer without a big file, as most RUN steps make, costs no thread and no buffer).
-    There ``write`` keeps ``data`` (the tree writer never touches
-    a buffer again once written; a memoryview is copied); ``write_file`` takes ownership
-    of an open descriptor and hashes its first ``size`` bytes there. :meth:`close` waits
-    for the thread and raises the first error (a file that shrank, a read error) as a
-    LayerError; ``wait_seconds`` is the time the writer spent waiting for the hash."""
+    order: in the caller's thread until the first big file, then on the thread of an
+    :class:`~ocibuild.layers.compress.OrderedHash` that continues the same hash (a layer
+    without a big file, as most RUN steps make, costs no thread and no buffer). There
+    ``write`` keeps ``data`` (the tree writer never touches a written buffer again; a
+    memoryview is copied), and ``write_file`` hands an open descriptor over: the thread
+    hashes its first ``size`` bytes and closes it. :meth:`close` raises the first error
+    (a file that shrank, a read error) as a LayerError, unless ``quiet``."""
 
     def __init__(self) -> None:
         self._h = hashlib.sha256()
         self.size = 0
-        self.wait_seconds = 0.0
-        self._items: deque[tuple[bytes | bytearray | None, int, int, bytes]] = deque()
-        self._pending = 0  # bytes of buffers queued, not yet hashed
-        self._files = 0  # descriptors queued, not yet hashed
-        self._cond = threading.Condition()
-        self._closed = False
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None  # started by the first big file
+        self._thread: OrderedHash | None = None  # from the first big file on
+        self._buffer: memoryview | None = None  # the thread's reads, one at a time
+        self._digest = ""
 
     def write(self, data: bytes | bytearray | memoryview, /) -> int:
         n = len(data)
         self.size += n
-        if self._thread is None:  # no big file yet (most layers): hash here
+        if self._thread is None:
             self._h.update(data)
-            return n
-        chunk = bytes(data) if isinstance(data, memoryview) else data
-        with self._cond:
-            self._wait(lambda: self._pending <= MAX_PENDING)
-            self._items.append((chunk, -1, 0, b""))
-            self._pending += n
-            self._cond.notify_all()
+        else:
+            self._thread.update(bytes(data) if isinstance(data, memoryview) else data)
         return n
 
     def write_file(self, fd: int, size: int, rel: bytes) -> None:
         """Hash ``size`` bytes of ``fd`` from its offset 0 (then close it), in order."""
         self.size += size
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="sha256-tree", daemon=True)
-            self._thread.start()
-        with self._cond:
-            self._wait(lambda: self._files < MAX_FILES)
-            self._items.append((None, fd, size, rel))
-            self._files += 1
-            self._cond.notify_all()
+            self._thread = OrderedHash(depth=QUEUE, h=self._h)
+            self._buffer = memoryview(bytearray(_PART))
+        self._thread.feed(_hash_file, fd, size, rel, self._buffer)  # the task closes fd
 
-    def _wait(self, room: Callable[[], bool]) -> None:
-        """Wait (holding the condition) until ``room()`` or the thread failed."""
-        if not room():
-            started = time.perf_counter()
-            self._cond.wait_for(lambda: room() or self._error is not None)
-            self.wait_seconds += time.perf_counter() - started
+    def close(self, *, quiet: bool = False) -> None:
+        """Wait for the thread (every descriptor handed over is closed then); raise its
+        error unless ``quiet`` (another error is already on its way)."""
+        if self._thread is None:
+            self._digest = self._h.hexdigest()
+            return
+        try:
+            self._digest = self._thread.hexdigest()
+        except BaseException:
+            if not quiet:
+                raise
+        finally:
+            self._thread.close()
 
-    def _run(self) -> None:
-        view = memoryview(bytearray(_PART))
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._items or self._closed)
-                if not self._items:
-                    return
-                chunk, fd, size, rel = self._items[0]
-            try:
-                if chunk is not None:
-                    if self._error is None:
-                        self._h.update(chunk)
-                elif self._error is None:
-                    self._hash_file(fd, size, rel, view)
-            except BaseException as e:  # raised by close()
-                self._error = e
-            finally:
-                if chunk is None:
-                    os.close(fd)
-                with self._cond:
-                    self._items.popleft()
-                    if chunk is not None:
-                        self._pending -= len(chunk)
-                    else:
-                        self._files -= 1
-                    self._cond.notify_all()
+    @property
+    def diff_id(self) -> str:
+        if not self._digest:
+            raise ValueError("TreeDigest.diff_id before close()")
+        return "sha256:" + self._digest
 
-    def _hash_file(self, fd: int, size: int, rel: bytes, view: memoryview) -> None:
+
+def _hash_file(h: hashlib._Hash, fd: int, size: int, rel: bytes, view: memoryview) -> None:
+    try:
         offset = 0
         while offset < size:
             try:
@@ -134,29 +105,10 @@ class TreeDigest:
                 raise LayerError(f"cannot read {rel.decode(errors='replace')}: {e}") from e
             if n == 0:
                 raise shrunk(rel)
-            self._h.update(view[:n])
+            h.update(view[:n])
             offset += n
-
-    def close(self, *, quiet: bool = False) -> None:
-        """Wait for the thread; raise its error unless ``quiet`` (an error is already on
-        its way: the rest of the queue is dropped, its descriptors closed)."""
-        started = time.perf_counter()
-        with self._cond:
-            if quiet and self._error is None:
-                self._error = LayerError("abandoned")
-            self._closed = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-        self.wait_seconds += time.perf_counter() - started
-        if self._error is not None and not quiet:
-            raise self._error
-
-    @property
-    def diff_id(self) -> str:
-        if not self._closed or (self._thread is not None and self._thread.is_alive()):
-            raise ValueError("TreeDigest.diff_id before close()")
-        return "sha256:" + self._h.hexdigest()
+    finally:
+        os.close(fd)
 
 
 def digest_upper(upper: str, source_date_epoch: int | None) -> LayerDigest:
@@ -171,6 +123,7 @@ def digest_upper(upper: str, source_date_epoch: int | None) -> LayerDigest:
     except BaseException:
         sink.close(quiet=True)
         raise
+    started = time.perf_counter()
     sink.close()
-    stats.sink_seconds += sink.wait_seconds  # the hashing the walk did not hide
+    stats.sink_seconds += time.perf_counter() - started  # the hashing the walk did not hide
     return LayerDigest(diff_id=sink.diff_id, size=sink.size, stats=stats, empty=empty)
