@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import termios
 import tty as ttymode
@@ -213,12 +212,10 @@ def _raw(fd: int | None) -> list[Any] | None:
 def _idle_terminal() -> tuple[int, int]:
     """A new pty pair (master, slave) the size of this terminal: the runtime wants a
     terminal on its standard input to size the process's one from."""
+    from ocibuild.runtime.console import copy_size
+
     master, slave = os.openpty()
-    for fd in (1, 2, 0):
-        with contextlib.suppress(OSError):
-            size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
-            fcntl.ioctl(slave, termios.TIOCSWINSZ, size)
-            break
+    copy_size((1, 2, 0), slave)
     return master, slave
 
 

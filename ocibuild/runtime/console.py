@@ -23,7 +23,7 @@ import socket
 import tempfile
 import termios
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 _CHUNK = 65536
 
@@ -72,7 +72,7 @@ def relay(master: int, stdin: int | None, on_output: Callable[[bytes], None]) ->
     """Copy ``master`` to ``on_output`` until every slave end is closed, and ``stdin``
     (if any) to ``master`` meanwhile; the master is sized like the terminal ocibuild
     runs on, as runc sizes its own."""
-    _copy_size(stdin, master)
+    copy_size((stdin, 0, 1, 2), master)
     stop_r, stop_w = os.pipe()
     feeder = None
     if stdin is not None:
@@ -117,11 +117,12 @@ def _feed(stdin: int, master: int, stop: int) -> None:
                 return
 
 
-def _copy_size(stdin: int | None, master: int) -> None:
-    for fd in (stdin, 0, 1, 2):
+def copy_size(sources: Sequence[int | None], terminal: int) -> None:
+    """Give ``terminal`` the size of the first of ``sources`` that is a terminal."""
+    for fd in sources:
         if fd is None:
             continue
         with contextlib.suppress(OSError):
             size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
-            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+            fcntl.ioctl(terminal, termios.TIOCSWINSZ, size)
             return
